@@ -1,0 +1,66 @@
+"""The one exception hierarchy of diffkit: every error it raises derives from DiffkitError."""
+
+from __future__ import annotations
+
+__all__ = [
+    "DiffkitError",
+    "RegistryError",
+    "MissingKernelError",
+    "BackendMismatchError",
+    "TransformError",
+    "NonDifferentiableError",
+    "LeakedTracerError",
+    "RuleError",
+    "BudgetError",
+    "ScheduleError",
+    "CheckpointStorageError",
+    "InternalError",
+]
+
+
+class DiffkitError(Exception):
+    """Base of every diffkit error: catch this to catch them all."""
+
+
+class RegistryError(DiffkitError):
+    """The primitive registry could not be built: a duplicate, unknown or rule-less primitive."""
+
+
+class MissingKernelError(DiffkitError):
+    """A primitive has no kernel on the backend of its arguments."""
+
+
+class BackendMismatchError(DiffkitError):
+    """Arguments of one primitive live on different backends or devices."""
+
+
+class TransformError(DiffkitError, TypeError):
+    """A transform (grad, vjp, jvp, ...) was called in a way it cannot honour."""
+
+
+class NonDifferentiableError(TransformError):
+    """A gradient was asked of a value that carries none (integer or boolean input)."""
+
+
+class LeakedTracerError(DiffkitError):
+    """A traced value escaped the transform that created it and was used after it ended."""
+
+
+class RuleError(DiffkitError):
+    """A JVP/VJP rule (built-in or custom) returned the wrong number, shape or kind of values."""
+
+
+class BudgetError(DiffkitError, ValueError):
+    """A YAML memory budget is malformed or too small for the work."""
+
+
+class ScheduleError(DiffkitError):
+    """A checkpoint schedule is invalid: it fails the replay validator."""
+
+
+class CheckpointStorageError(DiffkitError, OSError):
+    """A snapshot could not be written or read back intact (disk full, corrupted file)."""
+
+
+class InternalError(DiffkitError, AssertionError):
+    """An internal invariant failed: this is a diffkit bug, please report it."""
