@@ -1,0 +1,1 @@
+"""The AD engine: primitives and their rules, tracing, forward and reverse mode, transforms."""

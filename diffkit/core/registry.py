@@ -1,0 +1,177 @@
+"""The frozen registry: primitives, backends and kernels collected from plugins, validated.
+
+Built once from a pluggy PluginManager, then read-only. Kernels of a backend are collected
+the first time that backend is used, so an optional library (torch) is imported only when
+its arrays appear.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from diffkit.core.primitive import Primitive
+from diffkit.errors import MissingKernelError, RegistryError
+
+__all__ = ["Backend", "Unsupported", "Registry"]
+
+
+@dataclass(frozen=True)
+class Backend:
+    """An array library diffkit can run on.
+
+    Args:
+        name: backend name ("numpy", "torch").
+        recognizes: `recognizes(type) -> bool`, True for this backend's array types.
+        asarray: `asarray(x, dtype=None, device=None)` converting to this backend.
+        to_numpy: converts one of its arrays to a NumPy array (host copy).
+        describe: short text for error messages, e.g. "torch.Tensor on cuda:0".
+    """
+
+    name: str
+    recognizes: Callable[[type], bool]
+    asarray: Callable[..., Any]
+    to_numpy: Callable[[Any], Any]
+    describe: Callable[[Any], str] = field(default=lambda x: type(x).__name__)
+
+
+@dataclass(frozen=True)
+class Unsupported:
+    """A kernel deliberately absent from a backend, with the reason users will read."""
+
+    reason: str
+
+
+class Registry:
+    """Primitives, backends and (lazily) kernels, validated and then read-only."""
+
+    def __init__(self, pm):
+        self._pm = pm
+        prims: dict[str, Primitive] = {}
+        origin: dict[str, str] = {}
+        for plugin_name, result in _each_impl(pm, "diffkit_primitives"):
+            for p in result or ():
+                _check_primitive(p, plugin_name, prims, origin)
+                prims[p.name] = p
+                origin[p.name] = plugin_name
+        backends: dict[str, Backend] = {}
+        backend_origin: dict[str, str] = {}
+        for plugin_name, result in _each_impl(pm, "diffkit_backends"):
+            for b in result or ():
+                if b.name in backends:
+                    raise RegistryError(
+                        f"backend {b.name!r} is provided by both plugin "
+                        f"{backend_origin[b.name]!r} and plugin {plugin_name!r}; "
+                        f"uninstall or unregister one of them"
+                    )
+                backends[b.name] = b
+                backend_origin[b.name] = plugin_name
+        self.primitives = MappingProxyType(prims)
+        self.origin = MappingProxyType(origin)
+        self.backends = MappingProxyType(backends)
+        self.backend_origin = MappingProxyType(backend_origin)
+        self._kernels: dict[str, MappingProxyType] = {}
+        self._kernel_origin: dict[str, dict[str, str]] = {}
+        self._type_backend: dict[type, Backend | None] = {}
+
+    # -- kernels -----------------------------------------------------------------------
+    def kernels(self, backend: str) -> MappingProxyType:
+        """All kernels of `backend` (name -> kernel or Unsupported), collected on first use."""
+        table = self._kernels.get(backend)
+        if table is None:
+            table = self._collect_kernels(backend)
+        return table
+
+    def kernel_origin(self, backend: str) -> dict[str, str]:
+        """Which plugin supplied each kernel of `backend`."""
+        self.kernels(backend)
+        return dict(self._kernel_origin[backend])
+
+    def _collect_kernels(self, backend: str) -> MappingProxyType:
+        table: dict[str, Any] = {}
+        origin: dict[str, str] = {}
+        for plugin_name, result in _each_impl(self._pm, "diffkit_kernels", backend=backend):
+            for name, kernel in (result or {}).items():
+                if name not in self.primitives:
+                    raise RegistryError(
+                        f"plugin {plugin_name!r} gives a {backend} kernel for {name!r}, "
+                        f"but no plugin declares a primitive of that name; declare it in "
+                        f"diffkit_primitives() or fix the name"
+                    )
+                if name in table:
+                    raise RegistryError(
+                        f"the {backend} kernel of {name!r} is given by both plugin "
+                        f"{origin[name]!r} and plugin {plugin_name!r}; keep one"
+                    )
+                table[name] = kernel
+                origin[name] = plugin_name
+        frozen = MappingProxyType(table)
+        self._kernels[backend] = frozen
+        self._kernel_origin[backend] = origin
+        return frozen
+
+    def kernel(self, prim: Primitive, backend: str) -> Callable:
+        """The kernel of `prim` on `backend`, or an error naming who has one."""
+        k = self.kernels(backend).get(prim.name)
+        if k is None or isinstance(k, Unsupported):
+            have = [b for b in self.backends if b != backend and _has(self, b, prim.name)]
+            why = f" ({k.reason})" if isinstance(k, Unsupported) else ""
+            raise MissingKernelError(
+                f"primitive {prim.name!r} has no kernel on backend {backend!r}{why}; "
+                f"backends that have it: {', '.join(have) or 'none'}. Convert the inputs "
+                f"with dk.asarray(x, backend=...) or install a plugin providing it."
+            )
+        return k
+
+    # -- types -------------------------------------------------------------------------
+    def backend_of(self, t: type) -> Backend | None:
+        """The backend owning array type `t` (None for anything else), cached."""
+        try:
+            return self._type_backend[t]
+        except KeyError:
+            pass
+        found = None
+        for b in self.backends.values():
+            if b.recognizes(t):
+                found = b
+                break
+        self._type_backend[t] = found
+        return found
+
+
+def _has(reg: Registry, backend: str, name: str) -> bool:
+    try:
+        k = reg.kernels(backend).get(name)
+    except Exception:  # a backend whose library is missing has nothing
+        return False
+    return k is not None and not isinstance(k, Unsupported)
+
+
+def _each_impl(pm, hook_name: str, **kwargs):
+    """Call every implementation of a hook separately, yielding (plugin name, result)."""
+    for impl in reversed(getattr(pm.hook, hook_name).get_hookimpls()):
+        args = [kwargs[a] for a in impl.argnames]
+        yield impl.plugin_name, impl.function(*args)
+
+
+def _check_primitive(p, plugin_name: str, prims: dict, origin: dict) -> None:
+    if not isinstance(p, Primitive):
+        raise RegistryError(
+            f"plugin {plugin_name!r} returned {p!r} from diffkit_primitives(); "
+            f"expected diffkit.extend.Primitive objects"
+        )
+    if p.name in prims:
+        raise RegistryError(
+            f"primitive {p.name!r} is declared by both plugin {origin[p.name]!r} and "
+            f"plugin {plugin_name!r}; rename one of them"
+        )
+    if not p.nondiff and not (p.has_jvp and p.has_vjp):
+        missing = " and ".join(
+            n for n, has in (("JVP", p.has_jvp), ("VJP", p.has_vjp)) if not has
+        )
+        raise RegistryError(
+            f"primitive {p.name!r} from plugin {plugin_name!r} has no {missing} rule; "
+            f"declare it (jvp=..., vjp=...) or mark the primitive nondiff=True"
+        )

@@ -1,0 +1,165 @@
+"""Reverse mode: a tape of nodes recorded in execution order, walked backwards once.
+
+Each node keeps what its VJP rule needs (inputs and/or output, per the primitive's
+`saves_args`/`saves_ans`) and, for each traced input, where that input came from. The
+tape is a list, so the backward walk is a plain loop in reverse order: no recursion, no
+topological sort, no reference cycles for the garbage collector to chase.
+"""
+
+from __future__ import annotations
+
+from diffkit.core.forward import fit_to
+from diffkit.core.tracer import Trace, Tracer
+from diffkit.core.zeros import Zero
+from diffkit.errors import InternalError
+
+__all__ = ["VJPTrace", "VJPTracer", "Node"]
+
+_NONES = [(None,) * n for n in range(64)]
+
+
+class Node:
+    """One recorded primitive call; `parents` holds (argpos, node index, output index,
+    shape, dtype) for each traced input. A leaf (an input of the transform) has no prim."""
+
+    __slots__ = ("prim", "args", "params", "ans", "parents")
+
+    def __init__(self, prim, args, params, ans, parents):
+        self.prim = prim
+        self.args = args
+        self.params = params
+        self.ans = ans
+        self.parents = parents
+
+
+class VJPTracer(Tracer):
+    """A value of a VJP trace: its primal, the tape node that made it, and which output."""
+
+    __slots__ = ("_trace", "primal", "idx", "out")
+
+    def __init__(self, trace, primal, idx, out):
+        self._trace = trace
+        self.primal = primal
+        self.idx = idx
+        self.out = out
+
+    def __repr__(self):
+        return f"VJPTracer(primal={self.primal!r})"
+
+
+class VJPTrace(Trace):
+    """Runs primitives on primals and records a node per call whose output needs a VJP."""
+
+    __slots__ = ("nodes",)
+
+    def __init__(self, transform: str = "vjp"):
+        super().__init__(transform)
+        self.nodes: list[Node] = []
+
+    def leaf(self, primal) -> VJPTracer:
+        self.nodes.append(Node(None, None, None, None, ()))
+        return VJPTracer(self, primal, len(self.nodes) - 1, -1)
+
+    def process(self, prim, args, params):
+        primals = list(args)
+        parents = []
+        for i, a in enumerate(args):
+            if type(a) is VJPTracer and a._trace is self:
+                p = primals[i] = a.primal
+                parents.append((i, a.idx, a.out, p.shape, p.dtype))
+        ans = prim.bind(*primals, **params)
+        if prim.nondiff:
+            return ans
+        nodes = self.nodes
+        idx = len(nodes)
+        nodes.append(Node(
+            prim,
+            primals if prim.saves_args else _NONES[len(primals)],
+            params,
+            ans if prim.saves_ans or prim.multiple_results else None,
+            parents,
+        ))
+        if prim.multiple_results:
+            return tuple(VJPTracer(self, a, idx, k) for k, a in enumerate(ans))
+        return VJPTracer(self, ans, idx, -1)
+
+    def add_node(self, rule, args, ans, parents, n_out: int):
+        """Record a node for a custom rule (custom_vjp/custom_jvp); returns its index."""
+        self.nodes.append(Node(rule, args, {}, ans, parents))
+        return len(self.nodes) - 1
+
+    def backward(self, roots, consume: bool = False) -> list:
+        """Propagate cotangents from `roots` [(node index, output index, ct)] to every node.
+
+        Returns the accumulator list; entries of leaf nodes hold the input cotangents
+        (None where nothing flowed). `consume=True` frees each node once used (one call).
+        """
+        nodes = self.nodes
+        acc: list = [None] * len(nodes)
+        for idx, out, ct in roots:
+            _accumulate(acc, nodes, idx, out, ct)
+        start = max((r[0] for r in roots), default=-1)
+        for i in range(start, -1, -1):
+            g = acc[i]
+            if g is None:
+                continue
+            node = nodes[i]
+            prim = node.prim
+            if prim is None:
+                continue
+            acc[i] = None
+            if consume:
+                nodes[i] = None
+            ans = node.ans
+            if prim.multiple_results:
+                g = tuple(Zero(a) if c is None else c for a, c in zip(ans, g))
+            args = node.args
+            params = node.params
+            rules = prim.vjp_args
+            if rules is not None:
+                for pos, pidx, pout, shape, dtype in node.parents:
+                    rule = rules[pos]
+                    if rule is not None:
+                        ct = rule(g, ans, *args, **params)
+                        if ct is not None:
+                            _accumulate(acc, nodes, pidx, pout, _fit(ct, shape, dtype))
+            else:
+                cts = prim.vjp_all(g, ans, *args, **params)
+                for pos, pidx, pout, shape, dtype in node.parents:
+                    ct = cts[pos]
+                    if ct is not None and not isinstance(ct, Zero):
+                        _accumulate(acc, nodes, pidx, pout, _fit(ct, shape, dtype))
+        return acc
+
+
+def _accumulate(acc, nodes, idx, out, ct):
+    if out < 0:
+        prev = acc[idx]
+        acc[idx] = ct if prev is None else prev + ct
+        return
+    slots = acc[idx]
+    if slots is None:
+        node = nodes[idx]
+        if node is None:
+            raise InternalError("cotangent reached a consumed tape node: a diffkit bug")
+        slots = acc[idx] = [None] * len(node.ans)
+    slots[out] = ct if slots[out] is None else slots[out] + ct
+
+
+class _Like:
+    """Shape and dtype of a primal, for fitting a cotangent without keeping the primal."""
+
+    __slots__ = ("shape", "dtype")
+
+    def __init__(self, shape, dtype):
+        self.shape = shape
+        self.dtype = dtype
+
+
+def _fit(ct, shape, dtype):
+    try:
+        if ct.shape == shape and ct.dtype == dtype:
+            return ct
+    except AttributeError:
+        pass
+    return fit_to(ct, _Like(tuple(shape), dtype))

@@ -1,0 +1,389 @@
+"""The transforms, with JAX's names and semantics: vjp, jvp, grad, value_and_grad,
+linearize, jacfwd, jacrev, hessian, hvp.
+
+Each call opens a new trace (a new level), runs the user function on traced inputs and
+closes the trace when the function returns; nesting transforms nests levels.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from diffkit.core import pytree
+from diffkit.core.forward import JVPTrace, JVPTracer
+from diffkit.core.reverse import VJPTrace, VJPTracer
+from diffkit.core.tracer import Tracer
+from diffkit.errors import NonDifferentiableError, TransformError
+
+__all__ = [
+    "vjp", "jvp", "grad", "value_and_grad", "linearize", "jacfwd", "jacrev", "hessian", "hvp",
+]
+
+
+# -- helpers -----------------------------------------------------------------------------
+def is_inexact(x) -> bool:
+    """True for floating and complex values (the ones that carry derivatives)."""
+    dt = getattr(x, "dtype", None)
+    if dt is None:
+        return isinstance(x, (float, complex))
+    kind = getattr(dt, "kind", None)
+    if kind is not None:
+        return kind in "fc"
+    return bool(getattr(dt, "is_floating_point", False) or getattr(dt, "is_complex", False))
+
+
+def _as_input(x, what: str, transform: str):
+    """Check a differentiated input is a float/complex array; Python floats become arrays."""
+    if isinstance(x, float | complex):
+        return dnp.asarray(x)
+    if isinstance(x, bool | int) or not is_inexact(x):
+        dtype = getattr(x, "dtype", type(x).__name__)
+        raise NonDifferentiableError(
+            f"{transform} was asked to differentiate {what}, which has dtype {dtype}; "
+            f"only floating and complex inputs carry derivatives. Pass it as a float "
+            f"(e.g. x.astype(float)) or leave it out of argnums."
+        )
+    return x
+
+
+def _arg_name(f, n: int) -> str:
+    try:
+        params = list(inspect.signature(f).parameters.values())
+    except (TypeError, ValueError):
+        return f"argument {n}"
+    if n < len(params) and params[n].kind in (params[n].POSITIONAL_ONLY,
+                                              params[n].POSITIONAL_OR_KEYWORD):
+        return f"argument {n} (`{params[n].name}`)"
+    return f"argument {n}"
+
+
+def _split_aux(out, has_aux: bool, transform: str):
+    if not has_aux:
+        return out, None
+    if not (isinstance(out, tuple | list) and len(out) == 2):
+        raise TransformError(
+            f"{transform}(..., has_aux=True) needs the function to return a pair "
+            f"(output, aux); it returned {type(out).__name__}"
+        )
+    return out[0], out[1]
+
+
+def _strip(x, trace):
+    """The value under `trace`'s tracer (aux outputs and constants pass through)."""
+    if isinstance(x, Tracer) and x._trace is trace:
+        return x.primal
+    return x
+
+
+def _shape(x):
+    return tuple(getattr(x, "shape", ()))
+
+
+# -- reverse mode ------------------------------------------------------------------------
+def vjp(f: Callable, *primals: Any, has_aux: bool = False, _transform: str = "vjp"):
+    """Evaluate `f(*primals)` and return `(out, vjp_fn)` (and `aux` with has_aux).
+
+    `vjp_fn(cotangent)` maps a cotangent shaped like `out` to a tuple of cotangents, one
+    per primal, each shaped like it. It may be called many times.
+
+    >>> out, f_vjp = vjp(lambda x: x * x, 3.0)
+    >>> float(f_vjp(1.0)[0])
+    6.0
+    """
+    flat_in, in_tree = pytree.flatten(primals)
+    trace = VJPTrace(_transform)
+    boxed = [
+        trace.leaf(_as_input(p, f"input leaf {i}", _transform)) for i, p in enumerate(flat_in)
+    ]
+    try:
+        out = f(*pytree.unflatten(in_tree, boxed))
+    finally:
+        trace.active = False
+    out, aux = _split_aux(out, has_aux, _transform)
+    flat_out, out_tree = pytree.flatten(out)
+    primal_out = pytree.unflatten(out_tree, [_strip(o, trace) for o in flat_out])
+
+    def vjp_fn(cotangent, _consume: bool = False):
+        flat_ct, ct_tree = pytree.flatten(cotangent)
+        if ct_tree != out_tree:
+            raise TransformError(
+                f"the cotangent given to vjp_fn has structure {ct_tree!r}, but the "
+                f"function's output has structure {out_tree!r}"
+            )
+        roots = []
+        for k, (o, c) in enumerate(zip(flat_out, flat_ct, strict=True)):
+            if _shape(c) != _shape(o) and not isinstance(c, int | float | complex):
+                raise TransformError(
+                    f"cotangent leaf {k} has shape {_shape(c)} but the output leaf it "
+                    f"belongs to has shape {_shape(o)}"
+                )
+            if isinstance(o, VJPTracer) and o._trace is trace and c is not None:
+                roots.append((o.idx, o.out, c))
+        acc = trace.backward(roots, consume=_consume)
+        cts = [
+            dnp.zeros_like(b.primal) if acc[i] is None else acc[i] for i, b in enumerate(boxed)
+        ]
+        return pytree.unflatten(in_tree, cts)
+
+    return (primal_out, vjp_fn, aux) if has_aux else (primal_out, vjp_fn)
+
+
+def _argnums_tuple(argnums, nargs: int, transform: str) -> tuple[int, ...]:
+    nums = (argnums,) if isinstance(argnums, int) else tuple(argnums)
+    for n in nums:
+        if not isinstance(n, int) or not -nargs <= n < nargs:
+            raise TransformError(
+                f"{transform}: argnums={argnums!r} but the function was called with "
+                f"{nargs} positional argument(s)"
+            )
+    return tuple(n % nargs for n in nums)
+
+
+def _partial(f, args, kwargs, nums):
+    def fixed(*dyn):
+        full = list(args)
+        for n, d in zip(nums, dyn, strict=True):
+            full[n] = d
+        return f(*full, **kwargs)
+
+    return fixed
+
+
+def _check_dyn(f, args, nums, transform):
+    for n in nums:
+        for leaf in pytree.leaves(args[n]):
+            if isinstance(leaf, bool | int) or not (
+                isinstance(leaf, float | complex) or is_inexact(leaf)
+            ):
+                dtype = getattr(leaf, "dtype", type(leaf).__name__)
+                raise NonDifferentiableError(
+                    f"{transform} of {getattr(f, '__name__', 'f')} with respect to "
+                    f"{_arg_name(f, n)}: that argument has dtype {dtype}, and integer "
+                    f"or boolean values carry no derivative. Pass a float array "
+                    f"(x.astype(float)) or leave it out of argnums."
+                )
+
+
+def value_and_grad(f: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False):
+    """Like `grad`, but the wrapped function returns `(value, gradient)`
+    (`((value, aux), gradient)` with has_aux)."""
+
+    @functools.wraps(f)
+    def value_and_grad_f(*args, **kwargs):
+        nums = _argnums_tuple(argnums, len(args), "grad")
+        _check_dyn(f, args, nums, "grad")
+        res = vjp(_partial(f, args, kwargs, nums), *(args[n] for n in nums),
+                  has_aux=has_aux, _transform="grad")
+        out, f_vjp = res[0], res[1]
+        if _shape(out) != () or not is_inexact(out) or dnp.iscomplexobj(out):
+            raise TransformError(
+                f"grad requires {getattr(f, '__name__', 'the function')} to return a real "
+                f"scalar, but it returned shape {_shape(out)} with dtype "
+                f"{getattr(out, 'dtype', type(out).__name__)}. For a vector output use "
+                f"vjp or jacrev; for a sum of outputs, return dnp.sum(...)."
+            )
+        g = f_vjp(dnp.ones_like(out), _consume=True)
+        g = g[0] if isinstance(argnums, int) else g
+        return ((out, res[2]), g) if has_aux else (out, g)
+
+    return value_and_grad_f
+
+
+def grad(f: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False):
+    """The gradient of a real scalar function with respect to argument(s) `argnums`.
+
+    >>> import diffkit.numpy as dnp
+    >>> float(grad(lambda x: dnp.sin(x) * x)(0.0))
+    0.0
+    """
+    vg = value_and_grad(f, argnums, has_aux)
+
+    @functools.wraps(f)
+    def grad_f(*args, **kwargs):
+        (value, g) = vg(*args, **kwargs)
+        return (g, value[1]) if has_aux else g
+
+    return grad_f
+
+
+# -- forward mode ------------------------------------------------------------------------
+def jvp(f: Callable, primals: Sequence, tangents: Sequence, has_aux: bool = False):
+    """Evaluate `f(*primals)` and its directional derivative along `tangents`.
+
+    Returns `(out, tangent_out)` (and `aux` with has_aux). `primals` and `tangents` are
+    sequences of pytrees of the same structure, shapes and dtypes.
+
+    >>> out, t = jvp(lambda x: x ** 3, (2.0,), (1.0,))
+    >>> float(t)
+    12.0
+    """
+    if not isinstance(primals, tuple | list) or not isinstance(tangents, tuple | list):
+        raise TransformError(
+            "jvp(f, primals, tangents) takes primals and tangents as tuples or lists, "
+            f"got {type(primals).__name__} and {type(tangents).__name__}"
+        )
+    flat_p, tree_p = pytree.flatten(tuple(primals))
+    flat_t, tree_t = pytree.flatten(tuple(tangents))
+    if tree_p != tree_t:
+        raise TransformError(
+            f"jvp: primals have structure {tree_p!r} but tangents have {tree_t!r}"
+        )
+    trace = JVPTrace()
+    boxed = []
+    for i, (p, t) in enumerate(zip(flat_p, flat_t, strict=True)):
+        if isinstance(p, float | complex):
+            p = dnp.asarray(p)
+        if not is_inexact(p):
+            boxed.append(p)  # integers carry no tangent: constant
+            continue
+        if _shape(t) != _shape(p) and not isinstance(t, int | float | complex):
+            raise TransformError(
+                f"jvp: tangent leaf {i} has shape {_shape(t)} but its primal has shape "
+                f"{_shape(p)}; they must match"
+            )
+        boxed.append(trace.box(p, t if not isinstance(t, int | float | complex)
+                               else dnp.full_like(p, t)))
+    try:
+        out = f(*pytree.unflatten(tree_p, boxed))
+    finally:
+        trace.active = False
+    out, aux = _split_aux(out, has_aux, "jvp")
+    flat_o, tree_o = pytree.flatten(out)
+    outs, touts = [], []
+    for o in flat_o:
+        if isinstance(o, JVPTracer) and o._trace is trace:
+            outs.append(o.primal)
+            touts.append(o.tangent)
+        else:
+            outs.append(o)
+            touts.append(dnp.zeros_like(o))
+    res = (pytree.unflatten(tree_o, outs), pytree.unflatten(tree_o, touts))
+    return (*res, aux) if has_aux else res
+
+
+def linearize(f: Callable, *primals):
+    """Return `(f(*primals), f_jvp)` with `f_jvp(*tangents)` the JVP at `primals`.
+
+    Unlike JAX, diffkit does not stage out a linear program: `f_jvp` re-runs the forward
+    pass under `jvp` each call (same results, the cost of one JVP per call).
+    """
+    out = f(*primals)
+
+    def f_jvp(*tangents):
+        return jvp(f, primals, tangents)[1]
+
+    return out, f_jvp
+
+
+def hvp(f: Callable, primals: Sequence, tangents: Sequence):
+    """Hessian-vector product of scalar `f` at `primals` along `tangents`
+    (forward-over-reverse: `jvp(grad(f), primals, tangents)[1]`)."""
+    return jvp(grad(f), primals, tangents)[1]
+
+
+# -- Jacobians ---------------------------------------------------------------------------
+def _unit_vectors(leaves):
+    """For each input leaf, (leaf index, identity matrix of its size) as basis source."""
+    return [dnp.eye(max(1, _size(x)), dtype=x.dtype, like=x) for x in leaves]
+
+
+def _size(x):
+    n = 1
+    for d in _shape(x):
+        n *= d
+    return n
+
+
+def jacfwd(f: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False):
+    """The Jacobian of `f` by forward mode: one JVP per input element.
+
+    The result for output leaf `o` and input leaf `x` has shape `o.shape + x.shape`,
+    nested as the output tree of (input tree of arrays), as in JAX.
+    """
+
+    def jacfun(*args, **kwargs):
+        nums = _argnums_tuple(argnums, len(args), "jacfwd")
+        _check_dyn(f, args, nums, "jacfwd")
+        dyn = tuple(args[n] for n in nums)
+        flat_in, in_tree = pytree.flatten(dyn)
+        flat_in = [dnp.asarray(x) if isinstance(x, float | complex) else x for x in flat_in]
+        g = _partial(f, args, kwargs, nums)
+        eyes = _unit_vectors(flat_in)
+        columns = []  # per input leaf: list over its elements of flat output tangents
+        out = aux = None
+        for j, x in enumerate(flat_in):
+            cols = []
+            for e in range(_size(x)):
+                tangents = [dnp.zeros_like(y) for y in flat_in]
+                tangents[j] = dnp.reshape(eyes[j][e], _shape(x))
+                res = jvp(g, pytree.unflatten(in_tree, flat_in),
+                          pytree.unflatten(in_tree, tangents), has_aux=has_aux)
+                out, t_out = res[0], res[1]
+                aux = res[2] if has_aux else None
+                cols.append(pytree.leaves(t_out))
+            columns.append(cols)
+        if out is None:
+            res = g(*pytree.unflatten(in_tree, flat_in))
+            out, aux = _split_aux(res, has_aux, "jacfwd")
+        flat_out, out_tree = pytree.flatten(out)
+        jac = []
+        for k, o in enumerate(flat_out):
+            per_in = []
+            for j, x in enumerate(flat_in):
+                cols = [c[k] for c in columns[j]]
+                stacked = dnp.stack(cols, axis=-1) if cols else dnp.zeros_like(x)
+                per_in.append(dnp.reshape(stacked, _shape(o) + _shape(x)))
+            jac.append(_nest(per_in, in_tree, argnums))
+        result = pytree.unflatten(out_tree, jac)
+        return (result, aux) if has_aux else result
+
+    return jacfun
+
+
+def jacrev(f: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False):
+    """The Jacobian of `f` by reverse mode: one forward pass, one VJP per output element.
+
+    Same layout as `jacfwd`: output leaf shape + input leaf shape.
+    """
+
+    def jacfun(*args, **kwargs):
+        nums = _argnums_tuple(argnums, len(args), "jacrev")
+        _check_dyn(f, args, nums, "jacrev")
+        dyn = tuple(args[n] for n in nums)
+        res = vjp(_partial(f, args, kwargs, nums), *dyn, has_aux=has_aux, _transform="jacrev")
+        out, f_vjp = res[0], res[1]
+        flat_out, out_tree = pytree.flatten(out)
+        flat_in, in_tree = pytree.flatten(dyn)
+        eyes = _unit_vectors(flat_out)
+        jac = []
+        for k, o in enumerate(flat_out):
+            rows = []  # per output element: flat input cotangents
+            for e in range(_size(o)):
+                cts = [dnp.zeros_like(y) for y in flat_out]
+                cts[k] = dnp.reshape(eyes[k][e], _shape(o))
+                rows.append(pytree.leaves(f_vjp(pytree.unflatten(out_tree, cts))))
+            per_in = []
+            for j, x in enumerate(flat_in):
+                stacked = dnp.stack([r[j] for r in rows], axis=0)
+                per_in.append(dnp.reshape(stacked, _shape(o) + _shape(x)))
+            jac.append(_nest(per_in, in_tree, argnums))
+        result = pytree.unflatten(out_tree, jac)
+        return (result, res[2]) if has_aux else result
+
+    return jacfun
+
+
+def _nest(per_in, in_tree, argnums):
+    tree = pytree.unflatten(in_tree, per_in)
+    return tree[0] if isinstance(argnums, int) else tree
+
+
+def hessian(f: Callable, argnums: int | Sequence[int] = 0):
+    """The Hessian of scalar `f`: `jacfwd(jacrev(f))` (forward-over-reverse)."""
+    return jacfwd(jacrev(f, argnums), argnums)
+
+
+from diffkit import numpy as dnp  # noqa: E402  (cycle: diffkit.numpy builds on the core)

@@ -1,0 +1,11 @@
+"""`diffkit.numpy`: NumPy's names, signatures, broadcasting and dtype promotion, on every
+backend, differentiable. A call on plain arrays returns a plain array of that backend.
+
+    import diffkit.numpy as dnp
+"""
+
+from diffkit.numpy._core import *  # noqa: F403
+from diffkit.numpy._creation import *  # noqa: F403
+from diffkit.numpy._elementwise import *  # noqa: F403
+from diffkit.numpy._reductions import *  # noqa: F403
+from diffkit.numpy._shape import *  # noqa: F403
