@@ -148,13 +148,17 @@ class Tracer:
         axes = axes[0] if len(axes) == 1 and not isinstance(axes[0], int) else axes
         return dnp.transpose(self, axes or None)
 
-    sum = lambda self, axis=None, keepdims=False, **kw: dnp.sum(self, axis, keepdims=keepdims, **kw)
-    mean = lambda self, axis=None, keepdims=False, **kw: dnp.mean(self, axis, keepdims=keepdims, **kw)
+    sum = lambda self, axis=None, dtype=None, keepdims=False: dnp.sum(
+        self, axis, dtype, keepdims=keepdims)
+    mean = lambda self, axis=None, dtype=None, keepdims=False: dnp.mean(
+        self, axis, dtype, keepdims=keepdims)
     prod = lambda self, axis=None, keepdims=False: dnp.prod(self, axis, keepdims=keepdims)
     max = lambda self, axis=None, keepdims=False: dnp.max(self, axis, keepdims=keepdims)
     min = lambda self, axis=None, keepdims=False: dnp.min(self, axis, keepdims=keepdims)
-    std = lambda self, axis=None, ddof=0, keepdims=False: dnp.std(self, axis, ddof=ddof, keepdims=keepdims)
-    var = lambda self, axis=None, ddof=0, keepdims=False: dnp.var(self, axis, ddof=ddof, keepdims=keepdims)
+    std = lambda self, axis=None, ddof=0, keepdims=False: dnp.std(
+        self, axis, ddof=ddof, keepdims=keepdims)
+    var = lambda self, axis=None, ddof=0, keepdims=False: dnp.var(
+        self, axis, ddof=ddof, keepdims=keepdims)
     cumsum = lambda self, axis=None: dnp.cumsum(self, axis)
     cumprod = lambda self, axis=None: dnp.cumprod(self, axis)
     argmax = lambda self, axis=None: dnp.argmax(self, axis)

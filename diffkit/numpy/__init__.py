@@ -8,4 +8,7 @@ from diffkit.numpy._core import *  # noqa: F403
 from diffkit.numpy._creation import *  # noqa: F403
 from diffkit.numpy._elementwise import *  # noqa: F403
 from diffkit.numpy._reductions import *  # noqa: F403
+from diffkit.numpy._products import *  # noqa: F403
 from diffkit.numpy._shape import *  # noqa: F403
+from diffkit.numpy._indexing import *  # noqa: F403
+from diffkit.numpy import fft, linalg  # noqa: F401

@@ -14,10 +14,9 @@ def _base(x):
 
 
 def _has_tracer(seq) -> bool:
-    for v in seq:
-        if isinstance(v, Tracer) or (isinstance(v, list | tuple) and _has_tracer(v)):
-            return True
-    return False
+    return any(
+        isinstance(v, Tracer) or (isinstance(v, list | tuple) and _has_tracer(v)) for v in seq
+    )
 
 
 def asarray(a, dtype=None, *, like=None):

@@ -4,9 +4,11 @@ any third-party plugin's."""
 from __future__ import annotations
 
 from diffkit.extend import hookimpl
-from diffkit.primitives import creation, elementwise, reductions, shape
+from diffkit.primitives import (
+    creation, elementwise, fft, indexing, linalg, products, reductions, shape, special,
+)
 
-FAMILIES = (elementwise, creation, reductions, shape)
+FAMILIES = (elementwise, special, creation, reductions, products, shape, indexing, linalg, fft)
 
 
 @hookimpl

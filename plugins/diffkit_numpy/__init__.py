@@ -9,9 +9,11 @@ from __future__ import annotations
 import numpy as np
 
 from diffkit.extend import Backend, hookimpl
-from diffkit_numpy import creation, elementwise, reductions, shape
+from diffkit_numpy import (
+    creation, elementwise, fft, indexing, linalg, products, reductions, shape, special,
+)
 
-FAMILIES = (creation, elementwise, reductions, shape)
+FAMILIES = (creation, elementwise, special, reductions, products, shape, indexing, linalg, fft)
 
 
 def _asarray(x, dtype=None, device=None):

@@ -1,0 +1,5 @@
+"""Indexing with NumPy's names and signatures."""
+
+from __future__ import annotations
+
+__all__ = []

@@ -1,0 +1,5 @@
+"""Products with NumPy's names and signatures."""
+
+from __future__ import annotations
+
+__all__ = []

@@ -1,0 +1,5 @@
+"""`diffkit.numpy.fft`: NumPy's fft functions, differentiable."""
+
+from __future__ import annotations
+
+__all__ = []

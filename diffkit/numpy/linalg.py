@@ -1,0 +1,5 @@
+"""`diffkit.numpy.linalg`: NumPy's linalg functions, differentiable."""
+
+from __future__ import annotations
+
+__all__ = []

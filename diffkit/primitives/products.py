@@ -1,0 +1,5 @@
+"""Products primitives (being written; see docs/architecture.md)."""
+
+from __future__ import annotations
+
+PRIMITIVES = ()

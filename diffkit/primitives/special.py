@@ -1,0 +1,5 @@
+"""Special primitives (being written; see docs/architecture.md)."""
+
+from __future__ import annotations
+
+PRIMITIVES = ()
