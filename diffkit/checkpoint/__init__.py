@@ -1,0 +1,35 @@
+"""Checkpoint schedules, YAML memory budgets and the planner.
+
+Schedules are lazy generators of typed actions (:mod:`diffkit.checkpoint.actions`) that an
+executor runs; they know nothing of arrays. ``plan`` turns a budget and a state size into a
+schedule with its predicted cost; ``validate`` replays any schedule symbolically.
+"""
+
+from __future__ import annotations
+
+from diffkit.checkpoint.actions import (
+    DISK,
+    RAM,
+    Action,
+    Advance,
+    Discard,
+    Forward,
+    Load,
+    Reverse,
+    Save,
+)
+from diffkit.checkpoint.baselines import Periodic, StoreAll
+from diffkit.checkpoint.budget import Budget, Costs, Disk, load_budget, parse_bytes
+from diffkit.checkpoint.revolve import Prediction, Revolve, predict
+from diffkit.checkpoint.validate import Summary, validate
+
+__all__ = [
+    # actions
+    "Action", "Advance", "Save", "Load", "Discard", "Forward", "Reverse", "RAM", "DISK",
+    # schedules
+    "StoreAll", "Periodic", "Revolve", "predict", "Prediction",
+    # validation
+    "validate", "Summary",
+    # budgets
+    "Budget", "Costs", "Disk", "load_budget", "parse_bytes",
+]

@@ -1,0 +1,192 @@
+"""Memory budgets written in YAML, loaded into a frozen ``Budget``.
+
+The format (``configs/default.yaml`` is this module's ``DEFAULT_YAML``, embedded so that an
+installed package works without the configs folder)::
+
+    budget:
+      memory: 256MiB                              # RAM for snapshots + one step's tape
+      disk: {path: /tmp/diffkit, size: 20GiB}     # optional second tier
+    schedule: auto      # auto | store_all | periodic | revolve | online | multilevel
+    costs: {forward: 1.0, reverse: 2.0, disk_write: 0.5, disk_read: 0.5}
+
+Sizes are bytes: a plain integer, or a number with a unit -- decimal ``kB MB GB TB`` (powers of
+1000) or binary ``KiB MiB GiB TiB`` (powers of 1024); :func:`parse_bytes` is the one place
+that reads them. Costs are relative to one untaped forward step: ``reverse`` is the VJP of one
+step, ``disk_write``/``disk_read`` the time to write/read one state. Every bad value is a
+``BudgetError`` naming the file, the key, the value and what is accepted.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from diffkit.errors import BudgetError
+
+__all__ = ["Budget", "Costs", "Disk", "SCHEDULES", "DEFAULT_YAML", "load_budget", "parse_bytes"]
+
+SCHEDULES = ("auto", "store_all", "periodic", "revolve", "online", "multilevel")
+
+DEFAULT_YAML = """\
+# The budget diffkit uses when none is given (embedded in diffkit/checkpoint/budget.py).
+budget:
+  memory: 256MiB      # RAM for saved states plus the tape of the one step being reversed
+schedule: auto        # auto | store_all | periodic | revolve | online | multilevel
+costs:                # relative to one untaped forward step
+  forward: 1.0        # one forward step
+  reverse: 2.0        # the VJP of one step, given its tape
+  disk_write: 0.5     # writing one state to the disk tier
+  disk_read: 0.5      # reading one state back
+"""
+
+_UNITS = {"B": 1, "kB": 1000, "KB": 1000, "MB": 1000**2, "GB": 1000**3, "TB": 1000**4,
+          "KiB": 1024, "MiB": 1024**2, "GiB": 1024**3, "TiB": 1024**4}
+_SIZE = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([A-Za-z]*)\s*")
+_ACCEPTED_SIZE = "a byte count such as 1048576, or a number with a unit: " + ", ".join(_UNITS)
+
+
+def parse_bytes(value: object, where: str = "size") -> int:
+    """Bytes from an int or a string with a unit: ``'1.5GiB'`` -> 1610612736.
+
+    ``where`` names the value in the error (the budget loader passes file and key).
+
+    >>> parse_bytes("256MiB"), parse_bytes("2GB"), parse_bytes(4096)
+    (268435456, 2000000000, 4096)
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise BudgetError(f"{where}: {value!r} is not a size; use {_ACCEPTED_SIZE}")
+    if isinstance(value, int):
+        if value < 0:
+            raise BudgetError(f"{where}: {value!r} is negative; sizes are >= 0 bytes")
+        return value
+    match = _SIZE.fullmatch(value)
+    if value.strip().startswith("-"):
+        raise BudgetError(f"{where}: {value!r} is negative; sizes are >= 0 bytes")
+    if match is None or match.group(2) not in ("", *_UNITS):
+        raise BudgetError(f"{where}: cannot parse {value!r}; use {_ACCEPTED_SIZE}")
+    return int(float(match.group(1)) * _UNITS[match.group(2) or "B"])
+
+
+@dataclass(frozen=True, slots=True)
+class Disk:
+    """The optional disk tier: a writable directory and how many bytes it may hold."""
+
+    path: Path
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class Costs:
+    """Times relative to one untaped forward step (see the module docstring)."""
+
+    forward: float = 1.0
+    reverse: float = 2.0
+    disk_write: float = 0.5
+    disk_read: float = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    """A validated budget: RAM bytes, optional disk tier, schedule choice and step costs."""
+
+    memory: int
+    disk: Disk | None = None
+    schedule: str = "auto"
+    costs: Costs = field(default_factory=Costs)
+    source: str = "<default>"
+
+
+_KEYS = {"": ("budget", "schedule", "costs"), "budget": ("memory", "disk"),
+         "budget.disk": ("path", "size"), "costs": tuple(Costs.__dataclass_fields__)}
+
+
+def load_budget(spec: str | os.PathLike | dict | None = None) -> Budget:
+    """Load a budget from a YAML file path, an already parsed dict, or ``None`` (the default).
+
+    >>> load_budget().memory
+    268435456
+    >>> load_budget({"budget": {"memory": "1GiB"}, "schedule": "revolve"}).schedule
+    'revolve'
+    """
+    if spec is None:
+        return _from_dict(yaml.safe_load(DEFAULT_YAML), "<default>")
+    if isinstance(spec, dict):
+        return _from_dict(spec, "<dict>")
+    source = str(spec)
+    try:
+        text = Path(spec).read_text()
+    except OSError as exc:
+        raise BudgetError(f"{source}: cannot read the budget file ({exc.strerror})") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise BudgetError(f"{source}: not valid YAML: {exc}") from exc
+    return _from_dict(data, source)
+
+
+def _section(data: object, key: str, source: str) -> dict[str, Any]:
+    """Check ``data`` is a mapping with only the keys allowed at ``key``."""
+    name = key or "the top level"
+    if not isinstance(data, dict):
+        raise BudgetError(f"{source}: {name} must be a mapping with keys {_KEYS[key]}, "
+                          f"got {data!r}")
+    for k in data:
+        if k not in _KEYS[key]:
+            full = f"{key}.{k}" if key else k
+            raise BudgetError(f"{source}: unknown key {full!r} (value {data[k]!r}); "
+                              f"accepted keys here: {', '.join(_KEYS[key])}")
+    return data
+
+
+def _from_dict(data: object, source: str) -> Budget:
+    top = _section(data if data is not None else {}, "", source)
+    section = _section(top.get("budget", {}), "budget", source)
+    if "memory" not in section:
+        raise BudgetError(f"{source}: budget.memory is missing; give it, e.g. memory: 256MiB")
+    memory = parse_bytes(section["memory"], f"{source}: budget.memory")
+    disk = _disk(section.get("disk"), source)
+    schedule = top.get("schedule", "auto")
+    if schedule not in SCHEDULES:
+        raise BudgetError(f"{source}: schedule {schedule!r} is unknown; accepted: "
+                          f"{', '.join(SCHEDULES)}")
+    if schedule == "multilevel" and disk is None:
+        raise BudgetError(f"{source}: schedule 'multilevel' needs budget.disk "
+                          "({path: ..., size: ...}) for its second tier")
+    return Budget(memory, disk, schedule, _costs(top.get("costs", {}), source), source)
+
+
+def _disk(data: object, source: str) -> Disk | None:
+    if data is None:
+        return None
+    section = _section(data, "budget.disk", source)
+    for k in ("path", "size"):
+        if k not in section:
+            raise BudgetError(f"{source}: budget.disk.{k} is missing; a disk tier needs "
+                              "both path and size")
+    size = parse_bytes(section["size"], f"{source}: budget.disk.size")
+    path = Path(os.path.expandvars(os.path.expanduser(str(section["path"]))))
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if not (existing.is_dir() and os.access(existing, os.W_OK | os.X_OK)):
+        raise BudgetError(f"{source}: budget.disk.path {str(path)!r} is not writable "
+                          f"({str(existing)!r} is not a writable directory); give a "
+                          "directory you can write, e.g. under the system temp dir")
+    return Disk(path, size)
+
+
+def _costs(data: object, source: str) -> Costs:
+    section = _section(data, "costs", source)
+    values = {}
+    for k, v in section.items():
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
+            raise BudgetError(f"{source}: costs.{k} = {v!r} is not a cost; use a number >= 0 "
+                              "(relative to one forward step)")
+        values[k] = float(v)
+    if values.get("forward", 1.0) <= 0:
+        raise BudgetError(f"{source}: costs.forward = {values['forward']!r} must be > 0: "
+                          "all costs are relative to it")
+    return Costs(**values)

@@ -1,0 +1,219 @@
+"""Binomial checkpointing: Revolve (Griewank & Walther 2000, ACM TOMS 26(1), 19-45).
+
+With ``s`` snapshot slots (the one holding the initial state included) and ``n`` steps, the
+fewest single-step forward advances any schedule can make -- first sweep, recomputations and
+the ``n`` taping advances of the reverse sweep together -- is
+
+    t(n, s) = n + r*n - C(s + r, r - 1),   r = min{r >= 0 : C(s + r, s) >= n}
+
+(``r`` is the *repetition number*: no step is advanced more than ``r + 1`` times). Revolve
+reaches it by recursive bisection: from checkpoint ``a`` with ``s`` slots, advance to ``m``,
+save ``m``, reverse ``[m, b)`` with ``s - 1`` slots, free ``m``, then reverse ``[a, m)`` with
+``s``. The split ``m`` is the closed-form choice of the original ``revolve`` code (its
+``numforw``), so no search is needed, and :func:`count_advances` follows the very same splits
+without emitting actions (the fast path the tests compare with the closed form).
+
+The generator is iterative (an explicit stack, at most ``s`` frames deep: each pushed frame has
+one slot fewer), so a million-step loop neither recurses deeply nor builds a list; consecutive
+steps become one ``Advance(a, b)``; repeated ``Load`` actions of one checkpoint are one
+shared (immutable) object.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from itertools import chain
+from math import comb
+
+from diffkit.checkpoint.actions import RAM, Action, Advance, Discard, Load, Reverse, Save
+from diffkit.errors import ScheduleError
+
+__all__ = ["Revolve", "Prediction", "predict", "repetitions", "count_advances"]
+
+
+def repetitions(n: int, snapshots: int) -> int:
+    """The repetition number ``r``: the smallest ``r >= 0`` with ``C(s + r, s) >= n``.
+
+    Exponential then binary search over ``r``, so O(log n) binomials of Python ints: exact for
+    any ``n`` (``n = 10**9`` with ``s = 1`` gives ``r = 10**9 - 1`` in microseconds).
+    """
+    s = snapshots
+    if n <= 1:
+        return 0
+    hi = 1
+    while comb(s + hi, s) < n:
+        hi *= 2
+    lo = hi // 2  # C(s + lo, s) < n unless lo == 0
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if comb(s + mid, s) >= n:
+            hi = mid
+        else:
+            lo = mid
+    return hi if comb(s + lo, s) < n else lo
+
+
+@dataclass(frozen=True, slots=True)
+class Prediction:
+    """Exact cost of ``Revolve(n, snapshots)`` from the closed form (no actions generated)."""
+
+    n_steps: int
+    snapshots: int
+    repetitions: int
+    forward_advances: int
+    peak_snapshots: int
+
+    @property
+    def recomputation_factor(self) -> float:
+        """Forward advances per step (1.0 would be store-all)."""
+        return self.forward_advances / self.n_steps if self.n_steps else 0.0
+
+
+def predict(n: int, snapshots: int) -> Prediction:
+    """Forward advances, repetition number and peak slots of binomial checkpointing, in O(log n).
+
+    >>> predict(10**9, 20).forward_advances
+    14072016240
+    """
+    _check_args(n, snapshots)
+    r = repetitions(n, snapshots)
+    advances = n + r * n - (comb(snapshots + r, r - 1) if r >= 1 else 0)
+    peak = min(snapshots, n - 1) if n >= 2 else 0
+    return Prediction(n, snapshots, r, advances, peak)
+
+
+def _check_args(n: int, snapshots: int) -> None:
+    if not isinstance(n, int) or n < 1:
+        raise ScheduleError(f"Revolve needs n_steps >= 1 (an int), got {n!r}")
+    if not isinstance(snapshots, int) or snapshots < 1:
+        raise ScheduleError(
+            f"Revolve needs snapshots >= 1 (the slot holding the initial state), got {snapshots!r}"
+        )
+
+
+def _split(steps: int, snaps: int) -> int:
+    """How many steps to advance before the next save: revolve's ``numforw`` rule.
+
+    ``steps >= 2`` steps remain from a saved state with ``snaps >= 2`` slots (that state's
+    included). The three cases pick a split inside the optimal range; the binomials are the
+    ``bino1..bino5`` of the original code, computed as exact Python ints.
+    """
+    r = repetitions(steps, snaps)
+    full = comb(snaps + r, snaps)
+    bino1 = full * r // (snaps + r)
+    bino2 = bino1 * snaps // (snaps + r - 1) if snaps > 1 else 1
+    bino3 = 0 if snaps == 1 else (bino2 * (snaps - 1) // (snaps + r - 2) if snaps > 2 else 1)
+    bino4 = bino2 * (r - 1) // snaps
+    bino5 = 0 if snaps < 3 else (bino3 * (snaps - 2) // r if snaps > 3 else 1)
+    if steps <= bino1 + bino3:
+        m = bino4
+    elif steps >= full - bino5:
+        m = bino1
+    else:
+        m = steps - bino2 - bino3
+    return max(m, 1)
+
+
+def count_advances(n: int, snapshots: int) -> list[int]:
+    """Forward advances of Revolve for every ``1 <= l <= n`` with ``snapshots`` slots.
+
+    Follows exactly the splits the generator takes (``cost[l]`` with ``s`` slots is
+    ``m + cost_s[m] + cost_{s-1}[l - m]``), computed bottom-up over ``s`` in O(n * s) -- the fast
+    path that checks the closed form for every ``n <= 2000, s <= 64``. Index 0 is unused.
+    """
+    prev = [0] + [l * (l + 1) // 2 for l in range(1, n + 1)]  # one slot: quadratic
+    for s in range(2, snapshots + 1):
+        cur = [0, 1]
+        for l in range(2, n + 1):
+            m = _split(l, s)
+            cur.append(m + cur[m] + prev[l - m])
+        prev = cur
+    return prev
+
+
+class Revolve:
+    """Binomial checkpointing for ``n_steps`` steps with ``snapshots`` slots in one ``tier``.
+
+    ``snapshots`` counts the slot that holds state 0. ``predicted`` gives the exact counts
+    before anything runs.
+
+    >>> from diffkit.checkpoint import validate
+    >>> validate(Revolve(1000, 10), 1000).forward_advances == predict(1000, 10).forward_advances
+    True
+    """
+
+    def __init__(self, n_steps: int, snapshots: int, tier: str = RAM) -> None:
+        _check_args(n_steps, snapshots)
+        self.n_steps = n_steps
+        self.snapshots = snapshots
+        self.tier = tier
+        self.predicted = predict(n_steps, snapshots)
+        self.slots = {tier: self.predicted.peak_snapshots}
+        self.tapes = 0
+
+    def __repr__(self) -> str:
+        return f"Revolve(n_steps={self.n_steps}, snapshots={self.snapshots}, tier={self.tier!r})"
+
+    def __iter__(self) -> Iterator[Action]:
+        return self.actions()
+
+    def actions(self) -> Iterator[Action]:
+        """All actions, lazily: ``Save(0)``, the sweeps, ending with ``Discard(0)``."""
+        if self.n_steps == 1:
+            return iter((Reverse(0),))
+        # chain (C) rather than `yield from`: one generator frame less per action, ~10% faster
+        return chain(
+            (Save(0, self.tier),),
+            reverse_segment(0, self.n_steps, self.snapshots, self.tier, current=0),
+            (Discard(0, self.tier),),
+        )
+
+
+def reverse_segment(
+    a: int, b: int, snaps: int, tier: str = RAM, current: int = -1
+) -> Iterator[Action]:
+    """Reverse steps ``b - 1 .. a`` when state ``a`` is saved in ``tier`` (not discarded here).
+
+    ``snaps`` slots are available, the one holding ``a`` included; ``current`` is the index of
+    the executor's current state (-1: unknown), which saves a redundant ``Load``. Also used by
+    ``Online`` and ``MultiLevel`` between their own checkpoints. Stack frames are
+    ``(a, b, s, load_a)``; a bare int is a checkpoint to discard once its right part is done.
+    """
+    splits: dict[tuple[int, int], int] = {}  # the same (steps, slots) recurs ~10^5 times at 10^6
+    stack: list = [(a, b, snaps, Load(a, tier))]
+    while stack:
+        item = stack.pop()
+        if type(item) is int:
+            yield Discard(item, tier)
+            continue
+        a, b, s, load = item
+        while b - a > 1:
+            if s == 1:  # no slot to spare: re-advance from a for every step, last first
+                for i in range(b - 1, a, -1):
+                    if current != a:
+                        yield load
+                    yield Advance(a, i)
+                    yield Reverse(i)
+                    current = -1
+                break
+            key = (b - a, s)
+            m = splits.get(key)
+            if m is None:
+                m = splits[key] = _split(b - a, s)
+            m += a
+            if current != a:
+                yield load
+            yield Advance(a, m)
+            if b - m == 1:  # one step right of m: tape it now, no need to save m
+                yield Reverse(m)
+                current, b = -1, m
+                continue
+            yield Save(m, tier)
+            stack.append((a, m, s, load))
+            stack.append(m)
+            a, s, current, load = m, s - 1, m, Load(m, tier)
+        if current != a:
+            yield load
+        yield Reverse(a)
+        current = -1
