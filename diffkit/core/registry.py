@@ -151,7 +151,7 @@ def _has(reg: Registry, backend: str, name: str) -> bool:
 
 def _each_impl(pm, hook_name: str, **kwargs):
     """Call every implementation of a hook separately, yielding (plugin name, result)."""
-    for impl in reversed(getattr(pm.hook, hook_name).get_hookimpls()):
+    for impl in getattr(pm.hook, hook_name).get_hookimpls():  # registration order
         args = [kwargs[a] for a in impl.argnames]
         yield impl.plugin_name, impl.function(*args)
 

@@ -1,0 +1,171 @@
+"""Generic derivative checks, for diffkit's own primitives and for users' code.
+
+- `check_grads(f, args, order=2, modes=("fwd", "rev"))`: JVP against central finite
+  differences, VJP against JVP by the dot-product test <v, J u> = <J^T v, u>, and the same
+  checks on the derivative functions themselves up to `order` (autograd's and JAX's design).
+- `check_primitive(name, backend)`: `check_grads` on every sampled case of a registered
+  primitive, on the given backend. `diffkit check PLUGIN` runs it over a plugin's primitives.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from diffkit.core import pytree
+from diffkit.core.transforms import is_inexact, jvp, vjp
+
+__all__ = ["check_grads", "check_primitive", "to_numpy"]
+
+
+def to_numpy(x) -> np.ndarray:
+    """A NumPy copy of an array of any registered backend (or a Python scalar)."""
+    from diffkit.plugins import registry
+
+    backend = registry().backend_of(type(x))
+    return np.asarray(x) if backend is None else np.asarray(backend.to_numpy(x))
+
+
+def _like(template, values: np.ndarray):
+    """`values` (NumPy) as an array of `template`'s backend, dtype and device."""
+    from diffkit.numpy import asarray
+
+    if isinstance(template, float | complex):
+        return asarray(values.astype(np.asarray(template).dtype))
+    return asarray(values.astype(to_numpy(template).dtype), like=template)
+
+
+def _random_like(x, rng):
+    a = to_numpy(x)
+    r = rng.standard_normal(a.shape)
+    if np.iscomplexobj(a):
+        r = r + 1j * rng.standard_normal(a.shape)
+    return _like(x, r.astype(a.dtype))
+
+
+def _inner(xs, ys) -> float:
+    """Real pairing Re(sum(x * y)) summed over matching leaves (JAX's convention)."""
+    return float(sum(np.real(np.sum(to_numpy(x) * to_numpy(y))) for x, y in zip(xs, ys)))
+
+
+def _tolerances(leaves, eps, rtol, atol):
+    single = any(to_numpy(x).dtype in (np.float32, np.complex64) for x in leaves)
+    return (eps or (1e-3 if single else 1e-6), rtol or (2e-2 if single else 1e-5),
+            atol or (2e-2 if single else 1e-6))
+
+
+def _assert_close(got, want, rtol, atol, what: str):
+    got, want = [to_numpy(g) for g in got], [to_numpy(w) for w in want]
+    scale = max([1.0] + [float(np.max(np.abs(w))) for w in want if w.size])
+    for k, (g, w) in enumerate(zip(got, want, strict=True)):
+        err = float(np.max(np.abs(g - w))) if w.size else 0.0
+        if not err <= atol * scale + rtol * float(np.max(np.abs(w), initial=0.0)):
+            raise AssertionError(
+                f"{what}: output leaf {k} differs by {err:.3g} (scale {scale:.3g})\n"
+                f"got:\n{g}\nexpected:\n{w}"
+            )
+
+
+def _inexact_positions(flat):
+    return [i for i, x in enumerate(flat) if is_inexact(x)]
+
+
+def check_grads(f: Callable, args: Sequence, order: int = 2,
+                modes: Sequence[str] = ("fwd", "rev"), eps: float | None = None,
+                rtol: float | None = None, atol: float | None = None, seed: int = 0) -> None:
+    """Check the derivatives of `f` at `args` (a tuple of pytrees); raise AssertionError
+    naming the check that failed.
+
+    >>> import diffkit.numpy as dnp, numpy as np
+    >>> check_grads(lambda x: dnp.sin(x) * x, (np.array([0.3, 1.2]),), order=2)
+    """
+    args = tuple(args)
+    flat, tree = pytree.flatten(args)
+    pos = _inexact_positions(flat)
+    if not pos:
+        raise ValueError("check_grads: no floating or complex input to differentiate")
+    eps, rtol, atol = _tolerances([flat[i] for i in pos], eps, rtol, atol)
+    rng = np.random.default_rng(seed)
+
+    def g(*dyn):
+        full = list(flat)
+        for i, d in zip(pos, dyn, strict=True):
+            full[i] = d
+        return f(*pytree.unflatten(tree, full))
+
+    primals = [flat[i] for i in pos]
+    tangents = [_random_like(x, rng) for x in primals]
+    out, t_out = jvp(g, primals, tangents)
+    out_flat = pytree.leaves(out)
+    t_flat = pytree.leaves(t_out)
+    if "fwd" in modes:
+        _check_fd(g, primals, tangents, t_flat, eps, rtol, atol)
+    if "rev" in modes:
+        cts = [_random_like(o, rng) if is_inexact(o) else None for o in out_flat]
+        ct_tree = pytree.unflatten(pytree.structure(out), cts)
+        _, f_vjp = vjp(g, *primals)
+        ct_in = f_vjp(ct_tree)
+        lhs = _inner([c for c in cts if c is not None],
+                     [t for t, c in zip(t_flat, cts, strict=True) if c is not None])
+        rhs = _inner(ct_in, tangents)
+        if not abs(lhs - rhs) <= atol + rtol * max(abs(lhs), abs(rhs), 1.0) * 10:
+            raise AssertionError(
+                f"VJP disagrees with JVP (dot-product test): <v, J u> = {lhs!r} but "
+                f"<J^T v, u> = {rhs!r}"
+            )
+    if order > 1:
+        if "fwd" in modes:
+            check_grads(lambda *p: jvp(g, p, tangents)[1], primals, order - 1, ("fwd", "rev"),
+                        eps, rtol, atol, seed + 1)
+        if "rev" in modes:
+            check_grads(lambda *p: vjp(g, *p)[1](ct_tree), primals, order - 1, ("fwd", "rev"),
+                        eps, rtol, atol, seed + 2)
+
+
+def _check_fd(g, primals, tangents, t_flat, eps, rtol, atol):
+    def shifted(sign):
+        return [_like(p, to_numpy(p) + sign * eps * to_numpy(t))
+                for p, t in zip(primals, tangents, strict=True)]
+
+    plus = pytree.leaves(g(*shifted(+1)))
+    minus = pytree.leaves(g(*shifted(-1)))
+    fd = [(to_numpy(a) - to_numpy(b)) / (2 * eps) if is_inexact(a) else None
+          for a, b in zip(plus, minus, strict=True)]
+    keep = [k for k, d in enumerate(fd) if d is not None]
+    _assert_close([t_flat[k] for k in keep], [fd[k] for k in keep], rtol * 10, atol,
+                  "JVP disagrees with central finite differences")
+
+
+def check_primitive(name: str, backend: str = "numpy", order: int = 2, seed: int = 0) -> int:
+    """Run `check_grads` on every sampled case of primitive `name` on `backend`.
+
+    Returns the number of cases checked. Non-differentiable primitives are only run.
+    Raises AssertionError naming the primitive, the case and the failing check.
+    """
+    from diffkit.plugins import registry
+
+    reg = registry()
+    prim = reg.primitives[name]
+    if prim.sample is None:
+        raise AssertionError(f"primitive {name!r} has no sampling domain (sample=...)")
+    be = reg.backends[backend]
+    cases = prim.sample(np.random.default_rng(seed))
+    for k, (args, params) in enumerate(cases):
+        args = tuple(be.asarray(a) if isinstance(a, np.ndarray | np.generic) else a
+                     for a in args)
+        try:
+            out = prim.bind(*args, **params)
+            if prim.nondiff:
+                continue
+            if not any(is_inexact(o) for o in pytree.leaves(out)):
+                continue
+            check_grads(lambda *a, _p=params: prim.bind(*a, **_p), args, order=order,
+                        seed=seed + k)
+        except AssertionError as e:
+            shapes = [tuple(getattr(a, "shape", ())) for a in args]
+            raise AssertionError(
+                f"primitive {name!r} on backend {backend!r}, case {k} (argument shapes "
+                f"{shapes}, params {params}): {e}"
+            ) from None
+    return len(cases)
