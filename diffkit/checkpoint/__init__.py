@@ -20,6 +20,7 @@ from diffkit.checkpoint.actions import (
 )
 from diffkit.checkpoint.baselines import Periodic, StoreAll
 from diffkit.checkpoint.budget import Budget, Costs, Disk, load_budget, parse_bytes
+from diffkit.checkpoint.online import Online
 from diffkit.checkpoint.revolve import Prediction, Revolve, predict
 from diffkit.checkpoint.validate import Summary, validate
 
@@ -27,7 +28,7 @@ __all__ = [
     # actions
     "Action", "Advance", "Save", "Load", "Discard", "Forward", "Reverse", "RAM", "DISK",
     # schedules
-    "StoreAll", "Periodic", "Revolve", "predict", "Prediction",
+    "StoreAll", "Periodic", "Revolve", "Online", "predict", "Prediction",
     # validation
     "validate", "Summary",
     # budgets
