@@ -18,8 +18,9 @@ from diffkit.core.transforms import (
     value_and_grad,
     vjp,
 )
+from diffkit.convert import asarray
 from diffkit.errors import DiffkitError
-from diffkit.numpy import asarray, stop_gradient
+from diffkit.numpy import stop_gradient
 
 __version__ = "0.1.0"
 

@@ -16,6 +16,7 @@ from diffkit.errors import InternalError
 __all__ = ["VJPTrace", "VJPTracer", "Node"]
 
 _NONES = [(None,) * n for n in range(64)]
+_NO_PARAMS: dict = {}  # shared by every node of a primitive called without parameters
 
 
 class Node:
@@ -75,7 +76,7 @@ class VJPTrace(Trace):
         nodes.append(Node(
             prim,
             primals if prim.saves_args else _NONES[len(primals)],
-            params,
+            params or _NO_PARAMS,
             ans if prim.saves_ans or prim.multiple_results else None,
             parents,
         ))

@@ -103,6 +103,7 @@ def vjp(f: Callable, *primals: Any, has_aux: bool = False, _transform: str = "vj
     finally:
         trace.active = False
     out, aux = _split_aux(out, has_aux, _transform)
+    aux = pytree.map(lambda a: _strip(a, trace), aux)
     flat_out, out_tree = pytree.flatten(out)
     primal_out = pytree.unflatten(out_tree, [_strip(o, trace) for o in flat_out])
 
@@ -251,6 +252,7 @@ def jvp(f: Callable, primals: Sequence, tangents: Sequence, has_aux: bool = Fals
     finally:
         trace.active = False
     out, aux = _split_aux(out, has_aux, "jvp")
+    aux = pytree.map(lambda a: _strip(a, trace), aux)
     flat_o, tree_o = pytree.flatten(out)
     outs, touts = [], []
     for o in flat_o:
