@@ -10,9 +10,7 @@ import pytest
 
 import diffkit as dk
 import diffkit.numpy as dnp
-from diffkit.errors import (
-    LeakedTracerError, NonDifferentiableError, RuleError, TransformError,
-)
+from diffkit.errors import LeakedTracerError, NonDifferentiableError, RuleError, TransformError
 from diffkit.testing import check_grads, to_numpy
 
 

@@ -5,7 +5,15 @@ from __future__ import annotations
 
 from diffkit.extend import hookimpl
 from diffkit.primitives import (
-    creation, elementwise, fft, indexing, linalg, products, reductions, shape, special,
+    creation,
+    elementwise,
+    fft,
+    indexing,
+    linalg,
+    products,
+    reductions,
+    shape,
+    special,
 )
 
 FAMILIES = (elementwise, special, creation, reductions, products, shape, indexing, linalg, fft)
