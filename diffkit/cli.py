@@ -1,0 +1,82 @@
+"""The `diffkit` command: `plugins` (what is registered), `check PLUGIN` (the generic
+rule checks on one plugin's primitives), `plan` (a checkpointing plan for a budget)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import defaultdict
+
+
+def _plugins(args) -> int:
+    from diffkit.plugins import registry
+
+    reg = registry()
+    print("backends:")
+    for name in reg.backends:
+        print(f"  {name:<10} from plugin {reg.backend_origin[name]}")
+    by_plugin = defaultdict(list)
+    for name, origin in reg.origin.items():
+        by_plugin[origin].append(name)
+    coverage = {}
+    for b in reg.backends:
+        try:
+            coverage[b] = set(reg.kernels(b))
+        except Exception as e:  # an optional backend whose library is missing
+            coverage[b] = set()
+            print(f"  ({b}: kernels unavailable: {e})")
+    for origin, names in sorted(by_plugin.items()):
+        print(f"\nprimitives from plugin {origin} ({len(names)}):")
+        for name in sorted(names):
+            have = [b for b in reg.backends if name in coverage[b]]
+            print(f"  {name:<24} kernels: {', '.join(have) or 'none'}")
+    return 0
+
+
+def _check(args) -> int:
+    from diffkit.plugins import registry
+    from diffkit.testing import check_primitive
+
+    reg = registry()
+    names = sorted(n for n, o in reg.origin.items() if o == args.plugin)
+    if not names:
+        print(f"no primitives from plugin {args.plugin!r}; plugins with primitives: "
+              f"{', '.join(sorted(set(reg.origin.values())))}", file=sys.stderr)
+        return 2
+    backends = list(reg.backends) if args.backend == "all" else [args.backend]
+    failures = 0
+    for backend in backends:
+        for name in names:
+            try:
+                n = check_primitive(name, backend, order=args.order)
+                print(f"ok    {backend:<6} {name} ({n} cases)")
+            except Exception as e:  # report every failure, then exit non-zero
+                failures += 1
+                print(f"FAIL  {backend:<6} {name}: {e}")
+    print(f"\n{len(names) * len(backends) - failures} passed, {failures} failed")
+    return 1 if failures else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="diffkit", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("plugins", help="list backends, primitives and the plugin of each")
+    p.set_defaults(run=_plugins)
+    c = sub.add_parser("check", help="run the generic rule checks on a plugin's primitives")
+    c.add_argument("plugin", help="plugin name as listed by `diffkit plugins`")
+    c.add_argument("--backend", default="numpy", help="backend name, or 'all'")
+    c.add_argument("--order", type=int, default=2, help="derivative order to check")
+    c.set_defaults(run=_check)
+    from diffkit.checkpoint.cli_plan import add_plan_parser, run_plan
+
+    add_plan_parser(sub).set_defaults(run=run_plan)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
