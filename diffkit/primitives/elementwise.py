@@ -1,51 +1,372 @@
-"""Elementwise primitives: arithmetic, powers, exp/log, trig and friends.
+"""Elementwise primitives: NumPy's ufuncs (arithmetic, powers, exp/log, trig, complex parts,
+selection, rounding, comparisons) with their derivatives.
 
-Each derivative is one expression `d(ans, *args)` (see `core.rules.elementwise`).
-Non-differentiable points follow the minimum-norm subgradient (docs/conventions.md).
+Each derivative is one expression `d(ans, *args, **params)` serving both modes (see
+`core.rules.elementwise`); complex inputs follow JAX (holomorphic f: the same f'(z) multiplies
+tangents and cotangents; real-valued f of z: `d` is the c with JVP Re(c * t)).
+Non-differentiable points follow the minimum-norm subgradient, stated per primitive.
 """
 
 from __future__ import annotations
 
+import math
+
 from diffkit import numpy as dnp
 from diffkit.core.primitive import Primitive
 from diffkit.core.rules import elementwise, linear, nondiff
-from diffkit.core.sampling import away_from, uniform
+from diffkit.core.sampling import SHAPES, away_from, cases, uniform
+from diffkit.core.transforms import is_inexact
+
+LN2, LN10 = math.log(2.0), math.log(10.0)
+
+
+# -- sampling domains beyond `uniform` ---------------------------------------------------------
+def _draw(make, nargs=1, **params):
+    """One case per standard shape, each argument drawn by `make(rng, shape)`."""
+    return lambda rng: [(tuple(make(rng, s) for _ in range(nargs)), dict(params)) for s in SHAPES]
+
+
+def _cplx(lo=-2.0, hi=2.0):
+    return lambda rng, s: rng.uniform(lo, hi, s) + 1j * rng.uniform(-2.0, 2.0, s)
+
+
+def _also_complex(base, nargs=1, lo=-2.0, hi=2.0):
+    """`base`'s real cases plus complex ones (real parts in [lo, hi])."""
+    return lambda rng: base(rng) + _draw(_cplx(lo, hi), nargs)(rng)
+
+
+def _ints(rng, s):
+    return rng.integers(-5, 6, s)
+
+
+def _bools(rng, s):
+    return rng.uniform(size=s) > 0.5
+
+
+def _mod_args(rng):
+    """x/y kept 0.2 away from integers, where mod/fmod jump."""
+    y = rng.choice([-1.0, 1.0], (2, 3)) * rng.uniform(0.5, 2.0, (2, 3))
+    k = rng.integers(-3, 3, (2, 3)) + rng.uniform(0.2, 0.8, (2, 3))
+    return k * y, y
+
+
+def _safe(den):
+    """`den` with zeros replaced by 1, under a `where` that sets the value at 0."""
+    return dnp.where(den == 0, 1, den)
+
 
 # -- arithmetic ----------------------------------------------------------------------------
 add = Primitive(
     "add",
     jvp=(lambda t, ans, x, y: t, lambda t, ans, x, y: t),
     vjp=(lambda g, ans, x, y: g, lambda g, ans, x, y: g),
-    saves_args=False, saves_ans=False, sample=uniform(nargs=2),
+    saves_args=False, saves_ans=False, sample=_also_complex(uniform(nargs=2), 2),
 )
 subtract = Primitive(
     "subtract",
     jvp=(lambda t, ans, x, y: t, lambda t, ans, x, y: -t),
     vjp=(lambda g, ans, x, y: g, lambda g, ans, x, y: -g),
-    saves_args=False, saves_ans=False, sample=uniform(nargs=2),
+    saves_args=False, saves_ans=False, sample=_also_complex(uniform(nargs=2), 2),
 )
 multiply = elementwise(
     "multiply", lambda ans, x, y: y, lambda ans, x, y: x, saves_ans=False,
-    sample=uniform(nargs=2),
+    sample=_also_complex(uniform(nargs=2), 2),
 )
 divide = elementwise(
     "divide", lambda ans, x, y: 1 / y, lambda ans, x, y: -ans / y,
-    sample=away_from([0.0], nargs=2),
+    sample=_also_complex(away_from([0.0], nargs=2), 2, 0.5, 2.0),
+)
+mod = elementwise(
+    "mod", lambda ans, x, y: 1, lambda ans, x, y: -dnp.floor_divide(x, y),
+    saves_ans=False, subgradient="at the jumps (x/y an integer): the one-sided 1, -floor(x/y)",
+    sample=cases((_mod_args, {})),
+)
+fmod = elementwise(
+    "fmod", lambda ans, x, y: 1, lambda ans, x, y: -dnp.trunc(x / y),
+    saves_ans=False, subgradient="at the jumps (x/y an integer): the one-sided 1, -trunc(x/y)",
+    sample=cases((_mod_args, {})),
+)
+power = elementwise(
+    "power",
+    # y == 0 gives d/dx = 0 (not 0 * x**-1 = nan at x = 0); d/dy uses log(1) = 0 at x = 0
+    lambda ans, x, y: dnp.where(y == 0, 0, y * dnp.power(x, y - 1)),
+    lambda ans, x, y: dnp.log(dnp.where(x == 0, 1, x)) * ans,
+    subgradient="d/dx = 0 where y == 0; d/dy = 0 where x == 0",
+    sample=lambda rng: uniform(0.2, 2.0, nargs=2)(rng) + cases(
+        (lambda r: (r.uniform(-2, 2, (3,)), 3), {}),
+        (lambda r: (r.uniform(0.2, 2, (2, 3)) + 1j * r.uniform(-1, 1, (2, 3)),
+                    r.uniform(-1, 2, (3,)) + 0.5j), {}),
+    )(rng),
+)
+float_power = elementwise(
+    "float_power",
+    lambda ans, x, y: dnp.where(y == 0, 0, y * dnp.float_power(x, y - 1)),
+    lambda ans, x, y: dnp.log(dnp.where(x == 0, 1, x)) * ans,
+    subgradient="d/dx = 0 where y == 0; d/dy = 0 where x == 0",
+    sample=uniform(0.2, 2.0, nargs=2),
 )
 negative = linear("negative", lambda g, ans, x: -g, saves_args=False, saves_ans=False,
+                  sample=_also_complex(uniform()))
+positive = linear("positive", lambda g, ans, x: g, saves_args=False, saves_ans=False,
                   sample=uniform())
-
-# -- exp / log / trig ------------------------------------------------------------------------
-sin = elementwise("sin", lambda ans, x: dnp.cos(x), saves_ans=False, sample=uniform())
-cos = elementwise("cos", lambda ans, x: -dnp.sin(x), saves_ans=False, sample=uniform())
-exp = elementwise("exp", lambda ans, x: ans, saves_args=False, sample=uniform())
-log = elementwise("log", lambda ans, x: 1 / x, saves_ans=False, sample=uniform(0.1, 3.0))
-tanh = elementwise("tanh", lambda ans, x: 1 - ans * ans, saves_args=False, sample=uniform())
+reciprocal = elementwise("reciprocal", lambda ans, x: -ans * ans, saves_args=False,
+                         sample=_also_complex(away_from([0.0]), 1, 0.5, 2.0))
+square = elementwise("square", lambda ans, x: 2 * x, saves_ans=False,
+                     sample=_also_complex(uniform()))
 sqrt = elementwise("sqrt", lambda ans, x: 0.5 / ans, saves_args=False,
+                   subgradient="sqrt'(0) = inf (0.5 / sqrt(0), as JAX and PyTorch)",
+                   sample=_also_complex(uniform(0.1, 3.0), 1, 0.2, 2.0))
+cbrt = elementwise("cbrt", lambda ans, x: 1 / (3 * ans * ans), saves_args=False,
+                   subgradient="cbrt'(0) = inf", sample=away_from([0.0]))
+
+
+def _d_abs(ans, x):
+    if dnp.iscomplexobj(x):  # d|z| = Re(conj(z) / |z| * dz)
+        return dnp.where(ans == 0, 0, dnp.conj(x) / _safe(ans))
+    return dnp.sign(x)
+
+
+abs = elementwise(  # noqa: A001 (NumPy's name)
+    "abs", _d_abs, subgradient="abs'(0) = 0 (real and complex)",
+    sample=_also_complex(away_from([0.0])),
+)
+fabs = elementwise("fabs", lambda ans, x: dnp.sign(x), saves_ans=False,
+                   subgradient="fabs'(0) = 0", sample=away_from([0.0]))
+
+# -- exp / log -----------------------------------------------------------------------------
+exp = elementwise("exp", lambda ans, x: ans, saves_args=False, sample=_also_complex(uniform()))
+exp2 = elementwise("exp2", lambda ans, x: ans * LN2, saves_args=False, sample=uniform())
+expm1 = elementwise("expm1", lambda ans, x: ans + 1, saves_args=False, sample=uniform())
+log = elementwise("log", lambda ans, x: 1 / x, saves_ans=False,
+                  sample=_also_complex(uniform(0.1, 3.0), 1, 0.2, 2.0))
+log2 = elementwise("log2", lambda ans, x: 1 / (x * LN2), saves_ans=False,
                    sample=uniform(0.1, 3.0))
+log10 = elementwise("log10", lambda ans, x: 1 / (x * LN10), saves_ans=False,
+                    sample=uniform(0.1, 3.0))
+log1p = elementwise("log1p", lambda ans, x: 1 / (1 + x), saves_ans=False,
+                    sample=uniform(-0.9, 3.0))
+logaddexp = elementwise("logaddexp", lambda ans, x, y: dnp.exp(x - ans),
+                        lambda ans, x, y: dnp.exp(y - ans), sample=uniform(nargs=2))
+logaddexp2 = elementwise("logaddexp2", lambda ans, x, y: dnp.exp2(x - ans),
+                         lambda ans, x, y: dnp.exp2(y - ans), sample=uniform(nargs=2))
 
-# -- no derivative -----------------------------------------------------------------------------
+# -- trigonometric and hyperbolic -------------------------------------------------------------
+sin = elementwise("sin", lambda ans, x: dnp.cos(x), saves_ans=False,
+                  sample=_also_complex(uniform()))
+cos = elementwise("cos", lambda ans, x: -dnp.sin(x), saves_ans=False,
+                  sample=_also_complex(uniform()))
+tan = elementwise("tan", lambda ans, x: 1 + ans * ans, saves_args=False,
+                  sample=_also_complex(uniform(-1.2, 1.2), 1, -1.0, 1.0))
+arcsin = elementwise("arcsin", lambda ans, x: 1 / dnp.sqrt(1 - x * x), saves_ans=False,
+                     sample=uniform(-0.9, 0.9))
+arccos = elementwise("arccos", lambda ans, x: -1 / dnp.sqrt(1 - x * x), saves_ans=False,
+                     sample=uniform(-0.9, 0.9))
+arctan = elementwise("arctan", lambda ans, x: 1 / (1 + x * x), saves_ans=False,
+                     sample=uniform())
+arctan2 = elementwise(
+    "arctan2", lambda ans, y, x: x / (x * x + y * y), lambda ans, y, x: -y / (x * x + y * y),
+    saves_ans=False, sample=away_from([0.0], nargs=2),  # away from the cut y = 0, x < 0
+)
+hypot = elementwise(
+    "hypot", lambda ans, x, y: x / _safe(ans), lambda ans, x, y: y / _safe(ans),
+    subgradient="0 at x = y = 0", sample=away_from([0.0], nargs=2),
+)
+sinh = elementwise("sinh", lambda ans, x: dnp.cosh(x), saves_ans=False,
+                   sample=_also_complex(uniform()))
+cosh = elementwise("cosh", lambda ans, x: dnp.sinh(x), saves_ans=False,
+                   sample=_also_complex(uniform()))
+tanh = elementwise("tanh", lambda ans, x: 1 - ans * ans, saves_args=False,
+                   sample=_also_complex(uniform(), 1, -1.0, 1.0))
+arcsinh = elementwise("arcsinh", lambda ans, x: 1 / dnp.sqrt(x * x + 1), saves_ans=False,
+                      sample=uniform())
+arccosh = elementwise("arccosh", lambda ans, x: 1 / dnp.sqrt(x * x - 1), saves_ans=False,
+                      sample=uniform(1.2, 3.0))
+arctanh = elementwise("arctanh", lambda ans, x: 1 / (1 - x * x), saves_ans=False,
+                      sample=uniform(-0.9, 0.9))
+deg2rad = linear("deg2rad", lambda g, ans, x: g * (math.pi / 180), saves_args=False,
+                 saves_ans=False, sample=uniform())
+rad2deg = linear("rad2deg", lambda g, ans, x: g * (180 / math.pi), saves_args=False,
+                 saves_ans=False, sample=uniform())
+
+
+def _d_sinc(ans, x):
+    """sinc'(x) = (cos(pi x) - sinc(x)) / x, by its Maclaurin series where |x| < 0.1 (exact
+    at 0, free of the cancellation near it, and differentiable again there)."""
+    small = dnp.abs(x) < 0.1
+    u = (math.pi * x) ** 2
+    series = 0.0
+    for k in range(7, 0, -1):  # sum_k (-1)^k 2k u^(k-1) / (2k+1)!, Horner in u
+        series = series * u + (-1) ** k * 2 * k / math.factorial(2 * k + 1)
+    xs = dnp.where(small, 1, x)
+    direct = (dnp.cos(math.pi * xs) - dnp.sinc(xs)) / xs
+    return dnp.where(small, math.pi ** 2 * x * series, direct)
+
+
+sinc = elementwise("sinc", _d_sinc, saves_ans=False,
+                   sample=lambda rng: uniform()(rng) + cases(
+                       (lambda r: (r.uniform(-0.12, 0.12, (4,)),), {}))(rng))
+
+# -- complex parts (JAX: real's transpose is ct -> complex(ct, 0), imag's is ct -> -1j ct) ------
+real = linear("real", lambda g, ans, x: g, saves_args=False, saves_ans=False,
+              sample=_also_complex(uniform()))
+imag = linear("imag", lambda g, ans, x: -1j * g, saves_args=False, saves_ans=False,
+              sample=_draw(_cplx()))
+conj = linear("conj", lambda g, ans, x: dnp.conj(g), saves_args=False, saves_ans=False,
+              sample=_also_complex(uniform()))
+
+
+def _d_angle(ans, x, deg=False):
+    if not dnp.iscomplexobj(x):
+        return 0  # 0 or pi, piecewise constant
+    d = -1j / x  # d angle = Im(dz / z) = Re(-1j / z * dz)
+    return d * (180 / math.pi) if deg else d
+
+
+angle = elementwise("angle", _d_angle, saves_ans=False,
+                    subgradient="0 for real input (and at z = 0: nan, as 1/z)",
+                    sample=lambda rng: _draw(_cplx())(rng) + _draw(_cplx(), deg=True)(rng))
+
+# -- selection ------------------------------------------------------------------------------
+def _half(x, y):
+    return dnp.where(x == y, 0.5, 0.0)
+
+
+maximum = elementwise(
+    "maximum", lambda ans, x, y: dnp.where(x > y, 1.0, _half(x, y)),
+    lambda ans, x, y: dnp.where(y > x, 1.0, _half(x, y)), saves_ans=False,
+    subgradient="ties split 0.5/0.5", sample=uniform(nargs=2),
+)
+minimum = elementwise(
+    "minimum", lambda ans, x, y: dnp.where(x < y, 1.0, _half(x, y)),
+    lambda ans, x, y: dnp.where(y < x, 1.0, _half(x, y)), saves_ans=False,
+    subgradient="ties split 0.5/0.5", sample=uniform(nargs=2),
+)
+fmax = elementwise(  # a NaN loses: the other argument takes the whole derivative
+    "fmax", lambda ans, x, y: dnp.where((x > y) | dnp.isnan(y), 1.0, _half(x, y)),
+    lambda ans, x, y: dnp.where((y > x) | dnp.isnan(x), 1.0, _half(x, y)), saves_ans=False,
+    subgradient="ties split 0.5/0.5", sample=uniform(nargs=2),
+)
+fmin = elementwise(
+    "fmin", lambda ans, x, y: dnp.where((x < y) | dnp.isnan(y), 1.0, _half(x, y)),
+    lambda ans, x, y: dnp.where((y < x) | dnp.isnan(x), 1.0, _half(x, y)), saves_ans=False,
+    subgradient="ties split 0.5/0.5", sample=uniform(nargs=2),
+)
+
+
+# clip(a, lo, hi) = minimum(maximum(a, lo), hi): exactly one of a, lo, hi takes each element's
+# derivative; `a` only strictly inside, an active bound (ties included) otherwise.
+def _clip_d_a(ans, a, lo, hi):
+    inside = (True if lo is None else a > lo) & (True if hi is None else a < hi)
+    return dnp.where(inside, 1.0, 0.0)
+
+
+def _clip_d_lo(ans, a, lo, hi):
+    return dnp.where((a <= lo) & (True if hi is None else lo < hi), 1.0, 0.0)
+
+
+def _clip_d_hi(ans, a, lo, hi):
+    return dnp.where((a if lo is None else dnp.maximum(a, lo)) >= hi, 1.0, 0.0)
+
+
+def _clip_args(rng):
+    a = rng.uniform(-2, 2, (2, 3))
+    lo, hi = rng.uniform(-1.5, -0.5, (3,)), rng.uniform(0.5, 1.5, (2, 3))
+    a = a + 0.3 * ((a >= lo) & (a < lo + 0.15)) - 0.3 * ((a < lo) & (a > lo - 0.15))
+    a = a + 0.3 * ((a >= hi) & (a < hi + 0.15)) - 0.3 * ((a < hi) & (a > hi - 0.15))
+    return a, lo, hi
+
+
+clip = elementwise(
+    "clip", _clip_d_a, _clip_d_lo, _clip_d_hi, saves_ans=False,
+    subgradient="0 for the argument at or beyond a bound; the active bound takes 1",
+    sample=cases((_clip_args, {}), (lambda r: (_clip_args(r)[0], -0.5, None), {}),
+                 (lambda r: (_clip_args(r)[0], None, 0.7), {})),
+)
+where = Primitive(
+    "where",
+    jvp=(None, lambda t, ans, c, x, y: dnp.where(c, t, 0),
+         lambda t, ans, c, x, y: dnp.where(c, 0, t)),
+    vjp=(None, lambda g, ans, c, x, y: dnp.where(c, g, 0),
+         lambda g, ans, c, x, y: dnp.where(c, 0, g)),
+    saves_ans=False,
+    sample=lambda rng: [((_bools(rng, s), rng.normal(size=s), rng.normal(size=s)), {})
+                        for s in SHAPES] + [((_bools(rng, (2, 3)), rng.normal(size=(3,)),
+                                              rng.normal(size=(2, 1))), {})],
+)
+nan_to_num = elementwise(
+    "nan_to_num", lambda ans, x, **p: dnp.where(dnp.isfinite(x), 1.0, 0.0), saves_ans=False,
+    subgradient="0 where x is replaced (nan, inf)",
+    sample=lambda rng: uniform(nan=0.0, posinf=None, neginf=None)(rng) + cases(
+        (lambda r: (r.uniform(-2, 2, (5,)) * [1, float("nan"), 1, float("inf"), 1],),
+         {"nan": 1.0, "posinf": 9.0, "neginf": None}))(rng),
+)
+heaviside = elementwise(
+    "heaviside", None, lambda ans, x, h: dnp.where(x == 0, 1.0, 0.0), saves_ans=False,
+    subgradient="0 in x everywhere (a step)",
+    # integer x with zeros: only h is perturbed, so d/dh = [x == 0] is checked
+    sample=cases((lambda r: (_ints(r, (2, 3)), r.uniform(0, 1, (3,))), {}),
+                 (lambda r: (r.uniform(-2, 2, (3,)), r.uniform(0, 1, (3,))), {})),
+)
+
+
+# -- casts ----------------------------------------------------------------------------------
+def _astype_jvp(t, ans, x, dtype):
+    if not is_inexact(ans):
+        return None  # integer and boolean results carry no derivative
+    if dnp.iscomplexobj(t) and not dnp.iscomplexobj(ans):
+        t = dnp.real(t)
+    return dnp.astype(t, dtype)
+
+
+astype = Primitive(
+    "astype", jvp=(_astype_jvp,),
+    vjp=(lambda g, ans, x, dtype: g if is_inexact(g) else None,),  # `fit_to` casts back
+    saves_args=False, saves_ans=False,
+    subgradient="zero derivative when casting to an integer or boolean dtype",
+    sample=cases((lambda r: (r.normal(size=3).astype("float32"),), {"dtype": "float64"}),
+                 (lambda r: (r.normal(size=(2, 3)),), {"dtype": "complex128"}),
+                 (lambda r: (_cplx()(r, (3,)),), {"dtype": "float64"}),
+                 (lambda r: (r.normal(size=3),), {"dtype": "int64"})),
+)
+
+# -- no derivative --------------------------------------------------------------------------
+_STEP = "0 everywhere (piecewise constant)"
 stop_gradient = nondiff("stop_gradient", sample=uniform())
+floor, ceil, rint, trunc, fix, sign = (
+    nondiff(n, sample=uniform(), subgradient=_STEP)
+    for n in ("floor", "ceil", "rint", "trunc", "fix", "sign")
+)
+round = nondiff(  # noqa: A001 (NumPy's name)
+    "round", subgradient=_STEP,
+    sample=lambda rng: uniform(decimals=0)(rng) + uniform(decimals=2)(rng),
+)
+floor_divide = nondiff("floor_divide", subgradient=_STEP, sample=away_from([0.0], nargs=2))
+equal, not_equal, less, less_equal, greater, greater_equal = (
+    nondiff(n, sample=uniform(nargs=2))
+    for n in ("equal", "not_equal", "less", "less_equal", "greater", "greater_equal")
+)
+logical_and, logical_or, logical_xor = (
+    nondiff(n, sample=_draw(_bools, 2)) for n in ("logical_and", "logical_or", "logical_xor")
+)
+logical_not = nondiff("logical_not", sample=_draw(_bools))
+bitwise_and, bitwise_or, bitwise_xor = (
+    nondiff(n, sample=_draw(_ints, 2)) for n in ("bitwise_and", "bitwise_or", "bitwise_xor")
+)
+invert = nondiff("invert", sample=_draw(_ints))
+isnan, isinf, isfinite, signbit = (
+    nondiff(n, sample=uniform()) for n in ("isnan", "isinf", "isfinite", "signbit")
+)
 
-PRIMITIVES = (add, subtract, multiply, divide, negative, sin, cos, exp, log, tanh, sqrt,
-              stop_gradient)
+PRIMITIVES = (
+    add, subtract, multiply, divide, mod, fmod, power, float_power, negative, positive,
+    reciprocal, square, sqrt, cbrt, abs, fabs,
+    exp, exp2, expm1, log, log2, log10, log1p, logaddexp, logaddexp2,
+    sin, cos, tan, arcsin, arccos, arctan, arctan2, hypot, sinh, cosh, tanh, arcsinh, arccosh,
+    arctanh, deg2rad, rad2deg, sinc,
+    real, imag, conj, angle,
+    maximum, minimum, fmax, fmin, clip, where, nan_to_num, heaviside, astype,
+    stop_gradient, floor, ceil, rint, trunc, fix, sign, round, floor_divide,
+    equal, not_equal, less, less_equal, greater, greater_equal,
+    logical_and, logical_or, logical_xor, logical_not, bitwise_and, bitwise_or, bitwise_xor,
+    invert, isnan, isinf, isfinite, signbit,
+)
