@@ -20,7 +20,9 @@ from diffkit.checkpoint.actions import (
 )
 from diffkit.checkpoint.baselines import Periodic, StoreAll
 from diffkit.checkpoint.budget import Budget, Costs, Disk, load_budget, parse_bytes
+from diffkit.checkpoint.multilevel import MultiLevel, StepCosts, Tier
 from diffkit.checkpoint.online import Online
+from diffkit.checkpoint.planner import Plan, plan
 from diffkit.checkpoint.revolve import Prediction, Revolve, predict
 from diffkit.checkpoint.validate import Summary, validate
 
@@ -28,7 +30,10 @@ __all__ = [
     # actions
     "Action", "Advance", "Save", "Load", "Discard", "Forward", "Reverse", "RAM", "DISK",
     # schedules
-    "StoreAll", "Periodic", "Revolve", "Online", "predict", "Prediction",
+    "StoreAll", "Periodic", "Revolve", "Online", "MultiLevel", "Tier", "StepCosts",
+    "predict", "Prediction",
+    # planning
+    "plan", "Plan",
     # validation
     "validate", "Summary",
     # budgets

@@ -1,0 +1,173 @@
+"""The planner: a budget and a state size in, a schedule with its predicted cost out.
+
+Memory model (bytes): the executor's *working set* while it runs one step is
+``work = max(step_tape_bytes, state_bytes)`` -- the tape of the step being taped, which
+includes its input state (with ``step_tape_bytes = 0`` it is taken as one state). Each RAM
+slot holds one state. So a schedule with ``s`` RAM slots peaks at ``s * state_bytes + work``,
+and store-all, which keeps every step's tape, needs ``n * work``. The minimum any schedule needs
+is one slot plus the working set; a smaller budget is a ``BudgetError`` saying how much.
+
+``auto`` picks store-all when it fits, else Revolve in RAM; with a disk tier it picks
+MultiLevel when its predicted time is lower; with ``n_steps=None`` (a while loop) Online.
+Predicted time is in units of one forward step: ``forward * advances + reverse * n`` plus disk
+traffic; ``relative_time`` divides it by store-all's ``(forward + reverse) * n``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from diffkit.checkpoint.actions import DISK, RAM, Action
+from diffkit.checkpoint.baselines import Periodic, StoreAll
+from diffkit.checkpoint.budget import Budget, load_budget
+from diffkit.checkpoint.multilevel import MultiLevel, StepCosts, Tier
+from diffkit.checkpoint.online import Online
+from diffkit.checkpoint.revolve import Revolve
+from diffkit.errors import BudgetError
+
+__all__ = ["Plan", "plan", "candidates"]
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """A schedule and what it will cost, known before anything runs."""
+
+    schedule: object
+    n_steps: int | None
+    slots: dict[str, int]
+    forward_advances: int | None
+    recomputation_factor: float | None
+    peak_bytes: int
+    disk_bytes_written: int
+    disk_bytes_read: int
+    time: float | None
+    relative_time: float | None
+    budget: Budget
+
+    def actions(self) -> Iterator[Action]:
+        """The schedule's actions (offline schedules only; Online is driven step by step)."""
+        return self.schedule.actions()
+
+    def __iter__(self) -> Iterator[Action]:
+        return self.actions()
+
+    def __str__(self) -> str:
+        rows = [("schedule", repr(self.schedule)), ("budget", self.budget.source),
+                ("steps", _fmt(self.n_steps, "unknown (online)")),
+                ("slots", ", ".join(f"{k}: {v}" for k, v in self.slots.items())),
+                ("forward advances", _fmt(self.forward_advances)),
+                ("recomputation factor", _fmt(self.recomputation_factor, fmt="{:.3f}")),
+                ("peak memory", _bytes(self.peak_bytes)),
+                ("disk written / read", f"{_bytes(self.disk_bytes_written)} / "
+                                        f"{_bytes(self.disk_bytes_read)}"),
+                ("predicted time", _fmt(self.time, fmt="{:.4g} forward steps")),
+                ("relative to store-all", _fmt(self.relative_time, fmt="{:.3f}x"))]
+        width = max(len(k) for k, _ in rows)
+        return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+
+
+def _fmt(value: object, missing: str = "n/a", fmt: str = "{:,}") -> str:
+    return missing if value is None else fmt.format(value)
+
+
+def _bytes(n: int) -> str:
+    for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= size:
+            return f"{n / size:.2f} {unit}"
+    return f"{n} B"
+
+
+def plan(n_steps: int | None, state_bytes: int, budget: Budget | str | dict | None = None,
+         step_tape_bytes: int = 0) -> Plan:
+    """Choose and cost a schedule for ``n_steps`` steps (``None``: unknown, Online).
+
+    >>> p = plan(100_000, 8 * 2**20, {"budget": {"memory": "2GiB"}}, step_tape_bytes=16 * 2**20)
+    >>> type(p.schedule).__name__, p.slots
+    ('Revolve', {'ram': 253})
+    """
+    budget = budget if isinstance(budget, Budget) else load_budget(budget)
+    options = candidates(n_steps, state_bytes, budget, step_tape_bytes)
+    if budget.schedule != "auto":
+        if budget.schedule not in options:
+            why = _why_not(budget.schedule, n_steps, state_bytes, budget, step_tape_bytes)
+            raise BudgetError(f"{budget.source}: schedule {budget.schedule!r} does not fit: {why}")
+        return options[budget.schedule]
+    if n_steps is None:
+        return options["online"]
+    if "store_all" in options:
+        return options["store_all"]
+    best = options["revolve"]
+    ml = options.get("multilevel")
+    return ml if ml is not None and ml.time < best.time else best
+
+
+def _why_not(name: str, n: int | None, state: int, budget: Budget, tape: int) -> str:
+    if n is None and name != "online":
+        return "the number of steps is unknown; use schedule 'online' or 'auto'"
+    if name == "multilevel":
+        return "it needs budget.disk with room for at least one state"
+    need = n * max(tape, state)
+    return f"keeping all {n} step tapes needs {_bytes(need)}; budget.memory is " \
+        f"{_bytes(budget.memory)}"
+
+
+def candidates(n_steps: int | None, state_bytes: int, budget: Budget,
+               step_tape_bytes: int = 0) -> dict[str, Plan]:
+    """Every schedule that fits the budget, by name, each with its predicted cost."""
+    if state_bytes <= 0 or step_tape_bytes < 0:
+        raise BudgetError(f"state_bytes must be > 0 and step_tape_bytes >= 0, got "
+                          f"{state_bytes} and {step_tape_bytes}")
+    work = max(step_tape_bytes, state_bytes)
+    ram = (budget.memory - work) // state_bytes
+    if ram < 1:
+        raise BudgetError(f"{budget.source}: budget.memory = {_bytes(budget.memory)} cannot hold "
+                          f"one saved state plus one step's working set: at least "
+                          f"{state_bytes + work:,} bytes ({_bytes(state_bytes + work)}) are needed")
+    make = _Maker(n_steps, state_bytes, work, budget)
+    if n_steps is None:
+        return {"online": make(Online(ram), {RAM: ram}, ram * state_bytes + work)}
+    out = {}
+    if n_steps * work <= budget.memory:
+        out["store_all"] = make(StoreAll(n_steps), {RAM: 0}, n_steps * work)
+    every = _periodic_every(n_steps, state_bytes, work, budget.memory)
+    if every:
+        p = Periodic(n_steps, every)
+        out["periodic"] = make(p, p.slots, p.slots[RAM] * state_bytes + p.tapes * work)
+    r = Revolve(n_steps, min(ram, n_steps))
+    out["revolve"] = make(r, r.slots, r.slots[RAM] * state_bytes + work)
+    disk = budget.disk.size // state_bytes if budget.disk else 0
+    if disk >= 1:
+        c = budget.costs
+        ml = MultiLevel(n_steps, [Tier(RAM, min(ram, n_steps)),
+                                  Tier(DISK, disk, c.disk_write, c.disk_read)],
+                        StepCosts(c.forward, c.reverse))
+        out["multilevel"] = make(ml, ml.slots, ml.ram.slots * state_bytes + work)
+    return out
+
+
+def _periodic_every(n: int, state: int, work: int, memory: int) -> int | None:
+    """Segment length minimizing Periodic's peak (``n/k`` states + ``k`` tapes), if it fits."""
+    k = max(1, min(n, round((n * state / work) ** 0.5)))
+    peak = ((n - 1) // k) * state + min(k, n) * work
+    return k if peak <= memory else None
+
+
+class _Maker:
+    """Builds a ``Plan`` from a schedule: counts, bytes and time from the schedule's prediction."""
+
+    def __init__(self, n: int | None, state: int, work: int, budget: Budget) -> None:
+        self.n, self.state, self.work, self.budget = n, state, work, budget
+
+    def __call__(self, schedule: object, slots: dict[str, int], peak: int) -> Plan:
+        c, n = self.budget.costs, self.n
+        pred = getattr(schedule, "predicted", None)
+        if n is None or pred is None:
+            return Plan(schedule, n, dict(slots), None, None, peak, 0, 0, None, None, self.budget)
+        writes = getattr(pred, "writes", {}).get(DISK, 0)
+        reads = getattr(pred, "reads", {}).get(DISK, 0)
+        time = (c.forward * pred.forward_advances + c.reverse * n
+                + c.disk_write * writes + c.disk_read * reads)
+        return Plan(schedule, n, dict(slots), pred.forward_advances, pred.recomputation_factor,
+                    peak, writes * self.state, reads * self.state, time,
+                    time / ((c.forward + c.reverse) * n), self.budget)
