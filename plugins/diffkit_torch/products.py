@@ -1,0 +1,5 @@
+"""Torch kernels of the products primitives."""
+
+from __future__ import annotations
+
+KERNELS = {}
