@@ -84,7 +84,7 @@ def plan(n_steps: int | None, state_bytes: int, budget: Budget | str | dict | No
 
     >>> p = plan(100_000, 8 * 2**20, {"budget": {"memory": "2GiB"}}, step_tape_bytes=16 * 2**20)
     >>> type(p.schedule).__name__, p.slots
-    ('Revolve', {'ram': 253})
+    ('Revolve', {'ram': 254})
     """
     budget = budget if isinstance(budget, Budget) else load_budget(budget)
     options = candidates(n_steps, state_bytes, budget, step_tape_bytes)

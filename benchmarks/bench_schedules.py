@@ -1,0 +1,96 @@
+"""Schedule speed and quality: ``python benchmarks/bench_schedules.py`` (not a timed test).
+
+Prints: the time and peak generator memory (tracemalloc) to stream every action of Revolve and
+Online at 10^6 steps (and checkpoint_schedules' when installed, as ratios); the Online /
+offline-optimum ratio grid; MultiLevel against equidistant two-level placement and the
+partition DP; and MultiLevel planning time against that O(n^2) DP at n = 1000.
+"""
+
+from __future__ import annotations
+
+import time
+import tracemalloc
+from math import comb
+
+from diffkit.checkpoint import MultiLevel, Online, Revolve, StepCosts, Tier, predict
+from diffkit.checkpoint.multilevel import _time, partition_dp
+
+
+def stream(make, label):
+    t = time.perf_counter()
+    count = sum(1 for _ in make())
+    elapsed = time.perf_counter() - t
+    tracemalloc.start()
+    for k, _ in enumerate(make()):
+        if k > 200_000:
+            break
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    print(f"{label:<34} {count:>10,} actions {elapsed:7.2f} s   peak {peak / 1024:7.1f} KiB")
+    return elapsed
+
+
+def peers(n, s, ours):
+    try:
+        from checkpoint_schedules import Revolve as CSRevolve
+    except ImportError:
+        print("checkpoint_schedules not installed: no peer comparison")
+        return
+    t = time.perf_counter()
+    for _ in CSRevolve(n, s):
+        pass
+    theirs = time.perf_counter() - t
+    print(f"checkpoint_schedules Revolve({n}, {s}): {theirs:.2f} s, ratio {theirs / ours:.2f}x")
+
+
+def online_grid():
+    print("\nOnline / offline optimum (forward advances), max over sampled n in each range")
+    print(f"{'s':>4} {'n<=C(s+2,2)':>12} {'n<=C(s+3,3)':>12} {'n<=C(s+4,4)':>12}")
+    for s in (2, 5, 10, 20, 40, 64):
+        bounds = [comb(s + r, r) for r in (2, 3, 4)]
+        row, lo = [], 1
+        for hi in bounds:
+            hi = min(hi, 200_000)
+            stride = max(1, (hi - lo) // 60)
+            ns = sorted({*range(lo, min(hi, lo + 50) + 1), *range(lo, hi + 1, stride), hi})
+            row.append(max(Online(s).count(n) / predict(n, s).forward_advances for n in ns))
+            lo = hi + 1
+        print(f"{s:>4} " + " ".join(f"{x:>12.4f}" for x in row))
+
+
+def multilevel_grid():
+    print("\nMultiLevel predicted time vs equidistant two-level (Stumm-Walther style) and the "
+          "partition DP")
+    costs = StepCosts(1.0, 2.0)
+    for n, ram, disk, w in ((1000, 3, 10, 0.5), (1000, 5, 50, 2.0), (500, 2, 20, 5.0)):
+        tiers = [Tier("ram", ram), Tier("disk", disk, w, w)]
+        ml = MultiLevel(n, tiers, costs).predicted.time
+        m = min(disk, n - 1)
+        equi = [n // (m + 1) + (1 if j < n % (m + 1) else 0) for j in range(m + 1)]
+        eq = _time(equi, *tiers, costs)
+        dp = partition_dp(n, *tiers, costs)
+        print(f"n={n} ram={ram} disk={disk} w=r={w}: {ml:.0f} vs equidistant {eq:.0f} "
+              f"({eq / ml:.3f}x) vs DP {dp:.0f} ({ml / dp:.3f}x of DP)")
+    tiers = [Tier("ram", 5), Tier("disk", 20, 0.5, 0.5)]
+    t = time.perf_counter()
+    MultiLevel(1000, tiers, costs)
+    ours = time.perf_counter() - t
+    t = time.perf_counter()
+    partition_dp(1000, *tiers, costs)
+    dp = time.perf_counter() - t
+    print(f"planning n=1000: MultiLevel {ours * 1e3:.2f} ms, O(n^2) DP {dp * 1e3:.0f} ms, "
+          f"{dp / ours:.0f}x faster")
+
+
+def main():
+    n = 10**6
+    r20 = stream(lambda: Revolve(n, 20).actions(), "Revolve(10**6, 20)")
+    stream(lambda: Revolve(n, 100).actions(), "Revolve(10**6, 100)")
+    stream(lambda: Online(100).actions(n), "Online(100), 10**6 steps")
+    peers(n, 20, r20)
+    online_grid()
+    multilevel_grid()
+
+
+if __name__ == "__main__":
+    main()
