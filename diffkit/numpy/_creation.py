@@ -1,19 +1,157 @@
-"""Array creation (no derivative flows into a constant)."""
+"""Array creation with NumPy's signatures, `like=` included: `dnp.zeros(3, like=x)` creates
+on x's backend (and device). Constants carry no derivative, except where JAX's do:
+`full` in its fill value and `linspace` in start/stop, when those are traced."""
 
 from __future__ import annotations
 
+import operator
+
+from diffkit.core.tracer import Tracer
 from diffkit.primitives import creation as P
 
-__all__ = ["zeros_like", "ones_like", "full_like"]
+__all__ = ["zeros", "ones", "full", "empty", "eye", "identity", "tri", "arange", "linspace",
+           "zeros_like", "ones_like", "full_like", "empty_like"]
+
+
+def _base(x):
+    while isinstance(x, Tracer):
+        x = x.primal
+    return x
+
+
+def _shape(shape) -> tuple:
+    if isinstance(shape, int) or hasattr(shape, "__index__"):
+        return (operator.index(shape),)
+    return tuple(operator.index(s) for s in shape)
+
+
+def _scalar(v):
+    """A concrete Python number for a bound, size or step given as a (traced) 0-d array."""
+    v = _base(v)
+    return v.item() if hasattr(v, "item") else v
+
+
+def zeros(shape, dtype=None, order="C", *, like=None):
+    return P.zeros.bind(_base(like), shape=_shape(shape), dtype=dtype)
+
+
+def ones(shape, dtype=None, order="C", *, like=None):
+    return P.ones.bind(_base(like), shape=_shape(shape), dtype=dtype)
+
+
+def empty(shape, dtype=None, order="C", *, like=None):
+    """Zeros: diffkit arrays are immutable, so uninitialised memory buys nothing."""
+    return zeros(shape, dtype, order, like=like)
+
+
+def full(shape, fill_value, dtype=None, order="C", *, like=None):
+    """Like `np.full`; differentiable in a traced `fill_value` (a broadcast)."""
+    if isinstance(fill_value, Tracer):
+        return _broadcast_fill(fill_value, _shape(shape), dtype)
+    if like is None and hasattr(fill_value, "shape"):
+        like = fill_value
+    return P.full.bind(_base(like), shape=_shape(shape), fill_value=_scalar_or_array(fill_value),
+                       dtype=dtype)
+
+
+def _broadcast_fill(fill_value, shape, dtype):
+    from diffkit import numpy as dnp
+
+    out = dnp.broadcast_to(fill_value, shape)
+    return out if dtype is None or dtype == out.dtype else dnp.astype(out, dtype)
+
+
+def eye(N, M=None, k=0, dtype=None, order="C", *, like=None):
+    N = operator.index(N)
+    M = N if M is None else operator.index(M)
+    return P.eye.bind(_base(like), N=N, M=M, k=operator.index(k), dtype=dtype)
+
+
+def identity(n, dtype=None, *, like=None):
+    return eye(n, dtype=dtype, like=like)
+
+
+def tri(N, M=None, k=0, dtype=None, *, like=None):
+    N = operator.index(N)
+    M = N if M is None else operator.index(M)
+    return P.tri.bind(_base(like), N=N, M=M, k=operator.index(k), dtype=dtype)
+
+
+def arange(start, stop=None, step=None, dtype=None, *, like=None):
+    """Like `np.arange([start,] stop[, step])`; bounds are concrete numbers."""
+    if stop is None:
+        start, stop = 0, start
+    step = 1 if step is None else _scalar(step)
+    if step == 0:
+        raise ValueError("dnp.arange: step must not be zero")
+    return P.arange.bind(_base(like), start=_scalar(start), stop=_scalar(stop), step=step,
+                         dtype=dtype)
+
+
+def linspace(start, stop, num=50, endpoint=True, retstep=False, dtype=None, axis=0, *,
+             like=None):
+    """Like `np.linspace`. Differentiable in traced `start`/`stop` (as in JAX): the samples
+    are start + (stop - start) * t for fixed fractions t."""
+    num = operator.index(num)
+    if num < 0:
+        raise ValueError(f"dnp.linspace: num must be non-negative, got {num}")
+    div = (num - 1) if endpoint else num
+    if isinstance(start, Tracer) or isinstance(stop, Tracer):
+        out, step = _linspace_traced(start, stop, num, endpoint, div, axis)
+        if dtype is not None:
+            from diffkit.numpy import astype
+
+            out = astype(out, dtype)
+    else:
+        if like is None:
+            like = start if hasattr(start, "shape") else stop if hasattr(stop, "shape") else None
+        out = P.linspace.bind(_base(like), start=_scalar_or_array(start),
+                              stop=_scalar_or_array(stop), num=num, endpoint=endpoint,
+                              dtype=dtype, axis=axis)
+        step = (stop - start) / div if div > 0 else float("nan")
+    return (out, step) if retstep else out
+
+
+def _scalar_or_array(v):
+    return _scalar(v) if not getattr(v, "shape", ()) else v
+
+
+def _linspace_traced(start, stop, num, endpoint, div, axis):
+    from diffkit import numpy as dnp
+
+    start, stop = dnp.asarray(start), dnp.asarray(stop)
+    shape = dnp.broadcast_shapes(dnp.shape(start), dnp.shape(stop))
+    nd = len(shape) + 1
+    axis = axis % nd
+    frac = P.linspace.bind(_base(start), start=0.0, stop=1.0, num=num, endpoint=endpoint,
+                           dtype=None, axis=0)
+    frac = dnp.reshape(frac, (1,) * axis + (num,) + (1,) * (nd - axis - 1))
+    lo = dnp.expand_dims(dnp.broadcast_to(start, shape), axis)
+    span = dnp.broadcast_to(stop, shape) - dnp.broadcast_to(start, shape)
+    step = span / div if div > 0 else span * float("nan")
+    return lo + dnp.expand_dims(span, axis) * frac, step
 
 
 def zeros_like(a, dtype=None, shape=None):
-    return P.zeros_like.bind(a, dtype=dtype, shape=shape)
+    return P.zeros_like.bind(a, dtype=dtype, shape=None if shape is None else _shape(shape))
 
 
 def ones_like(a, dtype=None, shape=None):
-    return P.ones_like.bind(a, dtype=dtype, shape=shape)
+    return P.ones_like.bind(a, dtype=dtype, shape=None if shape is None else _shape(shape))
 
 
 def full_like(a, fill_value, dtype=None, shape=None):
-    return P.full_like.bind(a, fill_value=fill_value, dtype=dtype, shape=shape)
+    """Like `np.full_like`; differentiable in a traced `fill_value` (a broadcast)."""
+    if isinstance(fill_value, Tracer):
+        from diffkit import numpy as dnp
+
+        a = dnp.asarray(a)
+        return _broadcast_fill(fill_value, a.shape if shape is None else _shape(shape),
+                               a.dtype if dtype is None else dtype)
+    return P.full_like.bind(a, fill_value=_scalar_or_array(fill_value), dtype=dtype,
+                            shape=None if shape is None else _shape(shape))
+
+
+def empty_like(a, dtype=None, shape=None):
+    """Zeros: diffkit arrays are immutable, so uninitialised memory buys nothing."""
+    return zeros_like(a, dtype, shape)

@@ -1,5 +1,254 @@
-"""Indexing with NumPy's names and signatures."""
+"""Indexing with NumPy's rules, JAX's functional updates (`x.at[idx].set(v)`), and the
+functions that gather or produce indices (take, take_along_axis, sort, nonzero, diagonal).
+
+Indices are concrete: traced integer indices are unwrapped to their value (they carry no
+derivative), so Python control flow on them works.
+"""
 
 from __future__ import annotations
 
-__all__ = []
+import operator
+
+import numpy as np  # static bookkeeping on index arrays only
+
+from diffkit.core.tracer import Tracer
+from diffkit.numpy._shape import _arr, normalize_axis, ravel, transpose
+from diffkit.primitives import indexing as P
+
+__all__ = ["_getitem", "_at", "at", "take", "take_along_axis", "sort", "argsort", "nonzero",
+           "argwhere", "flatnonzero", "diag", "diagonal"]
+
+
+def _base(x):
+    return x._base() if isinstance(x, Tracer) else x
+
+
+def _entry(i):
+    """One index entry in the form the primitives take: int | slice | None | Ellipsis |
+    integer array | boolean array."""
+    if i is None or i is Ellipsis:
+        return i
+    i = _base(i)
+    if isinstance(i, slice):
+        return slice(*(None if v is None else operator.index(_base(v))
+                       for v in (i.start, i.stop, i.step)))
+    if isinstance(i, bool):
+        return np.asarray(i)
+    if isinstance(i, int):
+        return i
+    if isinstance(i, list | tuple):
+        a = np.asarray(i)
+        i = a.astype(np.intp) if a.size == 0 else a
+    if not hasattr(i, "dtype"):
+        try:
+            return operator.index(i)
+        except TypeError:
+            raise IndexError(
+                f"only integers, slices, None, Ellipsis and integer or boolean arrays are "
+                f"valid indices; got {type(i).__name__}") from None
+    if not P.is_bool_array(i) and not _is_int(i.dtype):
+        raise IndexError(f"arrays used as indices must be of integer or boolean type, got "
+                         f"dtype {i.dtype}")
+    if tuple(i.shape) == () and not P.is_bool_array(i):
+        return int(i)
+    return i
+
+
+def _is_int(dtype) -> bool:
+    kind = getattr(dtype, "kind", None)
+    return kind in ("i", "u") if kind is not None else "int" in str(dtype)
+
+
+def index_tuple(idx) -> tuple:
+    """`idx` normalised for the indexing primitives (always a tuple)."""
+    idx = idx if isinstance(idx, tuple) else (idx,)
+    out = tuple(_entry(i) for i in idx)
+    if sum(i is Ellipsis for i in out) > 1:
+        raise IndexError("an index can only have a single ellipsis ('...')")
+    return out
+
+
+def _getitem(x, idx):
+    """`x[idx]` with NumPy's rules (basic, advanced and boolean indexing)."""
+    idx = index_tuple(idx)
+    if not idx or (len(idx) == 1 and idx[0] is Ellipsis):
+        return x
+    return P.getitem.bind(x, idx=idx)
+
+
+class _IndexUpdateRef:
+    """`x.at[idx]`: the functional updates of JAX, returning new arrays."""
+
+    __slots__ = ("x", "idx")
+
+    def __init__(self, x, idx):
+        self.x = x
+        self.idx = index_tuple(idx)
+
+    def get(self):
+        return P.getitem.bind(self.x, idx=self.idx)
+
+    def set(self, values):
+        """`x` with `x[idx] = values`. With repeated indices one write per element survives
+        (the backend's choice; NumPy keeps the last), and only it receives a gradient."""
+        return P.index_set.bind(self.x, values, idx=self.idx)
+
+    def add(self, values):
+        """`x` with `values` added at `idx`; repeated indices accumulate."""
+        return P.index_add.bind(self.x, values, idx=self.idx)
+
+    def subtract(self, values):
+        return P.index_add.bind(self.x, -values, idx=self.idx)
+
+    def multiply(self, values):
+        """`x` with `x[idx]` multiplied by `values`; repeated indices multiply again (the
+        gradient in `values` then divides by them: they must be nonzero there)."""
+        return P.index_mul.bind(self.x, values, idx=self.idx)
+
+    mul = multiply
+
+    def divide(self, values):
+        from diffkit.numpy import divide
+
+        return P.index_mul.bind(self.x, divide(1.0, values), idx=self.idx)
+
+    def min(self, values):
+        """`x` with `x[idx] = minimum(x[idx], values)`, repeated indices included."""
+        return P.index_min.bind(self.x, values, idx=self.idx)
+
+    def max(self, values):
+        """`x` with `x[idx] = maximum(x[idx], values)`, repeated indices included."""
+        return P.index_max.bind(self.x, values, idx=self.idx)
+
+
+class _IndexUpdateHelper:
+    __slots__ = ("x",)
+
+    def __init__(self, x):
+        self.x = x
+
+    def __getitem__(self, idx):
+        return _IndexUpdateRef(self.x, idx)
+
+
+def _at(x):
+    """What `Tracer.at` returns."""
+    return _IndexUpdateHelper(x)
+
+
+def at(x):
+    """JAX's `x.at` for any array: `dnp.at(x)[idx].set(v)` returns an updated copy and
+    works the same on plain NumPy/torch arrays and on traced values (whose `x.at[idx]`
+    is this). `x` itself is never modified.
+
+    >>> import numpy as np, diffkit.numpy as dnp
+    >>> dnp.at(np.zeros(3))[[0, 0, 2]].add(1.0)
+    array([2., 0., 1.])
+    """
+    return _IndexUpdateHelper(x)
+
+
+# -- gathers --------------------------------------------------------------------------------
+def take(a, indices, axis=None, out=None, mode=None):
+    """Like `np.take`; mode 'raise' (default), 'wrap' or 'clip'."""
+    if out is not None:
+        raise TypeError("dnp.take does not support out=: diffkit arrays are immutable")
+    a = _arr(a)
+    if axis is None:
+        a, axis = ravel(a), 0
+    axis = normalize_axis("take", axis, len(a.shape))
+    idx = _entry(indices if not isinstance(indices, slice) else np.asarray(indices))
+    n = a.shape[axis]
+    if mode == "wrap":
+        idx = idx % n
+    elif mode == "clip":
+        idx = idx * (idx > 0)
+        idx = idx - (idx - (n - 1)) * (idx > n - 1)
+    elif mode not in (None, "raise"):
+        raise ValueError(f"dnp.take: mode must be 'raise', 'wrap' or 'clip', got {mode!r}")
+    if isinstance(idx, int):
+        idx = operator.index(idx)
+    return P.getitem.bind(a, idx=(slice(None),) * axis + (idx,))
+
+
+def take_along_axis(arr, indices, axis=-1):
+    """Like `np.take_along_axis` (the gather that `sort` differentiates through)."""
+    arr = _arr(arr)
+    indices = _entry(indices)
+    if axis is None:
+        arr, axis = ravel(arr), 0
+    nd = len(arr.shape)
+    if len(indices.shape) != nd:
+        raise ValueError(f"dnp.take_along_axis: indices must have {nd} dimensions like the "
+                         f"array, got {len(indices.shape)}")
+    axis = normalize_axis("take_along_axis", axis, nd)
+    idx = tuple(
+        indices if d == axis else np.arange(n).reshape((1,) * d + (n,) + (1,) * (nd - d - 1))
+        for d, n in enumerate(arr.shape))
+    return P.getitem.bind(arr, idx=idx)
+
+
+def argsort(a, axis=-1, kind=None, order=None, *, stable=None):
+    """Indices that sort `a` (always a stable sort); no derivative."""
+    a = _arr(a)
+    if axis is not None:
+        axis = normalize_axis("argsort", axis, len(a.shape))
+    return P.argsort.bind(a, axis=axis)
+
+
+def sort(a, axis=-1, kind=None, order=None, *, stable=None):
+    """Sorted `a`; the gradient follows the (stable) permutation, so tied values each keep
+    their own cotangent."""
+    a = _arr(a)
+    if axis is None:
+        a, axis = ravel(a), 0
+    return take_along_axis(a, _base(argsort(a, axis)), axis)
+
+
+def nonzero(a):
+    return P.nonzero.bind(_base(_arr(a)))
+
+
+def argwhere(a):
+    return P.argwhere.bind(_base(_arr(a)))
+
+
+def flatnonzero(a):
+    return P.flatnonzero.bind(_base(_arr(a)))
+
+
+# -- diagonals ------------------------------------------------------------------------------
+def _diag_indices(n1: int, n2: int, offset: int):
+    length = max(0, min(n1, n2 - offset) if offset >= 0 else min(n1 + offset, n2))
+    i = np.arange(length)
+    return (i, i + offset) if offset >= 0 else (i - offset, i)
+
+
+def diagonal(a, offset=0, axis1=0, axis2=1):
+    """Like `np.diagonal`: the diagonal becomes the last axis."""
+    a = _arr(a)
+    nd = len(a.shape)
+    if nd < 2:
+        raise ValueError("dnp.diagonal: the array must have at least 2 dimensions")
+    a1, a2 = normalize_axis("diagonal", axis1, nd), normalize_axis("diagonal", axis2, nd)
+    if a1 == a2:
+        raise ValueError("dnp.diagonal: axis1 and axis2 cannot be the same")
+    moved = transpose(a, [d for d in range(nd) if d not in (a1, a2)] + [a1, a2])
+    rows, cols = _diag_indices(a.shape[a1], a.shape[a2], operator.index(offset))
+    return P.getitem.bind(moved, idx=(Ellipsis, rows, cols))
+
+
+def diag(v, k=0):
+    """Like `np.diag`: the k-th diagonal of a 2-D array, or a 2-D array with a 1-D array
+    on its k-th diagonal."""
+    from diffkit.numpy._creation import zeros
+
+    v = _arr(v)
+    k = operator.index(k)
+    if len(v.shape) == 2:
+        return diagonal(v, k)
+    if len(v.shape) != 1:
+        raise ValueError(f"dnp.diag: input must be 1-d or 2-d, got shape {tuple(v.shape)}")
+    n = v.shape[0] + abs(k)
+    rows, cols = _diag_indices(n, n, k)
+    return P.index_add.bind(zeros((n, n), dtype=v.dtype, like=_base(v)), v, idx=(rows, cols))

@@ -1,5 +1,178 @@
-"""Indexing primitives (being written; see docs/architecture.md)."""
+"""Indexing primitives: `x[idx]` and the functional updates behind `x.at[idx]`.
+
+The index `idx` is a static parameter, a tuple whose entries are int | slice | None |
+Ellipsis | integer array | boolean array (normalised by `diffkit.numpy._indexing`; arrays
+are NumPy arrays or arrays of x's backend). Gathers transpose to scatter-adds, so repeated
+indices accumulate their cotangents. Update kernels return a new array (never mutate x);
+the value `v` is broadcast to the shape of `x[idx]` and cast to x's dtype.
+"""
 
 from __future__ import annotations
 
-PRIMITIVES = ()
+import numpy as np  # sample data only (the rules below use diffkit.numpy)
+
+from diffkit import numpy as dnp
+from diffkit.core.primitive import Primitive
+from diffkit.core.rules import linear, nondiff
+from diffkit.core.sampling import cases
+from diffkit.core.tracer import Tracer
+from diffkit.core.zeros import Zero
+
+
+def is_bool_array(i) -> bool:
+    dt = getattr(i, "dtype", None)
+    return dt is not None and (getattr(dt, "kind", None) == "b" or str(dt).endswith("bool"))
+
+
+def has_int_array(idx: tuple) -> bool:
+    """True if an integer array appears in `idx`: the only way an index can repeat."""
+    return any(hasattr(i, "ndim") and not is_bool_array(i) for i in idx)
+
+
+def _raw(x):
+    return x._base() if isinstance(x, Tracer) else x
+
+
+def _winners(like, idx):
+    """Mask over `x[idx]`: True where that write is the one a `set` kept (with repeated
+    indices only one write per element survives; asking the kernel which one keeps the
+    rule consistent with whatever order the backend uses). Computed on raw arrays: no
+    derivative flows through it."""
+    sel = getitem.bind(_raw(like), idx=idx)
+    ids = dnp.reshape(dnp.arange(1, dnp.size(sel) + 1, dtype="int64", like=sel), sel.shape)
+    written = index_set.bind(dnp.zeros_like(sel, dtype="int64", shape=like.shape), ids, idx=idx)
+    return getitem.bind(written, idx=idx) == ids
+
+
+def _scatter(t, ans, idx):
+    """`t` added into zeros shaped like `ans` at `idx` (the transpose of a gather)."""
+    return index_add.bind(dnp.zeros_like(ans), t, idx=idx)
+
+
+getitem = linear(
+    "getitem",
+    lambda g, ans, x, idx: _scatter(g, x, idx),
+    saves_ans=False,
+    sample=cases(
+        (lambda r: (r.normal(size=(3, 4)),), {"idx": (1, slice(None, None, -1))}),
+        (lambda r: (r.normal(size=(5,)),), {"idx": (np.array([0, 3, 0, -1]),)}),
+        (lambda r: (r.normal(size=(3, 4)),), {"idx": (np.array([True, False, True]),)}),
+        (lambda r: (r.normal(size=(2, 3, 4)),),
+         {"idx": (Ellipsis, None, np.array([[1], [2]]), np.array([0, 3]))}),
+    ),
+)
+
+# -- x.at[idx].add(v): linear in (x, v) jointly ---------------------------------------------
+index_add = Primitive(
+    "index_add",
+    jvp=(lambda t, ans, x, v, idx: t, lambda t, ans, x, v, idx: _scatter(t, ans, idx)),
+    vjp=(lambda g, ans, x, v, idx: g, lambda g, ans, x, v, idx: getitem.bind(g, idx=idx)),
+    saves_args=False, saves_ans=False,
+    sample=cases(
+        (lambda r: (r.normal(size=(4, 3)), r.normal(size=(3, 3))),
+         {"idx": (np.array([1, 3, 1]),)}),
+        (lambda r: (r.normal(size=(4, 3)), r.normal(size=(3,))), {"idx": (slice(1, 3),)}),
+    ),
+)
+
+
+# -- x.at[idx].set(v): out = x off idx, v on idx ----------------------------------------------
+def _set_ct_v(g, ans, x, v, idx):
+    gv = getitem.bind(g, idx=idx)
+    return gv * _winners(g, idx) if has_int_array(idx) else gv
+
+
+index_set = Primitive(
+    "index_set",
+    jvp=(lambda t, ans, x, v, idx: index_set.bind(t, 0, idx=idx),
+         lambda t, ans, x, v, idx: index_set.bind(dnp.zeros_like(ans), t, idx=idx)),
+    vjp=(lambda g, ans, x, v, idx: index_set.bind(g, 0, idx=idx), _set_ct_v),
+    saves_args=False, saves_ans=False,
+    subgradient="repeated indices: one write per element survives (the backend's choice, "
+                "NumPy's is the last); only that element of v gets a cotangent",
+    sample=cases(
+        (lambda r: (r.normal(size=(4, 3)), r.normal(size=(3, 3))),
+         {"idx": (np.array([1, 3, 1]),)}),
+        (lambda r: (r.normal(size=(4, 3)), r.normal(size=())), {"idx": (slice(None), 2)}),
+    ),
+)
+
+
+# -- x.at[idx].multiply(v): out_p = x_p * prod of the v's written at p ------------------------
+def _mul_factor(x, v, idx):
+    return index_mul.bind(dnp.ones_like(x), v, idx=idx)
+
+
+def _unique(like, idx) -> bool:
+    return not has_int_array(idx) or bool(_winners(like, idx).all())
+
+
+def _mul_dv(x, v, ans, idx):
+    """d out[idx] / d v: x[idx] when no index repeats; else the product of the other
+    factors, ans[idx] / v (v must be nonzero where an index repeats)."""
+    if _unique(x, idx):
+        return getitem.bind(x, idx=idx)
+    return getitem.bind(ans, idx=idx) / v
+
+
+index_mul = Primitive(
+    "index_mul",
+    jvp=(lambda t, ans, x, v, idx: t * _mul_factor(x, v, idx),
+         lambda t, ans, x, v, idx: _scatter(t * _mul_dv(x, v, ans, idx), ans, idx)),
+    vjp=(lambda g, ans, x, v, idx: g * _mul_factor(x, v, idx),
+         lambda g, ans, x, v, idx: getitem.bind(g, idx=idx) * _mul_dv(x, v, ans, idx)),
+    sample=cases(
+        (lambda r: (r.normal(size=(4, 3)), r.uniform(0.5, 2, size=(3, 3))),
+         {"idx": (np.array([1, 3, 1]),)}),
+        (lambda r: (r.normal(size=(4, 3)), r.normal(size=(3,))), {"idx": (slice(0, 2),)}),
+    ),
+)
+
+
+# -- x.at[idx].min(v) / .max(v) ---------------------------------------------------------------
+def _extremum_weights(ans, x, v, idx):
+    """Share of the output each candidate gets: 1/k to each of the k values equal to the
+    result (x_p and the v's written at p), the minimum-norm subgradient of a k-way tie."""
+    out = _raw(ans)
+    sel = getitem.bind(out, idx=idx)
+    wx = (_raw(x) == out) * 1.0
+    wv = (_raw(v) == sel) * 1.0
+    count = wx + index_add.bind(dnp.zeros_like(wx), wv, idx=idx)
+    return wx / count, wv / getitem.bind(count, idx=idx)
+
+
+def _extremum_jvp(tangents, ans, x, v, idx):
+    tx, tv = tangents
+    wx, wv = _extremum_weights(ans, x, v, idx)
+    out = None if isinstance(tx, Zero) else tx * wx
+    if not isinstance(tv, Zero):
+        s = _scatter(tv * wv, ans, idx)
+        out = s if out is None else out + s
+    return out
+
+
+def _extremum_vjp(g, ans, x, v, idx):
+    wx, wv = _extremum_weights(ans, x, v, idx)
+    return g * wx, getitem.bind(g, idx=idx) * wv
+
+
+_TIES = "ties between x and the written values split the derivative equally"
+_MINMAX_SAMPLE = cases(
+    (lambda r: (r.normal(size=(4, 3)), r.normal(size=(3, 3))), {"idx": (np.array([1, 3, 1]),)}),
+    (lambda r: (r.normal(size=(4, 3)), r.normal(size=(3,))), {"idx": (slice(0, 2),)}),
+)
+index_min = Primitive("index_min", jvp=_extremum_jvp, vjp=_extremum_vjp, subgradient=_TIES,
+                      sample=_MINMAX_SAMPLE)
+index_max = Primitive("index_max", jvp=_extremum_jvp, vjp=_extremum_vjp, subgradient=_TIES,
+                      sample=_MINMAX_SAMPLE)
+
+# -- index arrays: integers carry no derivative ------------------------------------------------
+_NONZERO_SAMPLE = cases((lambda r: (r.normal(size=(3, 4)) > 0,), {}))
+argsort = nondiff("argsort", sample=cases((lambda r: (r.normal(size=(3, 4)),), {"axis": -1}),
+                                          (lambda r: (r.normal(size=(3, 4)),), {"axis": None})))
+nonzero = nondiff("nonzero", multiple_results=True, sample=_NONZERO_SAMPLE)
+argwhere = nondiff("argwhere", sample=_NONZERO_SAMPLE)
+flatnonzero = nondiff("flatnonzero", sample=_NONZERO_SAMPLE)
+
+PRIMITIVES = (getitem, index_add, index_set, index_mul, index_min, index_max,
+              argsort, nonzero, argwhere, flatnonzero)

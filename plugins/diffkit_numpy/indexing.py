@@ -1,3 +1,52 @@
-"""NumPy kernels of the indexing primitives."""
+"""NumPy kernels of the indexing primitives: a gather and functional scatter updates."""
 
-KERNELS = {}
+import numpy as np
+
+
+def _ufunc_index(idx):
+    """`ufunc.at` takes integer arrays, not boolean masks: a k-d mask is its k `nonzero`
+    arrays (NumPy's own definition of mask indexing)."""
+    out = []
+    for i in idx:
+        if isinstance(i, np.ndarray) and i.dtype == np.bool_:
+            out.extend(np.nonzero(i))
+        else:
+            out.append(i)
+    return tuple(out)
+
+
+def _has_int_array(idx):
+    return any(isinstance(i, np.ndarray) and i.dtype != np.bool_ for i in idx)
+
+
+def _update(ufunc):
+    def kernel(x, v, idx):
+        out = np.array(x, copy=True)
+        v = np.asarray(v).astype(out.dtype, copy=False)
+        if _has_int_array(idx):  # repeated indices must all apply
+            ufunc.at(out, _ufunc_index(idx), v)
+        else:
+            out[idx] = ufunc(out[idx], v)
+        return out
+
+    return kernel
+
+
+def _set(x, v, idx):
+    out = np.array(x, copy=True)
+    out[idx] = np.asarray(v).astype(out.dtype, copy=False)
+    return out
+
+
+KERNELS = {
+    "getitem": lambda x, idx: np.asarray(x)[idx],
+    "index_add": _update(np.add),
+    "index_set": _set,
+    "index_mul": _update(np.multiply),
+    "index_min": _update(np.minimum),
+    "index_max": _update(np.maximum),
+    "argsort": lambda x, axis=-1: np.argsort(x, axis=axis, kind="stable"),
+    "nonzero": lambda x: np.nonzero(x),
+    "argwhere": lambda x: np.argwhere(x),
+    "flatnonzero": lambda x: np.flatnonzero(x),
+}
