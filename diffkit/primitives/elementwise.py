@@ -86,11 +86,21 @@ fmod = elementwise(
     saves_ans=False, subgradient="at the jumps (x/y an integer): the one-sided 1, -trunc(x/y)",
     sample=cases((_mod_args, {})),
 )
+def _d_power_x(pow_fn):
+    """y * x**(y-1), and 0 where y == 0 (not 0 * 0**-1 = nan at x = 0)."""
+
+    def d(ans, x, y):
+        if isinstance(y, int | float):
+            return 0 if y == 0 else y * pow_fn(x, y - 1)
+        return y * pow_fn(x, dnp.where(y == 0, 1, y) - 1)
+
+    return d
+
+
 power = elementwise(
     "power",
-    # y == 0 gives d/dx = 0 (not 0 * x**-1 = nan at x = 0); d/dy uses log(1) = 0 at x = 0
-    lambda ans, x, y: dnp.where(y == 0, 0, y * dnp.power(x, y - 1)),
-    lambda ans, x, y: dnp.log(dnp.where(x == 0, 1, x)) * ans,
+    _d_power_x(lambda x, y: dnp.power(x, y)),
+    lambda ans, x, y: dnp.log(dnp.where(x == 0, 1, x)) * ans,  # log(1) = 0 at x = 0
     subgradient="d/dx = 0 where y == 0; d/dy = 0 where x == 0",
     sample=lambda rng: uniform(0.2, 2.0, nargs=2)(rng) + cases(
         (lambda r: (r.uniform(-2, 2, (3,)), 3), {}),
@@ -100,7 +110,7 @@ power = elementwise(
 )
 float_power = elementwise(
     "float_power",
-    lambda ans, x, y: dnp.where(y == 0, 0, y * dnp.float_power(x, y - 1)),
+    _d_power_x(lambda x, y: dnp.float_power(x, y)),
     lambda ans, x, y: dnp.log(dnp.where(x == 0, 1, x)) * ans,
     subgradient="d/dx = 0 where y == 0; d/dy = 0 where x == 0",
     sample=uniform(0.2, 2.0, nargs=2),
