@@ -1,6 +1,94 @@
-"""`diffkit.scipy.special`: erf, erfc, expit, logit, gammaln, digamma, xlogy, softplus,
-logsumexp (being written)."""
+"""`diffkit.scipy.special`: SciPy's special functions with SciPy's signatures, differentiable.
+
+    from diffkit.scipy.special import logsumexp, gammaln, xlogy
+"""
 
 from __future__ import annotations
 
-__all__ = []
+from diffkit import numpy as dnp
+from diffkit.primitives import special as P
+
+__all__ = ["erf", "erfc", "erfinv", "expit", "logit", "softplus", "gammaln", "digamma", "psi",
+           "polygamma", "xlogy", "xlog1py", "logsumexp"]
+
+
+def erf(z):
+    """The error function 2/sqrt(pi) * integral_0^z exp(-t^2) dt."""
+    return P.erf.bind(z)
+
+
+def erfc(x):
+    """1 - erf(x), accurate for large x."""
+    return P.erfc.bind(x)
+
+
+def erfinv(y):
+    """The inverse of erf on (-1, 1)."""
+    return P.erfinv.bind(y)
+
+
+def expit(x):
+    """The logistic sigmoid 1 / (1 + exp(-x)), without overflow."""
+    return P.expit.bind(x)
+
+
+def logit(x):
+    """log(x / (1 - x)), the inverse of expit."""
+    return P.logit.bind(x)
+
+
+def softplus(x):
+    """log(1 + exp(x)), computed as log1p(exp(-|x|)) + max(x, 0) (no overflow)."""
+    return P.softplus.bind(x)
+
+
+def gammaln(x):
+    """log|Gamma(x)|; its derivative is digamma."""
+    return P.gammaln.bind(x)
+
+
+def digamma(z):
+    """psi(z) = d/dz log Gamma(z); its derivative is polygamma(1, z)."""
+    return P.digamma.bind(z)
+
+
+psi = digamma
+
+
+def polygamma(n, x):
+    """The n-th derivative of digamma (n a non-negative integer or integer array; no
+    derivative flows into n)."""
+    return P.polygamma.bind(n, x)
+
+
+def xlogy(x, y):
+    """x * log(y), 0 where x == 0 (so d/dx at x = 0 is log(y), finite for y > 0)."""
+    return P.xlogy.bind(x, y)
+
+
+def xlog1py(x, y):
+    """x * log1p(y), 0 where x == 0."""
+    return P.xlog1py.bind(x, y)
+
+
+def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False):
+    """log(sum(b * exp(a))) over `axis`, without overflow (SciPy's signature).
+
+    The maximum is shifted out and held constant (it cancels from the value, so the
+    gradient is exactly the softmax). Elements with b == 0 are left out of the maximum.
+    With return_sign=True, returns (log|s|, sign(s)) where s = sum(b * exp(a)).
+    """
+    if isinstance(axis, list):
+        axis = tuple(axis)
+    if b is not None:
+        a = dnp.where(dnp.equal(b, 0), -float("inf"), a)
+    shift = dnp.stop_gradient(dnp.max(a, axis=axis, keepdims=True))
+    shift = dnp.where(dnp.isfinite(shift), shift, 0)
+    e = dnp.exp(dnp.subtract(a, shift))
+    if b is not None:
+        e = dnp.multiply(b, e)
+    s = dnp.sum(e, axis=axis, keepdims=keepdims)
+    shift = shift if keepdims else dnp.reshape(shift, dnp.shape(s))
+    if return_sign:
+        return dnp.add(dnp.log(dnp.abs(s)), shift), dnp.sign(s)
+    return dnp.add(dnp.log(s), shift)
