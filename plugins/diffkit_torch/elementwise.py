@@ -1,24 +1,201 @@
 """Torch kernels of the elementwise primitives.
 
-Most kernels are the torch function itself. Binary functions whose torch version needs a
-tensor first (`torch.maximum(2.0, t)` is a TypeError) get `_scalar_first`.
+Most kernels are the torch function itself (the hot path stays one call). torch functions
+that refuse a Python scalar argument (`torch.maximum(t, 0.0)`) go through `_tensors`, which
+turns the scalar into a 0-d tensor of its category's widest dtype (float64, complex128,
+int64) on the other argument's device: torch lets 0-d tensors take part in promotion as
+weakly as scalars, so NumPy 2's rule (Python scalars are weak) still holds.
 """
 
 from __future__ import annotations
 
+import math
+
 import torch
+
+from diffkit_torch.dtypes import torch_dtype
+
+_WIDEST = {float: torch.float64, complex: torch.complex128, int: torch.int64, bool: torch.bool}
+
+
+def _device(args):
+    for a in args:
+        if isinstance(a, torch.Tensor):
+            return a.device
+    return None
+
+
+def _as_tensor(a, device):
+    if isinstance(a, torch.Tensor):
+        return a
+    return torch.tensor(a, dtype=_WIDEST[type(a)], device=device)
+
+
+def _tensors(f):
+    """`f` with any Python-scalar argument made a 0-d tensor (f wants tensors only)."""
+
+    def kernel(*args):
+        device = _device(args)
+        return f(*(_as_tensor(a, device) for a in args))
+
+    kernel.__name__ = f.__name__
+    return kernel
+
+
+def _promoted(f):
+    """`f` on arguments cast to their common dtype (for torch functions that refuse mixed
+    dtypes, e.g. heaviside)."""
+
+    def kernel(x, y):
+        device = _device((x, y))
+        x, y = _as_tensor(x, device), _as_tensor(y, device)
+        dt = torch.result_type(x, y)
+        return f(x.to(dt), y.to(dt))
+
+    return kernel
+
+
+def _cbrt(x):
+    # torch has no cbrt; pow(|x|, 1/3) with x's sign is NumPy's real cube root.
+    if not x.is_floating_point():
+        x = x.to(torch.float64)
+    return torch.sign(x) * torch.abs(x).pow(1.0 / 3.0)
+
+
+def _imag(x):
+    # torch.imag refuses real tensors; NumPy returns zeros.
+    return torch.imag(x) if x.is_complex() else torch.zeros_like(x)
+
+
+def _angle(z, deg=False):
+    a = torch.angle(z)
+    return a * (180.0 / math.pi) if deg else a
+
+
+def _clip(a, lo, hi):
+    device = _device((a, lo, hi))
+    lo = None if lo is None else _as_tensor(lo, device)
+    hi = None if hi is None else _as_tensor(hi, device)
+    return torch.clamp(_as_tensor(a, device), min=lo, max=hi)
+
+
+def _where(c, x, y):
+    device = _device((c, x, y))
+    c = _as_tensor(c, device)
+    if c.dtype != torch.bool:
+        c = c != 0
+    return torch.where(c, x, y)
+
+
+def _astype(x, dtype):
+    dt = torch_dtype(dtype)
+    if x.is_complex() and not dt.is_complex:
+        x = x.real  # drop the imaginary part (NumPy warns, JAX does the same)
+    return x.to(dt)
+
+
+def _sign(x):
+    # NumPy 2's sign of complex z is z/|z| (torch.sgn); torch.sign refuses complex.
+    return torch.sgn(x) if x.is_complex() else torch.sign(x)
+
+
+def _round(x, decimals=0):
+    if not (x.is_floating_point() or x.is_complex()):
+        return x.clone() if decimals >= 0 else torch.round(x.double(), decimals=decimals).to(
+            x.dtype)
+    return torch.round(x, decimals=decimals)
+
+
+def _nan_to_num(x, nan=0.0, posinf=None, neginf=None):
+    return torch.nan_to_num(x, nan=nan, posinf=posinf, neginf=neginf)
+
+
+def _rounding(f):
+    """floor/ceil/trunc: NumPy keeps integer inputs as they are, torch refuses some."""
+    return lambda x: f(x) if x.is_floating_point() else x.clone()
+
 
 KERNELS = {
     "add": torch.add,
     "subtract": torch.sub,
     "multiply": torch.mul,
     "divide": torch.true_divide,
+    "mod": torch.remainder,
+    "fmod": _tensors(torch.fmod),
+    "power": torch.pow,
+    "float_power": torch.float_power,
     "negative": torch.neg,
+    "positive": torch.positive,
+    "reciprocal": torch.reciprocal,
+    "square": torch.square,
+    "sqrt": torch.sqrt,
+    "cbrt": _cbrt,
+    "abs": torch.abs,
+    "fabs": torch.abs,
+    "exp": torch.exp,
+    "exp2": torch.exp2,
+    "expm1": torch.expm1,
+    "log": torch.log,
+    "log2": torch.log2,
+    "log10": torch.log10,
+    "log1p": torch.log1p,
+    "logaddexp": _tensors(torch.logaddexp),
+    "logaddexp2": _tensors(torch.logaddexp2),
     "sin": torch.sin,
     "cos": torch.cos,
-    "exp": torch.exp,
-    "log": torch.log,
+    "tan": torch.tan,
+    "arcsin": torch.asin,
+    "arccos": torch.acos,
+    "arctan": torch.atan,
+    "arctan2": _tensors(torch.atan2),
+    "hypot": _tensors(torch.hypot),
+    "sinh": torch.sinh,
+    "cosh": torch.cosh,
     "tanh": torch.tanh,
-    "sqrt": torch.sqrt,
+    "arcsinh": torch.asinh,
+    "arccosh": torch.acosh,
+    "arctanh": torch.atanh,
+    "deg2rad": torch.deg2rad,
+    "rad2deg": torch.rad2deg,
+    "sinc": torch.sinc,
+    "real": torch.real,
+    "imag": _imag,
+    "conj": torch.conj_physical,
+    "angle": _angle,
+    "maximum": _tensors(torch.maximum),
+    "minimum": _tensors(torch.minimum),
+    "fmax": _tensors(torch.fmax),
+    "fmin": _tensors(torch.fmin),
+    "clip": _clip,
+    "where": _where,
+    "nan_to_num": _nan_to_num,
+    "heaviside": _promoted(torch.heaviside),
+    "astype": _astype,
     "stop_gradient": torch.Tensor.detach,
+    "floor": _rounding(torch.floor),
+    "ceil": _rounding(torch.ceil),
+    "rint": _rounding(torch.round),
+    "trunc": _rounding(torch.trunc),
+    "fix": _rounding(torch.trunc),
+    "sign": _sign,
+    "round": _round,
+    "floor_divide": torch.floor_divide,
+    "equal": _tensors(torch.eq),
+    "not_equal": _tensors(torch.ne),
+    "less": _tensors(torch.lt),
+    "less_equal": _tensors(torch.le),
+    "greater": _tensors(torch.gt),
+    "greater_equal": _tensors(torch.ge),
+    "logical_and": _tensors(torch.logical_and),
+    "logical_or": _tensors(torch.logical_or),
+    "logical_xor": _tensors(torch.logical_xor),
+    "logical_not": torch.logical_not,
+    "bitwise_and": _tensors(torch.bitwise_and),
+    "bitwise_or": _tensors(torch.bitwise_or),
+    "bitwise_xor": _tensors(torch.bitwise_xor),
+    "invert": torch.bitwise_not,
+    "isnan": torch.isnan,
+    "isinf": torch.isinf,
+    "isfinite": torch.isfinite,
+    "signbit": torch.signbit,
 }

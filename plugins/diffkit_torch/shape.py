@@ -1,4 +1,8 @@
-"""Torch kernels of the shape primitives (views where torch can, as NumPy)."""
+"""Torch kernels of the shape primitives (views where torch can, as NumPy).
+
+Parameters arrive normalised by `diffkit.numpy._shape` (non-negative axis tuples, shapes
+without -1).
+"""
 
 from __future__ import annotations
 
@@ -22,9 +26,8 @@ def reshape(x, shape, order="C"):
 def expand_dims(x, axis):
     axes = (axis,) if isinstance(axis, int) else tuple(axis)
     ndim = x.ndim + len(axes)
-    new = sorted(a % ndim for a in axes)
     shape = list(x.shape)
-    for a in new:
+    for a in sorted(a % ndim for a in axes):
         shape.insert(a, 1)
     return x.reshape(shape)
 
@@ -33,4 +36,11 @@ KERNELS = {
     "reshape": reshape,
     "broadcast_to": lambda x, shape: torch.broadcast_to(x, shape),
     "expand_dims": expand_dims,
+    "transpose": lambda x, axes: x.permute(axes),
+    "concatenate": lambda *xs, axis: torch.cat(xs, dim=axis),
+    "flip": lambda x, axis: torch.flip(x, axis),
+    "roll": lambda x, shift, axis: torch.roll(x, shift, axis),
+    "tril": lambda x, k: torch.tril(x, k),
+    "triu": lambda x, k: torch.triu(x, k),
+    "copy": torch.clone,
 }
