@@ -11,4 +11,5 @@ from diffkit.numpy._reductions import *  # noqa: F403
 from diffkit.numpy._products import *  # noqa: F403
 from diffkit.numpy._shape import *  # noqa: F403
 from diffkit.numpy._indexing import *  # noqa: F403
+from diffkit.numpy._signal import *  # noqa: F403
 from diffkit.numpy import fft, linalg  # noqa: F401
