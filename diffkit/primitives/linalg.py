@@ -1,5 +1,378 @@
-"""Linalg primitives (being written; see docs/architecture.md)."""
+"""Linear-algebra primitives: inverses, solves, determinants and the decompositions.
+
+Everything is batched over leading axes (the matrix is the last two). Complex numbers
+follow JAX: a VJP is the plain transpose (no conjugation) of the R-linear JVP under the
+pairing Re(sum(u * v)). inv, solve, det, slogdet and pinv accept complex input; the
+rules of cholesky, eigh, svd and qr are real-only and say so when given complex input.
+
+The decompositions that read one triangle (cholesky, eigh) are differentiated as the
+kernels compute them: a perturbation of the unread triangle changes nothing, so the
+tangent seen is the symmetric completion of the read triangle, and a cotangent lands on
+the read triangle only (off-diagonal entries doubled, for a symmetric cotangent).
+"""
 
 from __future__ import annotations
 
-PRIMITIVES = ()
+from diffkit import numpy as dnp
+from diffkit.core.primitive import Primitive
+from diffkit.core.rules import nondiff
+from diffkit.core.sampling import cases
+from diffkit.core.zeros import is_zero
+from diffkit.errors import RuleError
+
+
+# -- helpers (diffkit operations only) -------------------------------------------------------
+def _T(x):
+    return dnp.swapaxes(x, -1, -2)
+
+
+def _H(x):
+    return dnp.conj(_T(x)) if dnp.iscomplexobj(x) else _T(x)
+
+
+def _conj(x):
+    return dnp.conj(x) if dnp.iscomplexobj(x) else x
+
+
+def _eye(n, like):
+    return dnp.eye(n, dtype=like.dtype, like=like)
+
+
+def _diag(x):
+    return dnp.diagonal(x, axis1=-2, axis2=-1)
+
+
+def _diag_embed(v):
+    return v[..., None, :] * _eye(v.shape[-1], v)
+
+
+def _real_only(name, *xs):
+    for x in xs:
+        if dnp.iscomplexobj(x):
+            raise RuleError(
+                f"the derivative of linalg.{name} supports real input only; got dtype "
+                f"{x.dtype}. Split the problem into real and imaginary parts, or use a "
+                f"real-symmetric embedding [[Re, -Im], [Im, Re]]."
+            )
+
+
+def _sym_from(t, uplo):
+    """The symmetric matrix the kernel sees when it reads only the `uplo` triangle of t."""
+    if uplo == "L":
+        return dnp.tril(t) + _T(dnp.tril(t, -1))
+    return dnp.triu(t) + _T(dnp.triu(t, 1))
+
+
+def _sym_from_T(s, uplo):
+    """Transpose of `_sym_from`: the cotangent lands on the read triangle."""
+    if uplo == "L":
+        return dnp.tril(s) + dnp.tril(_T(s), -1)
+    return dnp.triu(s) + dnp.triu(_T(s), 1)
+
+
+def _inv_gap(w):
+    """F[i, j] = 1 / (w[j] - w[i]) off the diagonal, 0 on it (inf for equal w's)."""
+    eye = _eye(w.shape[-1], w)
+    return 1 / (w[..., None, :] - w[..., :, None] + eye) - eye
+
+
+# -- test inputs (NumPy arrays: sampling domains feed the generic checker) ---------------
+def _eye_np(n):
+    import numpy as np
+
+    return np.eye(n)
+
+
+def _wellcond(r, shape):
+    """A random matrix (stack) made well conditioned by a dominant diagonal."""
+    return r.normal(size=shape) + shape[-1] * _eye_np(shape[-1])
+
+
+# -- inverse, solve, determinants -------------------------------------------------------------
+inv = Primitive(
+    "inv",
+    jvp=(lambda t, ans, a: -(ans @ t @ ans),),
+    vjp=(lambda g, ans, a: -(_T(ans) @ g @ _T(ans)),),
+    saves_args=False,
+    sample=cases(
+        (lambda r: (_wellcond(r, (3, 3)),), {}),
+        (lambda r: (_wellcond(r, (2, 3, 3)),), {}),
+    ),
+)
+
+
+def _solve_vjp_b(g, ans, a, b):
+    return solve.bind(_T(a), g)
+
+
+solve = Primitive(
+    "solve",  # b is a stack of matrices (..., M, K); the user function handles vectors
+    jvp=(lambda t, ans, a, b: -solve.bind(a, t @ ans), lambda t, ans, a, b: solve.bind(a, t)),
+    vjp=(lambda g, ans, a, b: -(_solve_vjp_b(g, ans, a, b) @ _T(ans)), _solve_vjp_b),
+    sample=cases(
+        (lambda r: (_wellcond(r, (3, 3)), r.normal(size=(3, 2))), {}),
+        (lambda r: (_wellcond(r, (2, 3, 3)), r.normal(size=(3, 1))), {}),
+    ),
+)
+
+
+def _trace_inv_t(a, t):
+    """tr(a^-1 t), batched: the derivative of log det."""
+    return dnp.sum(_T(inv.bind(a)) * t, axis=(-2, -1))
+
+
+det = Primitive(
+    "det",
+    jvp=(lambda t, ans, a: ans * _trace_inv_t(a, t),),
+    vjp=(lambda g, ans, a: (g * ans)[..., None, None] * _T(inv.bind(a)),),
+    subgradient="undefined at singular matrices (the rules use the inverse)",
+    sample=cases(
+        (lambda r: (_wellcond(r, (3, 3)),), {}),
+        (lambda r: (_wellcond(r, (2, 2, 2)),), {}),
+    ),
+)
+
+
+def _slogdet_jvp(tangents, ans, a):
+    d = _trace_inv_t(a, tangents[0])
+    return None, dnp.real(d) if dnp.iscomplexobj(d) else d
+
+
+def _slogdet_vjp(g, ans, a):
+    if is_zero(g[1]):
+        return (None,)
+    return (g[1][..., None, None] * _T(inv.bind(a)),)
+
+
+slogdet = Primitive(
+    "slogdet",  # (sign, logabsdet); the sign is piecewise constant: no derivative
+    jvp=_slogdet_jvp, vjp=_slogdet_vjp, multiple_results=True,
+    sample=cases((lambda r: (_wellcond(r, (3, 3)),), {}),
+                 (lambda r: (-_wellcond(r, (2, 3, 3)),), {})),
+)
+
+
+# -- Cholesky, eigh ---------------------------------------------------------------------------
+def _phi(x):
+    """Lower triangle with the diagonal halved."""
+    return dnp.tril(x) - 0.5 * x * _eye(x.shape[-1], x)
+
+
+def _cholesky_jvp(t, ans, a):
+    _real_only("cholesky", a)
+    linv = inv.bind(ans)
+    return ans @ _phi(linv @ _sym_from(t, "L") @ _T(linv))
+
+
+def _cholesky_vjp(g, ans, a):
+    _real_only("cholesky", a)
+    linv = inv.bind(ans)
+    return _sym_from_T(_T(linv) @ _phi(_T(ans) @ g) @ linv, "L")
+
+
+def _spd(r, shape):
+    x = r.normal(size=shape)
+    return x @ x.swapaxes(-1, -2) + shape[-1] * _eye_np(shape[-1])
+
+
+cholesky = Primitive(
+    "cholesky", jvp=(_cholesky_jvp,), vjp=(_cholesky_vjp,),
+    sample=cases((lambda r: (_spd(r, (3, 3)),), {}), (lambda r: (_spd(r, (2, 3, 3)),), {})),
+)
+
+
+def _eigh_jvp(tangents, ans, a, UPLO="L"):
+    _real_only("eigh", a)
+    w, v = ans
+    m = _T(v) @ _sym_from(tangents[0], UPLO) @ v
+    return _diag(m), v @ (_inv_gap(w) * m)
+
+
+def _eigh_vjp(g, ans, a, UPLO="L"):
+    _real_only("eigh", a)
+    w, v = ans
+    gw, gv = g
+    inner = 0
+    if not is_zero(gw):
+        inner = _diag_embed(gw)
+    if not is_zero(gv):
+        inner = inner + _inv_gap(w) * (_T(v) @ gv)
+    return (_sym_from_T(v @ inner @ _T(v), UPLO),)
+
+
+def _sym(r, shape):
+    x = r.normal(size=shape)
+    return x + x.swapaxes(-1, -2)
+
+
+eigh = Primitive(
+    "eigh", jvp=_eigh_jvp, vjp=_eigh_vjp, multiple_results=True,
+    subgradient="undefined at repeated eigenvalues when the eigenvectors are used "
+                "(F = 1/(w_j - w_i) is infinite); eigenvalues alone are fine",
+    sample=cases((lambda r: (_sym(r, (3, 3)),), {}),
+                 (lambda r: (_sym(r, (2, 3, 3)),), {"UPLO": "U"})),
+)
+
+
+# -- SVD, QR ----------------------------------------------------------------------------------
+def _check_svd(a, full_matrices):
+    _real_only("svd", a)
+    m, n = a.shape[-2:]
+    if full_matrices and m != n:
+        raise RuleError(
+            f"the derivative of svd(full_matrices=True) of a non-square {m}x{n} matrix is "
+            f"not unique (the extra singular vectors are arbitrary); use full_matrices=False"
+        )
+    return m, n
+
+
+def _svd_jvp(tangents, ans, a, full_matrices=False):
+    """Townsend (2016), "Differentiating the singular value decomposition"; JAX's form."""
+    m, n = _check_svd(a, full_matrices)
+    u, s, vh = ans
+    t = tangents[0]
+    v = _T(vh)
+    tv = t @ v
+    ds_mat = _T(u) @ tv
+    f = _inv_gap(s * s)
+    dss = ds_mat * s[..., None, :]
+    sds = s[..., :, None] * ds_mat
+    du = u @ (f * (dss + _T(dss)))
+    dv = v @ (f * (sds + _T(sds)))
+    if m > n:
+        du = du + (tv - u @ (_T(u) @ tv)) / s[..., None, :]
+    if n > m:
+        tu = _T(t) @ u
+        dv = dv + (tu - v @ (vh @ tu)) / s[..., None, :]
+    return du, _diag(ds_mat), _T(dv)
+
+
+def _svd_vjp(g, ans, a, full_matrices=False):
+    m, n = _check_svd(a, full_matrices)
+    u, s, vh = ans
+    gu, gs, gvh = g
+    inner = 0
+    if not is_zero(gs):
+        inner = _diag_embed(gs)
+    if not is_zero(gu):
+        utgu = _T(u) @ gu
+        inner = inner + (_inv_gap(s * s) * (utgu - _T(utgu))) * s[..., None, :]
+    if not is_zero(gvh):
+        v, gv = _T(vh), _T(gvh)
+        vtgv = vh @ gv
+        inner = inner + s[..., :, None] * (_inv_gap(s * s) * (vtgv - _T(vtgv)))
+    ga = u @ inner @ vh
+    if m > n and not is_zero(gu):
+        ga = ga + ((gu - u @ (_T(u) @ gu)) / s[..., None, :]) @ vh
+    if n > m and not is_zero(gvh):
+        ga = ga + u @ _T((gv - v @ (vh @ gv)) / s[..., None, :])
+    return (ga,)
+
+
+svd = Primitive(
+    "svd", jvp=_svd_jvp, vjp=_svd_vjp, multiple_results=True,
+    subgradient="undefined at repeated or zero singular values when the singular vectors "
+                "are used; singular values alone are fine while distinct from 0",
+    sample=cases((lambda r: (r.normal(size=(3, 3)),), {}),
+                 (lambda r: (r.normal(size=(4, 2)),), {}),
+                 (lambda r: (r.normal(size=(2, 2, 3)),), {})),
+)
+
+
+def _check_qr(a):
+    _real_only("qr", a)
+    m, n = a.shape[-2:]
+    if m < n:
+        raise RuleError(
+            f"the derivative of qr is defined for square and tall matrices; got {m}x{n} "
+            f"(R's trailing columns have no unique derivative). Differentiate qr(a.T) instead."
+        )
+
+
+def _qr_jvp(tangents, ans, a):
+    _check_qr(a)
+    q, r = ans
+    t_rinv = _T(solve.bind(_T(r), _T(tangents[0])))
+    qt = _T(q) @ t_rinv
+    low = dnp.tril(qt, -1)
+    do = low - _T(low)
+    return q @ (do - qt) + t_rinv, (qt - do) @ r
+
+
+def _qr_vjp(g, ans, a):
+    """Walter & Lehmann (2018); Liao et al. (2019): Ā = (Q̄ + Q copyltu(M)) R⁻ᵀ."""
+    _check_qr(a)
+    q, r = ans
+    gq, gr = g
+    m = 0
+    if not is_zero(gr):
+        m = r @ _T(gr)
+    if not is_zero(gq):
+        m = m - _T(gq) @ q
+    x = q @ (dnp.tril(m) + _T(dnp.tril(m, -1)))
+    if not is_zero(gq):
+        x = x + gq
+    return (_T(solve.bind(r, _T(x))),)
+
+
+qr = Primitive(
+    "qr", jvp=_qr_jvp, vjp=_qr_vjp, multiple_results=True,  # mode="reduced"
+    sample=cases((lambda r: (r.normal(size=(3, 3)),), {}),
+                 (lambda r: (r.normal(size=(2, 4, 3)),), {})),
+)
+
+
+# -- pseudo-inverse, rank ---------------------------------------------------------------------
+def _pinv_jvp(t, ans, a, rtol=None):
+    """Golub & Pereyra (1973), valid while the rank is constant:
+    dP = -P dA P + P P^H dA^H (I - A P) + (I - P A) dA^H P^H P."""
+    p = ans
+    th = _H(t)
+    w = th @ (_H(p) @ p)
+    return -(p @ t @ p) + (p @ _H(p)) @ (th - (th @ a) @ p) + (w - p @ (a @ w))
+
+
+def _pinv_vjp(g, ans, a, rtol=None):
+    p = ans
+    gt = _T(g)
+    y = gt @ (p @ _H(p))
+    z = (_H(p) @ p) @ gt
+    return -(_T(p) @ g @ _T(p)) + _conj(y - a @ (p @ y)) + _conj(z - (z @ p) @ a)
+
+
+pinv = Primitive(
+    "pinv", jvp=(_pinv_jvp,), vjp=(_pinv_vjp,),
+    subgradient="the derivative holds where the rank is locally constant (none at a change)",
+    sample=cases((lambda r: (r.normal(size=(3, 3)),), {}),
+                 (lambda r: (r.normal(size=(4, 2)),), {}),
+                 (lambda r: (r.normal(size=(2, 2, 3)),), {})),
+)
+
+matrix_rank = nondiff("matrix_rank", sample=cases((lambda r: (r.normal(size=(3, 3)),), {})))
+
+
+# -- the vector 2-norm (its own primitive for the gradient 0 at 0) --------------------------
+def _norm2_cot(g, ans, x, axis, keepdims):
+    if not keepdims:
+        axes = tuple(range(x.ndim)) if axis is None else axis
+        g, ans = dnp.expand_dims(g, axes), dnp.expand_dims(ans, axes)
+    return g * _conj(x) / dnp.where(ans == 0, 1, ans)
+
+
+def _norm2_jvp(t, ans, x, axis=None, keepdims=False):
+    d = _norm2_cot(dnp.ones_like(ans), ans, x, axis, keepdims) * t
+    return dnp.sum(dnp.real(d) if dnp.iscomplexobj(d) else d, axis=axis, keepdims=keepdims)
+
+
+vector_norm2 = Primitive(
+    "vector_norm2",  # sqrt(sum(|x|**2)) over `axis` (a tuple, or None for all)
+    jvp=(_norm2_jvp,),
+    vjp=(lambda g, ans, x, axis=None, keepdims=False: _norm2_cot(g, ans, x, axis, keepdims),),
+    subgradient="0 where the norm is 0 (the minimum-norm subgradient)",
+    sample=cases((lambda r: (r.normal(size=(4,)),), {}),
+                 (lambda r: (r.normal(size=(2, 3)),), {"axis": (1,)}),
+                 (lambda r: (r.normal(size=(2, 3, 2)),), {"axis": (0, 2), "keepdims": True})),
+)
+
+PRIMITIVES = (inv, solve, det, slogdet, cholesky, eigh, svd, qr, pinv, matrix_rank,
+              vector_norm2)
