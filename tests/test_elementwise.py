@@ -278,3 +278,18 @@ def test_int_inputs_promote_like_numpy():
         assert getattr(dnp, name)(i).dtype == getattr(np, name)(i).dtype
     assert dnp.divide(i, 2).dtype == np.float64 and dnp.floor_divide(i, 2).dtype == i.dtype
     assert dnp.power(i, 2).dtype == i.dtype and dnp.mod(i, 2).dtype == i.dtype
+
+
+# -- every backend -------------------------------------------------------------------------------
+def test_backends_agree_with_numpy(backend, to_backend):
+    from diffkit.testing import to_numpy
+
+    for name, lo, hi in UNARY + BINARY:
+        args = [_u(lo, hi, (2, 3))] + ([_u(lo, hi, (3,))] if (name, lo, hi) in BINARY else [])
+        np.testing.assert_allclose(to_numpy(getattr(dnp, name)(*to_backend(args))),
+                                   getattr(np, name)(*args), rtol=1e-12, err_msg=name)
+    z = to_backend(np.array([3 + 4j]))
+    assert np.allclose(to_numpy(dk.grad(lambda a: dnp.sum(dnp.abs(a) ** 2))(z)), [6 - 8j])
+    a = to_backend(np.array([-2.0, -1.0, 0.0, 1.0, 2.0]))
+    np.testing.assert_array_equal(to_numpy(dk.grad(lambda x: dnp.sum(dnp.clip(x, -1, 1)))(a)),
+                                  [0, 0, 1, 0, 0])

@@ -289,8 +289,8 @@ def _clip_args(rng):
 clip = elementwise(
     "clip", _clip_d_a, _clip_d_lo, _clip_d_hi, saves_ans=False,
     subgradient="0 for the argument at or beyond a bound; the active bound takes 1",
-    sample=cases((_clip_args, {}), (lambda r: (_clip_args(r)[0], -0.5, None), {}),
-                 (lambda r: (_clip_args(r)[0], None, 0.7), {})),
+    sample=cases((_clip_args, {}), (lambda r: (_clip_args(r)[0], r.uniform(-1, 0, ()), None), {}),
+                 (lambda r: (_clip_args(r)[0], None, r.uniform(0.5, 1.5, ())), {})),
 )
 where = Primitive(
     "where",
