@@ -1,5 +1,124 @@
-"""Torch kernels of the indexing primitives."""
+"""Torch kernels of the indexing primitives: a gather and functional scatter updates.
+
+`idx` entries are int | slice | None | Ellipsis | integer array | boolean array, the arrays
+NumPy arrays or tensors. `_index` makes them tensors on x's device (so a CUDA gather never
+reads a host array) and rewrites negative-step slices, which torch lacks, as a flip of x
+plus a positive slice. Updates with integer arrays, where an index may repeat, scatter
+through flat positions so every repeat applies (NumPy's `ufunc.at`).
+"""
 
 from __future__ import annotations
 
-KERNELS = {}
+import numpy as np
+import torch
+
+
+def _axes_taken(i) -> int:
+    if i is None:
+        return 0
+    if isinstance(i, torch.Tensor | np.ndarray) and i.dtype in (torch.bool, np.bool_):
+        return i.ndim
+    return 1
+
+
+def _index(x, idx: tuple):
+    """(x', idx') with array entries as tensors on x's device and every slice step > 0;
+    `x'[idx']` equals NumPy's `x[idx]`."""
+    device = x.device
+    n_ellipsis = x.ndim - sum(_axes_taken(i) for i in idx if i is not Ellipsis)
+    out, axis = [], 0
+    for i in idx:
+        if isinstance(i, np.ndarray):
+            i = torch.as_tensor(i, device=device)
+        elif isinstance(i, torch.Tensor) and i.device != device:
+            i = i.to(device)
+        elif isinstance(i, slice) and i.step is not None and i.step < 0:
+            n = x.shape[axis]
+            r = range(n)[i]
+            if len(r) == 0:
+                i = slice(0, 0)
+            else:
+                x = torch.flip(x, (axis,))
+                start = n - 1 - r.start
+                i = slice(start, start + len(r) * -r.step, -r.step)
+        out.append(i)
+        axis += n_ellipsis if i is Ellipsis else _axes_taken(i)
+    return x, tuple(out)
+
+
+def _has_int_array(idx) -> bool:
+    return any(isinstance(i, torch.Tensor) and i.dtype != torch.bool for i in idx)
+
+
+def getitem(x, idx):
+    x, idx = _index(x, idx)
+    return x[idx]
+
+
+def _positions(x, idx):
+    """Flat positions in x of the elements of x[idx] (shaped like x[idx])."""
+    return getitem(torch.arange(x.numel(), device=x.device).reshape(x.shape), idx)
+
+
+def _value(v, x):
+    if isinstance(v, torch.Tensor):
+        return v.to(x.dtype)
+    return torch.as_tensor(v, dtype=x.dtype, device=x.device)
+
+
+def _update(op, reduce):
+    """A functional `x.at[idx].<op>(v)`: `op(old, v)` where no index repeats, else a flat
+    scatter with `reduce` ("sum", "prod", "amin", "amax") that applies every repeat."""
+
+    def kernel(x, v, idx):
+        v = _value(v, x)
+        _, plain = _index(x, idx)
+        if _has_int_array(plain) or _flipped(idx):
+            pos = _positions(x, idx)
+            vals = torch.broadcast_to(v, pos.shape).reshape(-1)
+            flat = x.reshape(-1).clone()
+            if reduce == "sum":
+                return flat.index_add_(0, pos.reshape(-1), vals).reshape(x.shape)
+            return flat.scatter_reduce_(0, pos.reshape(-1), vals, reduce).reshape(x.shape)
+        out = x.clone()
+        out[plain] = op(out[plain], v)
+        return out
+
+    return kernel
+
+
+def _flipped(idx) -> bool:
+    return any(isinstance(i, slice) and i.step is not None and i.step < 0 for i in idx)
+
+
+def _set(x, v, idx):
+    v = _value(v, x)
+    _, plain = _index(x, idx)
+    if _has_int_array(plain) or _flipped(idx):
+        pos = _positions(x, idx)
+        flat = x.reshape(-1).clone()
+        flat[pos.reshape(-1)] = torch.broadcast_to(v, pos.shape).reshape(-1)
+        return flat.reshape(x.shape)
+    out = x.clone()
+    out[plain] = v
+    return out
+
+
+def _argsort(x, axis=-1):
+    if axis is None:
+        return torch.argsort(x.reshape(-1), stable=True)
+    return torch.argsort(x, dim=axis, stable=True)
+
+
+KERNELS = {
+    "getitem": getitem,
+    "index_add": _update(torch.add, "sum"),
+    "index_set": _set,
+    "index_mul": _update(torch.mul, "prod"),
+    "index_min": _update(torch.minimum, "amin"),
+    "index_max": _update(torch.maximum, "amax"),
+    "argsort": _argsort,
+    "nonzero": lambda x: torch.nonzero(x, as_tuple=True),
+    "argwhere": torch.argwhere,
+    "flatnonzero": lambda x: torch.nonzero(x.reshape(-1)).reshape(-1),
+}
