@@ -190,7 +190,7 @@ def trace(a, offset=0, axis1=0, axis2=1, dtype=None, out=None):
         raise ValueError("dnp.trace: axis1 and axis2 cannot be the same")
     letters = list(string.ascii_letters[:n])
     rest = "".join(c for k, c in enumerate(letters) if k not in (i, j))
-    if offset == 0:
+    if offset == 0 and sa[i] == sa[j]:  # the plain diagonal: a repeated label
         letters[j] = letters[i]
         r = P.einsum.bind(a, subscripts="".join(letters) + "->" + rest)
     else:
