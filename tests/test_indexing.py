@@ -7,7 +7,7 @@ import pytest
 
 import diffkit as dk
 import diffkit.numpy as dnp
-from diffkit.testing import check_grads
+from diffkit.testing import check_grads, to_numpy
 
 rng = np.random.default_rng(1)
 A = rng.normal(size=(3, 4, 5))
@@ -218,3 +218,18 @@ def test_gather_errors():
         dnp.diag(A)
     with pytest.raises(ValueError, match=r"dnp\.take_along_axis: indices must have 3"):
         dnp.take_along_axis(A, np.array([0]), 0)
+
+
+@pytest.mark.parametrize("idx", [INDICES[k] for k in (
+    "neg-step", "newaxis", "list", "separated-adv", "adv-ellipsis", "bool-mask")],
+    ids=["neg-step", "newaxis", "list", "separated-adv", "adv-ellipsis", "bool-mask"])
+def test_backends_agree(backend, to_backend, idx):
+    x = to_backend(A)
+    np.testing.assert_array_equal(to_numpy(dnp._getitem(x, idx)), A[idx])
+    check_grads(lambda x: dnp._getitem(x, idx), (x,), order=1)  # x[idx] is torch's on a tensor
+    for method in ("set", "add", "multiply", "max"):
+        got = getattr(dnp.at(x)[idx], method)(to_backend(np.array(1.5)))
+        want = getattr(dnp.at(A)[idx], method)(1.5)
+        np.testing.assert_allclose(to_numpy(got), want, rtol=1e-12)
+        check_grads(lambda x, v, m=method: getattr(dnp.at(x)[idx], m)(v),
+                    (x, to_backend(np.array(1.5))), order=1)
