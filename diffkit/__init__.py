@@ -5,6 +5,7 @@
 """
 
 from diffkit import tree
+from diffkit import checkpoint
 from diffkit.core import tracer as _tracer  # noqa: F401  (first: breaks the import cycle)
 from diffkit.core.custom import custom_jvp, custom_vjp
 from diffkit.core.transforms import (
@@ -26,5 +27,5 @@ __version__ = "0.1.0"
 
 __all__ = [
     "grad", "value_and_grad", "vjp", "jvp", "linearize", "jacfwd", "jacrev", "hessian", "hvp",
-    "custom_vjp", "custom_jvp", "stop_gradient", "tree", "asarray", "DiffkitError",
+    "custom_vjp", "custom_jvp", "stop_gradient", "tree", "asarray", "checkpoint", "DiffkitError",
 ]

@@ -32,7 +32,7 @@ def _like(template, values: np.ndarray):
     from diffkit.numpy import asarray
 
     if isinstance(template, float | complex):
-        return asarray(values.astype(np.asarray(template).dtype))
+        return type(template)(values)  # a Python scalar argument stays one
     return asarray(values.astype(to_numpy(template).dtype), like=template)
 
 

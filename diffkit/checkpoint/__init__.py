@@ -20,13 +20,17 @@ from diffkit.checkpoint.actions import (
 )
 from diffkit.checkpoint.baselines import Periodic, StoreAll
 from diffkit.checkpoint.budget import Budget, Costs, Disk, load_budget, parse_bytes
+from diffkit.checkpoint.loop import loop, while_loop
 from diffkit.checkpoint.multilevel import MultiLevel, StepCosts, Tier
 from diffkit.checkpoint.online import Online
 from diffkit.checkpoint.planner import Plan, plan
+from diffkit.checkpoint.report import Report, last_report
 from diffkit.checkpoint.revolve import Prediction, Revolve, predict
 from diffkit.checkpoint.validate import Summary, validate
 
 __all__ = [
+    # checkpointed loops
+    "loop", "while_loop", "last_report", "Report",
     # actions
     "Action", "Advance", "Save", "Load", "Discard", "Forward", "Reverse", "RAM", "DISK",
     # schedules

@@ -19,7 +19,7 @@ from diffkit.errors import RuleError, TransformError
 __all__ = ["custom_vjp", "custom_jvp"]
 
 
-def _top_trace(flat):
+def top_trace(flat):
     top = None
     for x in flat:
         if isinstance(x, Tracer) and (top is None or x._trace.level > top.level):
@@ -27,7 +27,7 @@ def _top_trace(flat):
     return top
 
 
-def _unbox(flat, trace):
+def unbox(flat, trace):
     return [x.primal if isinstance(x, Tracer) and x._trace is trace else x for x in flat]
 
 
@@ -50,7 +50,7 @@ class _TapeRule:
         self.vjp_all = vjp_all
 
 
-def _record(trace, name, flat_in, out, vjp_all):
+def record_node(trace, name, flat_in, out, vjp_all):
     flat_out, out_tree = pytree.flatten(out)
     idx = trace.add_node(_TapeRule(name, vjp_all), (), tuple(flat_out),
                          _parents(flat_in, trace), len(flat_out))
@@ -87,7 +87,7 @@ class custom_vjp:
 
     def __call__(self, *args):
         flat, in_tree = pytree.flatten(args)
-        top = _top_trace(flat)
+        top = top_trace(flat)
         if top is None or isinstance(top, JVPTrace):
             return self.fun(*args)
         if self.fwd is None:
@@ -97,7 +97,7 @@ class custom_vjp:
             )
         if not top.active:
             raise top.leaked(self.__name__)
-        primals = _unbox(flat, top)
+        primals = unbox(flat, top)
         out, res = self.fwd(*pytree.unflatten(in_tree, primals))
         _, out_tree = pytree.flatten(out)
         name = self.__name__
@@ -107,7 +107,7 @@ class custom_vjp:
             cts = bwd(res, pytree.unflatten(out_tree, [instantiate(c) for c in g]))
             return _check_cts(name, cts, args, in_tree, primals)
 
-        return _record(top, name, flat, out, vjp_all)
+        return record_node(top, name, flat, out, vjp_all)
 
 
 def _check_cts(name, cts, args, in_tree, primals):
@@ -169,7 +169,7 @@ class custom_jvp:
 
     def __call__(self, *args):
         flat, in_tree = pytree.flatten(args)
-        top = _top_trace(flat)
+        top = top_trace(flat)
         if top is None:
             return self.fun(*args)
         if self.jvp_rule is None:
@@ -179,7 +179,7 @@ class custom_jvp:
             )
         if not top.active:
             raise top.leaked(self.__name__)
-        primals = _unbox(flat, top)
+        primals = unbox(flat, top)
         p_args = pytree.unflatten(in_tree, primals)
         if isinstance(top, JVPTrace):
             return self._forward(top, flat, in_tree, p_args, primals)
@@ -219,7 +219,7 @@ class custom_jvp:
 
         out = self.fun(*p_args)
         _, out_tree = pytree.flatten(out)
-        return _record(trace, self.__name__, flat, out, vjp_all)
+        return record_node(trace, self.__name__, flat, out, vjp_all)
 
 
 from diffkit import numpy as dnp  # noqa: E402  (cycle: diffkit.numpy builds on the core)

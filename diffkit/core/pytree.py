@@ -89,34 +89,36 @@ def _rebuild(kind, aux, children):
 def flatten(tree, is_leaf: Callable | None = None) -> tuple[list, TreeDef]:
     """Leaves of `tree` in order, and its structure."""
     out: list = []
+    return out, _flatten_into(tree, out, is_leaf)
 
-    def go(x):
-        if is_leaf is not None and is_leaf(x):
-            out.append(x)
-            return _LEAF
-        node = _node_of(x)
-        if node is None:
-            out.append(x)
-            return _LEAF
-        kind, aux, children = node
-        return TreeDef(kind, aux, tuple(go(c) for c in children))
 
-    return out, go(tree)
+def _flatten_into(x, out: list, is_leaf) -> TreeDef:
+    # A module-level function, not a closure: a self-referencing closure would form a
+    # reference cycle holding `out` (and so every leaf array) until the next GC pass.
+    if is_leaf is not None and is_leaf(x):
+        out.append(x)
+        return _LEAF
+    node = _node_of(x)
+    if node is None:
+        out.append(x)
+        return _LEAF
+    kind, aux, children = node
+    return TreeDef(kind, aux, tuple(_flatten_into(c, out, is_leaf) for c in children))
 
 
 def unflatten(treedef: TreeDef, leaves_: list | tuple):
     """Rebuild a pytree of structure `treedef` from `leaves_` (as many as it has)."""
     it = iter(leaves_)
-
-    def go(td):
-        if td.kind is None:
-            return next(it)
-        return _rebuild(td.kind, td.aux, [go(c) for c in td.children])
-
-    result = go(treedef)
+    result = _build(treedef, it)
     if next(it, _LEAF) is not _LEAF:
         raise ValueError(f"too many leaves for tree structure {treedef!r}")
     return result
+
+
+def _build(td: TreeDef, it):
+    if td.kind is None:
+        return next(it)
+    return _rebuild(td.kind, td.aux, [_build(c, it) for c in td.children])
 
 
 def leaves(tree) -> list:

@@ -17,6 +17,7 @@ __all__ = ["VJPTrace", "VJPTracer", "Node"]
 
 _NONES = [(None,) * n for n in range(64)]
 _NO_PARAMS: dict = {}  # shared by every node of a primitive called without parameters
+_NODE_BYTES = 512  # Python objects per recorded node (tracemalloc: ~520 B with 0-d arrays)
 
 
 class Node:
@@ -83,6 +84,24 @@ class VJPTrace(Trace):
         if prim.multiple_results:
             return tuple(VJPTracer(self, a, idx, k) for k, a in enumerate(ans))
         return VJPTracer(self, ans, idx, -1)
+
+    def nbytes(self) -> int:
+        """Bytes the tape keeps: its arrays' data (each counted once) plus the Python
+        objects of each node (node, tracer, parents, array headers: ~0.5 KB measured)."""
+        seen, total = set(), 0
+        for node in self.nodes:
+            if node is None or node.prim is None:
+                continue
+            total += _NODE_BYTES
+            values = list(node.args or ())
+            values.extend(node.ans if isinstance(node.ans, tuple) else (node.ans,))
+            for v in values:
+                while isinstance(v, Tracer):
+                    v = v.primal
+                if v is not None and id(v) not in seen:
+                    seen.add(id(v))
+                    total += int(getattr(v, "nbytes", 0))
+        return total
 
     def add_node(self, rule, args, ans, parents, n_out: int):
         """Record a node for a custom rule (custom_vjp/custom_jvp); returns its index."""

@@ -35,10 +35,16 @@ def is_inexact(x) -> bool:
     return bool(getattr(dt, "is_floating_point", False) or getattr(dt, "is_complex", False))
 
 
-def _as_input(x, what: str, transform: str):
-    """Check a differentiated input is a float/complex array; Python floats become arrays."""
+def _array_like(leaves):
+    """The first input that is an array, whose backend Python scalars will join."""
+    return next((x for x in leaves if not isinstance(x, int | float | complex | bool)), None)
+
+
+def _as_input(x, what: str, transform: str, like=None):
+    """Check a differentiated input is a float/complex array; Python floats become arrays
+    of the backend of the other inputs (NumPy when there are none)."""
     if isinstance(x, float | complex):
-        return dnp.asarray(x)
+        return dnp.asarray(x, like=like)
     if isinstance(x, bool | int) or not is_inexact(x):
         dtype = getattr(x, "dtype", type(x).__name__)
         raise NonDifferentiableError(
@@ -95,9 +101,9 @@ def vjp(f: Callable, *primals: Any, has_aux: bool = False, _transform: str = "vj
     """
     flat_in, in_tree = pytree.flatten(primals)
     trace = VJPTrace(_transform)
-    boxed = [
-        trace.leaf(_as_input(p, f"input leaf {i}", _transform)) for i, p in enumerate(flat_in)
-    ]
+    like = _array_like(flat_in)
+    boxed = [trace.leaf(_as_input(p, f"input leaf {i}", _transform, like))
+             for i, p in enumerate(flat_in)]
     try:
         out = f(*pytree.unflatten(in_tree, boxed))
     finally:
@@ -129,6 +135,7 @@ def vjp(f: Callable, *primals: Any, has_aux: bool = False, _transform: str = "vj
         ]
         return pytree.unflatten(in_tree, cts)
 
+    vjp_fn.tape = trace  # lets checkpointed loops measure what one step's tape holds
     return (primal_out, vjp_fn, aux) if has_aux else (primal_out, vjp_fn)
 
 
@@ -234,9 +241,10 @@ def jvp(f: Callable, primals: Sequence, tangents: Sequence, has_aux: bool = Fals
         )
     trace = JVPTrace()
     boxed = []
+    like = _array_like(flat_p)
     for i, (p, t) in enumerate(zip(flat_p, flat_t, strict=True)):
         if isinstance(p, float | complex):
-            p = dnp.asarray(p)
+            p = dnp.asarray(p, like=like)
         if not is_inexact(p):
             boxed.append(p)  # integers carry no tangent: constant
             continue
