@@ -205,6 +205,31 @@ def test_eigvalsh_gradient_at_repeated_eigenvalues():
     np.testing.assert_allclose(dk.grad(lambda a: dnp.sum(L.eigvalsh(a)))(np.eye(3)), np.eye(3))
 
 
+def test_eigenspace_projector_gradient_at_a_degenerate_spectrum():
+    # P = projector onto the repeated eigenvalue's 2-D eigenspace: smooth in a, though
+    # its eigenvectors are not; compare with finite differences along symmetric directions
+    q = np.linalg.qr(rng.normal(size=(3, 3)))[0]
+    a = q @ np.diag([1.0, 1.0, 3.0]) @ q.T
+    c = rng.normal(size=(3, 3))
+
+    def loss(m):
+        v = L.eigh(m)[1][:, :2]
+        return dnp.sum((v @ dnp.swapaxes(v, 0, 1)) * c)
+
+    d = rng.normal(size=(3, 3))
+    d = np.tril(d) + np.tril(d, -1).T
+    h = 1e-6
+    fd = (loss(a + h * d) - loss(a - h * d)) / (2 * h)
+    np.testing.assert_allclose(np.sum(dk.grad(loss)(a) * d), fd, rtol=1e-6)
+    np.testing.assert_allclose(dk.jvp(loss, (a,), (d,))[1], fd, rtol=1e-6)
+
+
+def test_values_only_derivatives_at_repeated_values_are_finite():
+    with np.errstate(all="raise"):
+        assert np.isfinite(dk.jvp(L.eigvalsh, (np.eye(3),), (np.ones((3, 3)),))[1]).all()
+        assert np.isfinite(dk.jvp(L.svdvals, (np.eye(3),), (np.ones((3, 3)),))[1]).all()
+
+
 def test_cholesky_cotangent_on_the_read_triangle():
     g = dk.grad(lambda a: dnp.sum(L.cholesky(a)))(S)
     np.testing.assert_array_equal(np.triu(g, 1), 0)

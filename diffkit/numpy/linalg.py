@@ -169,8 +169,10 @@ def _uplo(UPLO):
 def eigh(a, UPLO="L") -> EighResult:
     """Eigenvalues (ascending) and eigenvectors of a symmetric matrix (one triangle read).
 
-    Eigenvector gradients divide by eigenvalue gaps: they are infinite at repeated
-    eigenvalues unless the loss is invariant to the basis chosen in that eigenspace.
+    Eigenvector gradients divide by eigenvalue gaps (F = 1/(w_j - w_i)). At exactly
+    repeated eigenvalues that block's terms are taken as 0, which is right for losses
+    invariant to the basis chosen inside the eigenspace (projectors, eigenvalues) and
+    meaningless otherwise; nearly repeated eigenvalues make the gradient large.
     """
     return EighResult(*P.eigh.bind(_float(a), UPLO=_uplo(UPLO)))
 

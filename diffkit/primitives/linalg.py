@@ -71,9 +71,15 @@ def _sym_from_T(s, uplo):
 
 
 def _inv_gap(w):
-    """F[i, j] = 1 / (w[j] - w[i]) off the diagonal, 0 on it (inf for equal w's)."""
-    eye = _eye(w.shape[-1], w)
-    return 1 / (w[..., None, :] - w[..., :, None] + eye) - eye
+    """F[i, j] = 1 / (w[j] - w[i]), and 0 where w[j] and w[i] agree to rounding (the
+    diagonal, and repeated values: their block is a gauge freedom, and 0 is the limit of
+    the rules for losses that do not depend on the basis chosen inside it, such as
+    projectors; a ~1e-16 gap would otherwise multiply rounding errors by 1e16)."""
+    d = w[..., None, :] - w[..., :, None]
+    rel = 1e-5 if any(k in str(w.dtype) for k in ("16", "32")) else 1e-12
+    scale = dnp.stop_gradient(dnp.max(dnp.abs(w), axis=-1, keepdims=True))[..., None]
+    same = dnp.abs(d) <= rel * scale
+    return dnp.where(same, 0, 1 / dnp.where(same, 1, d))
 
 
 # -- test inputs (NumPy arrays: sampling domains feed the generic checker) ---------------
@@ -207,8 +213,8 @@ def _sym(r, shape):
 
 eigh = Primitive(
     "eigh", jvp=_eigh_jvp, vjp=_eigh_vjp, multiple_results=True,
-    subgradient="undefined at repeated eigenvalues when the eigenvectors are used "
-                "(F = 1/(w_j - w_i) is infinite); eigenvalues alone are fine",
+    subgradient="at exactly repeated eigenvalues, the eigenvector terms of that block are "
+                "0 (right for basis-invariant losses); near-repeated ones amplify as 1/gap",
     sample=cases((lambda r: (_sym(r, (3, 3)),), {}),
                  (lambda r: (_sym(r, (2, 3, 3)),), {"UPLO": "U"})),
 )
@@ -271,8 +277,8 @@ def _svd_vjp(g, ans, a, full_matrices=False):
 
 svd = Primitive(
     "svd", jvp=_svd_jvp, vjp=_svd_vjp, multiple_results=True,
-    subgradient="undefined at repeated or zero singular values when the singular vectors "
-                "are used; singular values alone are fine while distinct from 0",
+    subgradient="as eigh at exactly repeated singular values; singular vectors of a "
+                "rectangular matrix divide by the values (undefined at 0)",
     sample=cases((lambda r: (r.normal(size=(3, 3)),), {}),
                  (lambda r: (r.normal(size=(4, 2)),), {}),
                  (lambda r: (r.normal(size=(2, 2, 3)),), {})),
