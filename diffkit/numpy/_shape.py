@@ -74,17 +74,17 @@ def _arrs(arrays, fn: str) -> list:
 
 
 # -- reshaping ------------------------------------------------------------------------------
-def _resolve_shape(shape, size: int, fn: str = "reshape") -> tuple:
+def _resolve_shape(shape, size: int) -> tuple:
     shape = (shape,) if isinstance(shape, int) or hasattr(shape, "__index__") else shape
     shape = tuple(operator.index(s) for s in shape)
     unknown = [i for i, s in enumerate(shape) if s == -1]
     known = math.prod(s for s in shape if s != -1)
     if len(unknown) > 1:
-        raise ValueError(f"dnp.{fn}: can only specify one unknown dimension (-1), got {shape}")
+        raise ValueError(f"dnp.reshape: can only specify one unknown dimension (-1), got {shape}")
     if unknown and known and size % known == 0:
         shape = shape[: unknown[0]] + (size // known,) + shape[unknown[0] + 1:]
     if math.prod(shape) != size or any(s < 0 for s in shape):
-        raise ValueError(f"dnp.{fn}: cannot reshape an array of size {size} into shape {shape}")
+        raise ValueError(f"dnp.reshape: cannot reshape an array of size {size} into shape {shape}")
     return shape
 
 
@@ -150,8 +150,8 @@ def squeeze(a, axis=None):
 
 def expand_dims(a, axis):
     a = _arr(a)
-    axes = normalize_axes("expand_dims", axis, len(a.shape) + (
-        1 if isinstance(axis, int) or hasattr(axis, "__index__") else len(tuple(axis))))
+    axis = (axis,) if isinstance(axis, int) or hasattr(axis, "__index__") else tuple(axis)
+    axes = normalize_axes("expand_dims", axis, len(a.shape) + len(axis))
     return P.expand_dims.bind(a, axis=axes)
 
 
