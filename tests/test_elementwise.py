@@ -256,7 +256,7 @@ def test_dtype_keyword_and_out_refused():
     assert dnp.add(x, x, dtype=np.float32).dtype == np.float32
     with pytest.raises(TypeError, match="does not support out="):
         dnp.sin(x, out=x)
-    with pytest.raises(TypeError, match="takes 2 positional argument"):
+    with pytest.raises(TypeError, match=r"add\(\) missing 1 required positional argument"):
         dnp.add(x)
 
 

@@ -97,15 +97,15 @@ class Tracer:
     def __hash__(self):
         return id(self)
 
-    # -- operators ---------------------------------------------------------------------
-    __add__ = lambda self, o: dnp.add(self, o)
-    __radd__ = lambda self, o: dnp.add(o, self)
-    __sub__ = lambda self, o: dnp.subtract(self, o)
-    __rsub__ = lambda self, o: dnp.subtract(o, self)
-    __mul__ = lambda self, o: dnp.multiply(self, o)
-    __rmul__ = lambda self, o: dnp.multiply(o, self)
-    __truediv__ = lambda self, o: dnp.divide(self, o)
-    __rtruediv__ = lambda self, o: dnp.divide(o, self)
+    # -- operators (the arithmetic ones bind their primitive directly: the hot path) ------
+    __add__ = lambda self, o: _ew.add.bind(self, o)
+    __radd__ = lambda self, o: _ew.add.bind(o, self)
+    __sub__ = lambda self, o: _ew.subtract.bind(self, o)
+    __rsub__ = lambda self, o: _ew.subtract.bind(o, self)
+    __mul__ = lambda self, o: _ew.multiply.bind(self, o)
+    __rmul__ = lambda self, o: _ew.multiply.bind(o, self)
+    __truediv__ = lambda self, o: _ew.divide.bind(self, o)
+    __rtruediv__ = lambda self, o: _ew.divide.bind(o, self)
     __floordiv__ = lambda self, o: dnp.floor_divide(self, o)
     __rfloordiv__ = lambda self, o: dnp.floor_divide(o, self)
     __mod__ = lambda self, o: dnp.mod(self, o)
@@ -115,7 +115,7 @@ class Tracer:
     __rpow__ = lambda self, o: dnp.power(o, self)
     __matmul__ = lambda self, o: dnp.matmul(self, o)
     __rmatmul__ = lambda self, o: dnp.matmul(o, self)
-    __neg__ = lambda self: dnp.negative(self)
+    __neg__ = lambda self: _ew.negative.bind(self)
     __pos__ = lambda self: self
     __abs__ = lambda self: dnp.abs(self)
     __invert__ = lambda self: dnp.invert(self)
@@ -185,3 +185,4 @@ class Tracer:
 
 
 from diffkit import numpy as dnp  # noqa: E402  (operators forward to it; imported last: cycle)
+from diffkit.primitives import elementwise as _ew  # noqa: E402  (hot operators bind directly)

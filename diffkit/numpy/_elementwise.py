@@ -23,17 +23,31 @@ __all__ = [
 
 
 def _ufunc(prim, name: str, nin: int):
-    """NumPy's ufunc signature `f(x1, ..., /, out=None, *, dtype=None)` over a primitive."""
+    """NumPy's ufunc signature `f(x1, ..., /, out=None, *, dtype=None)` over a primitive.
 
-    def f(*args, out=None, dtype=None):
-        if len(args) != nin:
-            raise TypeError(f"dnp.{name} takes {nin} positional argument(s) but {len(args)} "
-                            f"were given")
-        if out is not None:
-            raise TypeError(f"dnp.{name} does not support out=: diffkit arrays are immutable; "
-                            f"use the returned value")
-        r = prim.bind(*args)
-        return r if dtype is None else astype(r, dtype)
+    One closure per arity, binding the primitive directly: this wrapper is on the hot path
+    of every traced operation (and of every rule), so it does no more than it must.
+    """
+    bind = prim.bind
+
+    def refuse_out():
+        return TypeError(f"dnp.{name} does not support out=: diffkit arrays are immutable; "
+                         f"use the returned value")
+
+    if nin == 1:
+        def f(x, /, out=None, *, dtype=None):
+            if out is None and dtype is None:
+                return bind(x)
+            if out is not None:
+                raise refuse_out()
+            return astype(bind(x), dtype)
+    else:
+        def f(x1, x2, /, out=None, *, dtype=None):
+            if out is None and dtype is None:
+                return bind(x1, x2)
+            if out is not None:
+                raise refuse_out()
+            return astype(bind(x1, x2), dtype)
 
     f.__name__ = f.__qualname__ = name
     f.__doc__ = f"Like `numpy.{name}`, differentiable (see diffkit.primitives.elementwise)."
