@@ -21,7 +21,7 @@ from diffkit.errors import DiffkitError
 from diffkit.extend import Backend, hookimpl
 
 __all__ = ["BACKEND", "asarray", "to_numpy", "describe", "to_torch", "from_torch",
-           "module_params"]
+           "module_params", "explain"]
 
 FAMILIES = ("creation", "elementwise", "special", "reductions", "products", "shape",
             "indexing", "linalg", "fft")
@@ -31,7 +31,7 @@ INSTALL_HINT = "the torch backend needs PyTorch: pip install 'diffkit[torch]'"
 
 def torch_installed() -> bool:
     """True when PyTorch can be imported (checked without importing it)."""
-    return "torch" in sys.modules or importlib.util.find_spec("torch") is not None
+    return importlib.util.find_spec("torch") is not None
 
 
 def _torch():
@@ -111,9 +111,13 @@ def diffkit_kernels(backend):
 
 
 def __getattr__(name: str):
-    # The bridges import torch: load them on first use, not with the plugin.
+    # These import torch: load them on first use, not with the plugin.
     if name in ("to_torch", "from_torch", "module_params"):
         from diffkit_torch import bridge
 
         return getattr(bridge, name)
+    if name == "explain":
+        from diffkit_torch.devices import explain
+
+        return explain
     raise AttributeError(f"module 'diffkit_torch' has no attribute {name!r}")

@@ -84,6 +84,8 @@ def _where(c, x, y):
     c = _as_tensor(c, device)
     if c.dtype != torch.bool:
         c = c != 0
+    if not isinstance(x, torch.Tensor) and not isinstance(y, torch.Tensor):
+        x = _as_tensor(x, device)  # two scalars: NumPy's float64, not torch's float32
     return torch.where(c, x, y)
 
 
