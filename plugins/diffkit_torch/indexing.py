@@ -92,12 +92,20 @@ def _flipped(idx) -> bool:
 
 
 def _set(x, v, idx):
+    """With repeated indices the last write wins, as in NumPy, on every device: each write
+    to a position carries the value of the last write there (torch's own order is
+    unspecified on CUDA), found without a host sync."""
     v = _value(v, x)
     _, plain = _index(x, idx)
     if _has_int_array(plain) or _flipped(idx):
-        pos = _positions(x, idx)
+        where = _positions(x, idx)
+        pos = where.reshape(-1)
+        vals = torch.broadcast_to(v, where.shape).reshape(-1)
+        order = torch.arange(len(pos), device=pos.device)
+        last = torch.zeros(x.numel(), dtype=order.dtype, device=pos.device)
+        last.scatter_reduce_(0, pos, order, "amax", include_self=False)
         flat = x.reshape(-1).clone()
-        flat[pos.reshape(-1)] = torch.broadcast_to(v, pos.shape).reshape(-1)
+        flat[pos] = vals[last[pos]]
         return flat.reshape(x.shape)
     out = x.clone()
     out[plain] = v
