@@ -7,8 +7,9 @@ slot holds one state. So a schedule with ``s`` RAM slots peaks at ``s * state_by
 and store-all, which keeps every step's tape, needs ``n * work``. The minimum any schedule needs
 is one slot plus the working set; a smaller budget is a ``BudgetError`` saying how much.
 
-``auto`` picks store-all when it fits, else Revolve in RAM; with a disk tier it picks
-MultiLevel when its predicted time is lower; with ``n_steps=None`` (a while loop) Online.
+``auto`` picks the fitting schedule of least predicted time (store-all whenever it fits,
+then Periodic, Revolve or, with a disk tier, MultiLevel); with ``n_steps=None`` (a while
+loop) Online.
 Predicted time is in units of one forward step: ``forward * advances + reverse * n`` plus disk
 traffic; ``relative_time`` divides it by store-all's ``(forward + reverse) * n``.
 """
@@ -95,11 +96,8 @@ def plan(n_steps: int | None, state_bytes: int, budget: Budget | str | dict | No
         return options[budget.schedule]
     if n_steps is None:
         return options["online"]
-    if "store_all" in options:
-        return options["store_all"]
-    best = options["revolve"]
-    ml = options.get("multilevel")
-    return ml if ml is not None and ml.time < best.time else best
+    # the fastest predicted plan that fits; store-all first, so it wins ties
+    return min(options.values(), key=lambda p: p.time)
 
 
 def _why_not(name: str, n: int | None, state: int, budget: Budget, tape: int) -> str:
