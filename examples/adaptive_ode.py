@@ -151,7 +151,8 @@ def _draw(plt, start, fit, tol):
     for label, (k, v0), style in (("initial guess", start, ":"), ("fitted", fit, "-"),
                                   ("truth", (TRUE["k"], TRUE["v0"]), "--")):
         xy = _trajectory(k, v0, tol)
-        plt.plot(xy[:, 0], xy[:, 1], style, marker=".", ms=3, label=f"{label}: {len(xy)} pts")
+        plt.plot(xy[:, 0], xy[:, 1], style, marker=".", ms=3,
+                 label=f"{label}: {len(xy) - 1} loop steps")
     plt.ylim(bottom=0)
     plt.xlabel("x (m)")
     plt.ylabel("z (m)")
