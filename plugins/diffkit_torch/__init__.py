@@ -8,7 +8,23 @@ are imported the first time a tensor reaches a primitive. Without torch installe
 backend is not registered, and asking for it says to install `diffkit[torch]`.
 
 Kernels live in one module per primitive family, each exporting `KERNELS`, mirroring
-`diffkit_numpy`. Where torch's semantics differ from NumPy's, docs/torch.md says how.
+`diffkit_numpy` with the same signatures; results stay on the inputs' device and dtype.
+
+Where the torch backend differs from NumPy's rules (each kept because matching NumPy would
+cost every call on the hot path, ~10% per small op, or because torch forces it):
+
+- Integer tensors in float-valued functions (sin, exp, sqrt, true division of two integer
+  tensors, int tensor + Python float) give torch's default float dtype, float32, where
+  NumPy gives float64. Cast first (`x.astype(float)`) or `torch.set_default_dtype(float64)`.
+  Special functions, std, quantile, vector norms, cbrt and interp do give float64.
+- A 0-d tensor takes part in promotion like a Python scalar: float64 0-d times a float32
+  vector is float32 in torch, float64 in NumPy 2.
+- Unsigned integers wider than 8 bits convert, but torch implements little arithmetic on them.
+- Eigen- and singular vectors may differ in sign from NumPy's on GPU (same LAPACK on CPU).
+
+Where torch's own default differs, the kernels follow NumPy: creation with `dtype=None`
+gives float64 (not float32); Python scalars stay weak (`float32 tensor * 2.5` is float32);
+`x.at[idx].set(v)` with repeated indices keeps the last write on every device.
 """
 
 from __future__ import annotations
