@@ -28,6 +28,7 @@ DT = 0.004
 EVERY = 50  # observe the state every EVERY steps
 NOISE = 0.01
 NU_TRUE = 0.08
+NU_MAX = 0.45 * DX**2 / DT  # explicit Euler's diffusion limit (0.5 dx^2 / dt), with margin
 # Deliberately tight: taping every step would hold ~18 MB here (printed when run).
 BUDGET = {"budget": {"memory": "256KiB"}}
 
@@ -85,6 +86,8 @@ def main(n_steps: int = 1000, iters: int = 15, nu0: float = 0.02, plot: bool = T
 
     def objective(p):
         nu = float(np.exp(p[0]))
+        if nu > NU_MAX:  # unstable: tell the line search to step back
+            return np.inf, np.zeros(1)
         misfit, dmisfit = dk.value_and_grad(lambda nu: simulate(nu, n_steps, obs)[1])(nu)
         return float(misfit), np.array([float(dmisfit) * nu])  # chain rule for log(nu)
 
