@@ -241,3 +241,17 @@ def test_plain_call_just_runs_and_torch_backend_agrees(to_backend):
     g_np = dk.grad(J)(u0, 0.1)
     np.testing.assert_allclose(to_numpy(g), g_np, rtol=1e-11, atol=1e-13)
     assert type(g) is type(to_backend(u0))
+
+
+@pytest.mark.parametrize("kind", ["loop", "while_loop"])
+def test_python_numbers_in_the_state_are_constants(kind):
+    def run(x):
+        step = lambda s, i: (s[0] + 1.0, s[1] * 2.0, s[2] + 1)
+        if kind == "loop":
+            s = dk.checkpoint.loop(step, (0.0, x, 0), 3)
+        else:
+            s = dk.checkpoint.while_loop(lambda s, i: i < 3, step, (0.0, x, 0))
+        assert s[2] == 3 and float(s[0]) == 3.0
+        return s[0] * s[1]
+
+    assert float(dk.grad(run)(1.5)) == 24.0

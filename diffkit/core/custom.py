@@ -13,6 +13,7 @@ from diffkit.core import pytree
 from diffkit.core.forward import JVPTrace, JVPTracer, fit_to
 from diffkit.core.reverse import VJPTrace, VJPTracer
 from diffkit.core.tracer import Tracer
+from diffkit.core.transforms import is_inexact
 from diffkit.core.zeros import Zero, instantiate
 from diffkit.errors import RuleError, TransformError
 
@@ -51,12 +52,18 @@ class _TapeRule:
 
 
 def record_node(trace, name, flat_in, out, vjp_all):
+    """One tape node for a rule given as a closure; the inexact array outputs are traced
+    (Python numbers and integer arrays come back as they are: nothing flows through them)."""
     flat_out, out_tree = pytree.flatten(out)
     idx = trace.add_node(_TapeRule(name, vjp_all), (), tuple(flat_out),
                          _parents(flat_in, trace), len(flat_out))
-    return pytree.unflatten(
-        out_tree, [VJPTracer(trace, o, idx, k) for k, o in enumerate(flat_out)]
-    )
+    return pytree.unflatten(out_tree, [
+        VJPTracer(trace, o, idx, k) if _carries_tangent(o) else o for k, o in enumerate(flat_out)
+    ])
+
+
+def _carries_tangent(x) -> bool:
+    return type(x) not in (int, float, complex, bool) and is_inexact(x)  # np.float64 counts
 
 
 class custom_vjp:
