@@ -97,12 +97,10 @@ def _std(x, axis=None, ddof=0, keepdims=False):
 
 
 def _quantile(x, q, axis=None, keepdims=False, method="linear"):
+    """One quantile `q` (a float: dnp.quantile binds one primitive per q)."""
     if not x.is_floating_point():
         x = x.to(torch.float64)
-    qt = torch.as_tensor(q, dtype=x.dtype, device=x.device)
-    return _over(torch.quantile, x, axis, keepdims, q=qt, interpolation=method).movedim(
-        -1, 0) if qt.ndim else _over(torch.quantile, x, axis, keepdims, q=qt,
-                                     interpolation=method)
+    return _over(torch.quantile, x, axis, keepdims, q=float(q), interpolation=method)
 
 
 KERNELS = {
