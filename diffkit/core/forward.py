@@ -40,11 +40,15 @@ class JVPTrace(Trace):
     def process(self, prim, args, params):
         primals = list(args)
         tangents = [None] * len(args)
+        lower = False  # tracers of outer transforms remain among the primals
         for i, a in enumerate(args):
             if type(a) is JVPTracer and a._trace is self:
-                primals[i] = a.primal
+                p = primals[i] = a.primal
                 tangents[i] = a.tangent
-        ans = prim.bind(*primals, **params)
+                lower = lower or isinstance(p, Tracer)
+            elif isinstance(a, Tracer):
+                lower = True
+        ans = prim.bind(*primals, **params) if lower else prim.impl(primals, params)
         if prim.nondiff:
             return ans
         if prim.jvp_args is not None:

@@ -65,11 +65,15 @@ class VJPTrace(Trace):
     def process(self, prim, args, params):
         primals = list(args)
         parents = []
+        lower = False  # tracers of outer transforms remain among the primals
         for i, a in enumerate(args):
             if type(a) is VJPTracer and a._trace is self:
                 p = primals[i] = a.primal
                 parents.append((i, a.idx, a.out, p.shape, p.dtype))
-        ans = prim.bind(*primals, **params)
+                lower = lower or isinstance(p, Tracer)
+            elif isinstance(a, Tracer):
+                lower = True
+        ans = prim.bind(*primals, **params) if lower else prim.impl(primals, params)
         if prim.nondiff:
             return ans
         nodes = self.nodes
@@ -139,10 +143,17 @@ class VJPTrace(Trace):
             if rules is not None:
                 for pos, pidx, pout, shape, dtype in node.parents:
                     rule = rules[pos]
-                    if rule is not None:
-                        ct = rule(g, ans, *args, **params)
-                        if ct is not None:
-                            _accumulate(acc, nodes, pidx, pout, _fit(ct, shape, dtype))
+                    if rule is None:
+                        continue
+                    ct = rule(g, ans, *args, **params)
+                    if ct is None:
+                        continue
+                    ct = _fit(ct, shape, dtype)
+                    if pout < 0:  # inlined _accumulate: the common single-output case
+                        prev = acc[pidx]
+                        acc[pidx] = ct if prev is None else prev + ct
+                    else:
+                        _accumulate(acc, nodes, pidx, pout, ct)
             else:
                 cts = prim.vjp_all(g, ans, *args, **params)
                 for pos, pidx, pout, shape, dtype in node.parents:

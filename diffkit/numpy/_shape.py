@@ -323,6 +323,8 @@ def flipud(m):
 def roll(a, shift, axis=None):
     a = _arr(a)
     if axis is None:
+        if len(a.shape) == 1 and isinstance(shift, int):  # the common 1-D case: one primitive
+            return P.roll.bind(a, shift=(shift,), axis=(0,))
         return reshape(roll(ravel(a), shift, 0), tuple(a.shape))
     axes = (axis,) if isinstance(axis, int) else tuple(axis)
     shifts = (shift,) if isinstance(shift, int) else tuple(shift)
