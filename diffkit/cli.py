@@ -8,9 +8,26 @@ import sys
 from collections import defaultdict
 
 
+def subgradient_table() -> str:
+    """The Markdown table of every primitive's declared behaviour at non-differentiable
+    points (docs/conventions.md embeds it; a test keeps the two identical)."""
+    from diffkit.plugins import registry
+
+    reg = registry()
+    rows = ["| primitive | plugin | at non-differentiable points |", "|---|---|---|"]
+    for name in sorted(reg.primitives):
+        text = reg.primitives[name].subgradient
+        if text:
+            rows.append(f"| `{name}` | {reg.origin[name]} | {text.replace('|', '/')} |")
+    return "\n".join(rows)
+
+
 def _plugins(args) -> int:
     from diffkit.plugins import registry
 
+    if args.subgradients:
+        print(subgradient_table())
+        return 0
     reg = registry()
     print("backends:")
     for name in reg.backends:
@@ -38,7 +55,8 @@ def _check(args) -> int:
     from diffkit.testing import check_primitive
 
     reg = registry()
-    names = sorted(n for n, o in reg.origin.items() if o == args.plugin)
+    plugin = _plugin_name(args.plugin)
+    names = sorted(n for n, o in reg.origin.items() if o == plugin)
     if not names:
         print(f"no primitives from plugin {args.plugin!r}; plugins with primitives: "
               f"{', '.join(sorted(set(reg.origin.values())))}", file=sys.stderr)
@@ -57,10 +75,23 @@ def _check(args) -> int:
     return 1 if failures else 0
 
 
+def _plugin_name(name: str) -> str:
+    """Accept a plugin's registered name (`stencil`) or its module (`diffkit_stencil`)."""
+    from diffkit import plugins
+
+    plugins.registry()
+    for plugin, registered in plugins.plugin_manager().list_name_plugin():
+        if getattr(registered, "__name__", None) == name:
+            return plugin
+    return name
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="diffkit", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("plugins", help="list backends, primitives and the plugin of each")
+    p.add_argument("--subgradients", action="store_true",
+                   help="print the table of choices at non-differentiable points (Markdown)")
     p.set_defaults(run=_plugins)
     c = sub.add_parser("check", help="run the generic rule checks on a plugin's primitives")
     c.add_argument("plugin", help="plugin name as listed by `diffkit plugins`")

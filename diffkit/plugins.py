@@ -19,7 +19,8 @@ from diffkit.core.registry import Registry
 from diffkit.errors import BackendMismatchError, RegistryError
 
 __all__ = [
-    "ENTRY_POINT_GROUP", "make_plugin_manager", "registry", "register", "unregister",
+    "ENTRY_POINT_GROUP", "make_plugin_manager", "plugin_manager", "registry", "register",
+    "unregister",
     "use_registry", "dispatch_slow",
 ]
 
@@ -53,6 +54,12 @@ def registry() -> Registry:
             _pm = make_plugin_manager()
         _activate(Registry(_pm))
     return _active
+
+
+def plugin_manager() -> pluggy.PluginManager:
+    """The PluginManager behind the active registry (built on first use)."""
+    registry()
+    return _pm
 
 
 def register(plugin, name: str | None = None) -> None:
