@@ -21,7 +21,7 @@ from diffkit.errors import BackendMismatchError, RegistryError
 __all__ = [
     "ENTRY_POINT_GROUP", "make_plugin_manager", "plugin_manager", "registry", "register",
     "unregister",
-    "use_registry", "dispatch_slow",
+    "use_registry", "dispatch_slow", "kernel_failed",
 ]
 
 ENTRY_POINT_GROUP = "diffkit"
@@ -133,7 +133,26 @@ def dispatch_slow(prim: Primitive, args: tuple, params: dict):
     for a in args:
         if type(a) not in SCALAR_TYPES:
             prim.kernels[type(a)] = kernel
-    return kernel(*args, **params)
+    try:
+        return kernel(*args, **params)
+    except Exception as e:
+        better = kernel_failed(prim, args, e)
+        if better is e:
+            raise
+        raise better from e
+
+
+def kernel_failed(prim: Primitive, args, exc: Exception) -> BaseException:
+    """The error to raise for a kernel that raised `exc`: the backend's explanation when
+    it has one (tensors on two devices, ...), else `exc` itself."""
+    reg = registry()
+    for a in args:
+        backend = reg.backend_of(type(a)) if type(a) not in SCALAR_TYPES else None
+        if backend is not None:
+            if backend.explain is None:
+                return exc
+            return backend.explain(prim.name, args, exc) or exc
+    return exc
 
 
 def _coerce(reg: Registry, prim: Primitive, position: int, value):

@@ -184,6 +184,14 @@ def test_two_devices_are_explained_with_both_named():
     assert diffkit_torch.explain("add", (a, a), info.value) is None
 
 
+def test_two_devices_through_dispatch_name_both():
+    a, b = torch.ones(2), torch.ones(2, device="meta")
+    with pytest.raises(BackendMismatchError, match=r"'add' got tensors on two devices.*cpu.*meta"):
+        dnp.add(a, b)
+    with pytest.raises(BackendMismatchError, match="two devices"):
+        dk.grad(lambda x: dnp.sum(x * b))(a)
+
+
 def test_importing_diffkit_does_not_import_torch(tmp_path):
     code = ("import sys, numpy as np, diffkit as dk, diffkit.numpy as dnp, diffkit.plugins\n"
             "diffkit.plugins.registry()\n"

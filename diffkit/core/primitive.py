@@ -120,7 +120,13 @@ class Primitive:
                 return dispatch_slow(self, args, params)
         if kernel is None:
             return dispatch_slow(self, args, params)
-        return kernel(*args, **params)
+        try:  # free unless the kernel raises (zero-cost exceptions, Python >= 3.11)
+            return kernel(*args, **params)
+        except Exception as e:
+            better = kernel_failed(self, args, e)
+            if better is e:
+                raise
+            raise better from e
 
     def __repr__(self) -> str:
         return f"Primitive({self.name!r})"
@@ -137,4 +143,4 @@ def _split_rule(rule):
     return rules, None
 
 
-from diffkit.plugins import dispatch_slow  # noqa: E402  (cycle: the registry knows primitives)
+from diffkit.plugins import dispatch_slow, kernel_failed  # noqa: E402  (cycle: registry)

@@ -28,6 +28,8 @@ class Backend:
         asarray: `asarray(x, dtype=None, device=None)` converting to this backend.
         to_numpy: converts one of its arrays to a NumPy array (host copy).
         describe: short text for error messages, e.g. "torch.Tensor on cuda:0".
+        explain: `explain(prim_name, args, exc) -> exception | None`, asked only after one
+            of its kernels raised, for a clearer error (tensors on two devices, ...).
     """
 
     name: str
@@ -35,6 +37,7 @@ class Backend:
     asarray: Callable[..., Any]
     to_numpy: Callable[[Any], Any]
     describe: Callable[[Any], str] = field(default=lambda x: type(x).__name__)
+    explain: Callable[..., BaseException | None] | None = None
 
 
 @dataclass(frozen=True)

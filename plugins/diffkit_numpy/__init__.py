@@ -10,7 +10,15 @@ import numpy as np
 
 from diffkit.extend import Backend, hookimpl
 from diffkit_numpy import (
-    creation, elementwise, fft, indexing, linalg, products, reductions, shape, special,
+    creation,
+    elementwise,
+    fft,
+    indexing,
+    linalg,
+    products,
+    reductions,
+    shape,
+    special,
 )
 
 FAMILIES = (creation, elementwise, special, reductions, products, shape, indexing, linalg, fft)

@@ -104,9 +104,15 @@ def describe(x) -> str:
     return f"torch.Tensor of dtype {x.dtype} on {x.device}"
 
 
+def _explain(prim_name: str, args, exc: BaseException) -> BaseException | None:
+    from diffkit_torch.devices import explain
+
+    return explain(prim_name, args, exc)
+
+
 BACKEND = Backend(
     name="torch", recognizes=_recognizes, asarray=asarray, to_numpy=to_numpy,
-    describe=describe,
+    describe=describe, explain=_explain,
 )
 
 
