@@ -13,25 +13,19 @@ from diffkit.core.tracer import Trace, Tracer
 from diffkit.core.zeros import Zero
 from diffkit.errors import InternalError
 
-__all__ = ["VJPTrace", "VJPTracer", "Node"]
+__all__ = ["VJPTrace", "VJPTracer"]
 
 _NONES = [(None,) * n for n in range(64)]
 _NO_PARAMS: dict = {}  # shared by every node of a primitive called without parameters
 _NODE_BYTES = 512  # Python objects per recorded node (tracemalloc: ~520 B with 0-d arrays)
 
 
-class Node:
-    """One recorded primitive call; `parents` holds (argpos, node index, output index,
-    shape, dtype) for each traced input. A leaf (an input of the transform) has no prim."""
-
-    __slots__ = ("prim", "args", "params", "ans", "parents")
-
-    def __init__(self, prim, args, params, ans, parents):
-        self.prim = prim
-        self.args = args
-        self.params = params
-        self.ans = ans
-        self.parents = parents
+# A tape node is a plain tuple (built at C speed; one per recorded primitive call):
+#   (prim, args, params, ans, parents)
+# `parents` holds (argpos, node index, output index, shape, dtype) per traced input. A leaf
+# (an input of the transform) has prim None. `args`/`ans` are None-filled when the
+# primitive declares its VJP does not need them (saves_args / saves_ans).
+_LEAF_NODE = (None, None, None, None, ())
 
 
 class VJPTracer(Tracer):
@@ -56,10 +50,10 @@ class VJPTrace(Trace):
 
     def __init__(self, transform: str = "vjp"):
         super().__init__(transform)
-        self.nodes: list[Node] = []
+        self.nodes: list[tuple] = []
 
     def leaf(self, primal) -> VJPTracer:
-        self.nodes.append(Node(None, None, None, None, ()))
+        self.nodes.append(_LEAF_NODE)
         return VJPTracer(self, primal, len(self.nodes) - 1, -1)
 
     def process(self, prim, args, params):
@@ -78,7 +72,7 @@ class VJPTrace(Trace):
             return ans
         nodes = self.nodes
         idx = len(nodes)
-        nodes.append(Node(
+        nodes.append((
             prim,
             primals if prim.saves_args else _NONES[len(primals)],
             params or _NO_PARAMS,
@@ -94,11 +88,11 @@ class VJPTrace(Trace):
         objects of each node (node, tracer, parents, array headers: ~0.5 KB measured)."""
         seen, total = set(), 0
         for node in self.nodes:
-            if node is None or node.prim is None:
+            if node is None or node[0] is None:
                 continue
             total += _NODE_BYTES
-            values = list(node.args or ())
-            values.extend(node.ans if isinstance(node.ans, tuple) else (node.ans,))
+            values = list(node[1] or ())
+            values.extend(node[3] if isinstance(node[3], tuple) else (node[3],))
             for v in values:
                 while isinstance(v, Tracer):
                     v = v.primal
@@ -109,7 +103,7 @@ class VJPTrace(Trace):
 
     def add_node(self, rule, args, ans, parents, n_out: int):
         """Record a node for a custom rule (custom_vjp/custom_jvp); returns its index."""
-        self.nodes.append(Node(rule, args, {}, ans, parents))
+        self.nodes.append((rule, args, _NO_PARAMS, ans, parents))
         return len(self.nodes) - 1
 
     def backward(self, roots, consume: bool = False) -> list:
@@ -127,28 +121,29 @@ class VJPTrace(Trace):
             g = acc[i]
             if g is None:
                 continue
-            node = nodes[i]
-            prim = node.prim
+            prim, args, params, ans, parents = nodes[i]
             if prim is None:
                 continue
             acc[i] = None
             if consume:
                 nodes[i] = None
-            ans = node.ans
             if prim.multiple_results:
                 g = tuple(Zero(a) if c is None else c for a, c in zip(ans, g))
-            args = node.args
-            params = node.params
             rules = prim.vjp_args
             if rules is not None:
-                for pos, pidx, pout, shape, dtype in node.parents:
+                for pos, pidx, pout, shape, dtype in parents:
                     rule = rules[pos]
                     if rule is None:
                         continue
                     ct = rule(g, ans, *args, **params)
                     if ct is None:
                         continue
-                    ct = _fit(ct, shape, dtype)
+                    try:  # the fit is needed only where broadcasting or promotion happened
+                        fits = ct.shape == shape and ct.dtype == dtype
+                    except AttributeError:
+                        fits = False
+                    if not fits:
+                        ct = _fit(ct, shape, dtype)
                     if pout < 0:  # inlined _accumulate: the common single-output case
                         prev = acc[pidx]
                         acc[pidx] = ct if prev is None else prev + ct
@@ -156,7 +151,7 @@ class VJPTrace(Trace):
                         _accumulate(acc, nodes, pidx, pout, ct)
             else:
                 cts = prim.vjp_all(g, ans, *args, **params)
-                for pos, pidx, pout, shape, dtype in node.parents:
+                for pos, pidx, pout, shape, dtype in parents:
                     ct = cts[pos]
                     if ct is not None and not isinstance(ct, Zero):
                         _accumulate(acc, nodes, pidx, pout, _fit(ct, shape, dtype))
@@ -173,7 +168,7 @@ def _accumulate(acc, nodes, idx, out, ct):
         node = nodes[idx]
         if node is None:
             raise InternalError("cotangent reached a consumed tape node: a diffkit bug")
-        slots = acc[idx] = [None] * len(node.ans)
+        slots = acc[idx] = [None] * len(node[3])
     slots[out] = ct if slots[out] is None else slots[out] + ct
 
 

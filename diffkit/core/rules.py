@@ -17,7 +17,13 @@ from diffkit.core.primitive import Primitive
 __all__ = ["elementwise", "linear", "bilinear", "nondiff"]
 
 
-def _times(d: Callable) -> Callable:
+def _times(d: Callable, nargs: int) -> Callable:
+    """The rule `t * d(ans, *args)`; spelled out for one and two arguments, since it runs
+    once per recorded node in every backward pass."""
+    if nargs == 1:
+        return lambda t, ans, x, **params: t * d(ans, x, **params)
+    if nargs == 2:
+        return lambda t, ans, x, y, **params: t * d(ans, x, y, **params)
     return lambda t, ans, *args, **params: t * d(ans, *args, **params)
 
 
@@ -26,7 +32,7 @@ def elementwise(name: str, *derivs: Callable | None, **kw) -> Primitive:
 
     Pass None for an argument that is not differentiable (an integer exponent, a mask).
     """
-    rules = tuple(None if d is None else _times(d) for d in derivs)
+    rules = tuple(None if d is None else _times(d, len(derivs)) for d in derivs)
     return Primitive(name, jvp=rules, vjp=rules, **kw)
 
 
