@@ -251,3 +251,13 @@ def test_python_control_flow_on_concrete_values():
 
 def test_constant_output_gets_zero_gradient():
     np_close(dk.grad(lambda x: dnp.sum(dk.stop_gradient(x)))(np.ones(2)), np.zeros(2))
+
+
+def test_tangent_of_a_broadcast_input_is_stretched_to_the_output():
+    X = np.ones((4, 3))
+    y = np.arange(4.0).reshape(4, 1)
+    out, t = dk.jvp(lambda y: X - y, (y,), (np.ones((4, 1)),))
+    assert t.shape == (4, 3) and np.all(t == -1.0)
+    # the same inside a second-order computation (the tangents are traced there)
+    h = dk.hessian(lambda y: dnp.sum(dnp.exp(X - y)))(y)
+    assert h.shape == (4, 1, 4, 1)

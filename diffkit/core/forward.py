@@ -90,10 +90,10 @@ def fit_to(t, like):
     t_shape = _shape(t)
     shape = _shape(like)
     if t_shape != shape:
-        if len(t_shape) >= len(shape) and t_shape != shape:
-            t = unbroadcast(t, shape)
-        if _shape(t) != shape:
-            t = dnp.broadcast_to(t, shape)
+        # a broadcast input's tangent contribution is stretched; a cotangent of the
+        # broadcast result is summed back
+        stretch = _broadcasts_to(t_shape, shape)
+        t = dnp.broadcast_to(t, shape) if stretch else unbroadcast(t, shape)
     dt = getattr(like, "dtype", None)
     tdt = getattr(t, "dtype", None)
     if dt is not None and tdt is not None and tdt != dt:
@@ -101,6 +101,12 @@ def fit_to(t, like):
             t = dnp.real(t)
         t = dnp.astype(t, dt)
     return t
+
+
+def _broadcasts_to(small: tuple, big: tuple) -> bool:
+    if len(small) > len(big):
+        return False
+    return all(a == b or a == 1 for a, b in zip(small, big[len(big) - len(small):]))
 
 
 def unbroadcast(g, shape):
