@@ -14,7 +14,7 @@ from typing import Any
 
 from diffkit.core import pytree
 from diffkit.core.forward import JVPTrace, JVPTracer
-from diffkit.core.reverse import VJPTrace, VJPTracer
+from diffkit.core.reverse import VJPTrace, VJPTracer, young_gc_only
 from diffkit.core.tracer import Tracer
 from diffkit.errors import NonDifferentiableError, TransformError
 
@@ -105,7 +105,8 @@ def vjp(f: Callable, *primals: Any, has_aux: bool = False, _transform: str = "vj
     boxed = [trace.leaf(_as_input(p, f"input leaf {i}", _transform, like))
              for i, p in enumerate(flat_in)]
     try:
-        out = f(*pytree.unflatten(in_tree, boxed))
+        with young_gc_only():
+            out = f(*pytree.unflatten(in_tree, boxed))
     finally:
         trace.active = False
     out, aux = _split_aux(out, has_aux, _transform)
@@ -129,7 +130,8 @@ def vjp(f: Callable, *primals: Any, has_aux: bool = False, _transform: str = "vj
                 )
             if isinstance(o, VJPTracer) and o._trace is trace and c is not None:
                 roots.append((o.idx, o.out, c))
-        acc = trace.backward(roots, consume=_consume)
+        with young_gc_only():
+            acc = trace.backward(roots, consume=_consume)
         cts = [
             dnp.zeros_like(b.primal) if acc[i] is None else acc[i] for i, b in enumerate(boxed)
         ]
