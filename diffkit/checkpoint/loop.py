@@ -19,11 +19,12 @@ from diffkit.checkpoint.planner import plan as make_plan
 from diffkit.checkpoint.report import Progress, Report, set_last_report
 from diffkit.checkpoint.storage import Storage, tree_nbytes
 from diffkit.core import pytree
-from diffkit.core.custom import record_node, top_trace, unbox
+from diffkit.core.custom import carries_tangent, record_node, top_trace, unbox
 from diffkit.core.forward import JVPTrace, JVPTracer
+from diffkit.core.reverse import VJPTrace, VJPTracer
 from diffkit.core.tracer import Tracer
-from diffkit.core.transforms import is_inexact, jvp, vjp
-from diffkit.core.zeros import instantiate
+from diffkit.core.transforms import is_inexact, jvp
+from diffkit.core.zeros import Zero
 from diffkit.errors import InternalError, TransformError
 
 __all__ = ["loop", "while_loop"]
@@ -150,6 +151,7 @@ class _Executor:
         state0, args = pytree.unflatten(in_tree, primals)
         self.state0, self.args = state0, tuple(args)
         self.n_state = len(pytree.leaves(state0))
+        self.flat_args, self.a_tree = pytree.flatten(self.args)
         self.budget = budget if isinstance(budget, Budget) else load_budget(budget)
         if any(isinstance(x, Tracer) for x in primals):
             self.budget = dataclasses.replace(self.budget, disk=None)  # tracers stay in RAM
@@ -159,39 +161,52 @@ class _Executor:
     # -- one step ---------------------------------------------------------------------
     def _advance(self, state, i):
         out = self.step(state, i, *self.args)
-        self._check_closure(out, i)
+        self._check_closure(pytree.leaves(out), i)
         return out
 
     def _tape(self, state, i):
-        """Tape step i from `state`: (next state, `step_vjp(ct) -> (ct_state, ct_args)`)."""
+        """Tape step i from `state`: (next state, `step_vjp`), where `step_vjp(ct)` maps the
+        cotangents of the next state's leaves to those of this state's and the args' leaves
+        (flat lists, None where nothing flows). Uses a VJP trace directly: this runs once
+        per reversed step, so it does no pytree work it can avoid."""
         flat_s, s_tree = pytree.flatten(state)
-        flat_a, a_tree = pytree.flatten(self.args)
-        leaves, ns = flat_s + flat_a, len(flat_s)
-        pos = [k for k, x in enumerate(leaves) if is_inexact(x)]
-
-        def f(*dyn):
-            full = list(leaves)
-            for k, d in zip(pos, dyn, strict=True):
-                full[k] = d
-            s = pytree.unflatten(s_tree, full[:ns])
-            return self.step(s, i, *pytree.unflatten(a_tree, full[ns:]))
-
-        out, f_vjp = vjp(f, *(leaves[k] for k in pos), _transform="checkpoint.loop")
-        self._check_closure(out, i)
+        leaves, ns = flat_s + self.flat_args, len(flat_s)
+        trace = VJPTrace("checkpoint.loop")
+        boxed, pos = list(leaves), []
+        for k, x in enumerate(leaves):
+            if carries_tangent(x):
+                boxed[k] = trace.leaf(x)
+                pos.append(k)
+        try:
+            out = self.step(pytree.unflatten(s_tree, boxed[:ns]), i,
+                            *pytree.unflatten(self.a_tree, boxed[ns:]))
+        finally:
+            trace.active = False
+        flat_out, out_tree = pytree.flatten(out)
+        if out_tree != s_tree:
+            raise TransformError(
+                f"the step function of checkpoint.loop changed the structure of the state at "
+                f"step {i}: it returned {out_tree!r} for a state {s_tree!r}; return a state "
+                f"of the same structure as state0"
+            )
+        primal = [o.primal if type(o) is VJPTracer and o._trace is trace else o
+                  for o in flat_out]
+        self._check_closure(primal, i)
 
         def step_vjp(ct):
-            ct = pytree.map(lambda c, o: c if is_inexact(o) else _zeros(o), ct, out)
+            roots = [(o.idx, o.out, c) for o, c in zip(flat_out, ct, strict=True)
+                     if c is not None and type(o) is VJPTracer and o._trace is trace]
+            acc = trace.backward(roots, consume=True)
             cts = [None] * len(leaves)
-            for k, c in zip(pos, f_vjp(ct, _consume=True), strict=True):
-                cts[k] = c
-            ct_state = [c if c is not None else _zeros(x) for c, x in zip(cts, flat_s)]
-            return pytree.unflatten(s_tree, ct_state), cts[ns:]
+            for j, k in enumerate(pos):  # leaf j of the tape is input leaf k
+                cts[k] = acc[j]
+            return cts[:ns], cts[ns:]
 
-        step_vjp.tape = f_vjp.tape
-        return out, step_vjp
+        step_vjp.tape = trace
+        return pytree.unflatten(s_tree, primal), step_vjp
 
-    def _check_closure(self, out, i):
-        for leaf in pytree.leaves(out):
+    def _check_closure(self, leaves, i):
+        for leaf in leaves:
             if isinstance(leaf, Tracer) and leaf._trace.level >= self.trace.level:
                 raise TransformError(
                     f"the step function of checkpoint.loop returned a value traced by "
@@ -300,7 +315,6 @@ class _Executor:
     # -- the tape node and the reverse sweep -------------------------------------------
     def record(self, out):
         """Put the loop on the caller's tape as one node whose VJP is the reverse sweep."""
-        self.out_tree = pytree.structure(out)
         return record_node(self.trace, "checkpoint.loop", self.flat_in, out, self._vjp_all)
 
     def _vjp_all(self, g, ans):
@@ -310,7 +324,7 @@ class _Executor:
             else:
                 self.forward_online(self.cond)
         self.used = True
-        ct = pytree.unflatten(self.out_tree, [instantiate(c) for c in g])
+        ct = [None if isinstance(c, Zero) else c for c in g]
         t0 = time.perf_counter()
         try:
             ct, ct_args = self._reverse_sweep(ct)
@@ -322,10 +336,7 @@ class _Executor:
         rep.peak_snapshots = dict(self.storage.peak)
         rep.disk_written, rep.disk_read = self.storage.bytes_written, self.storage.bytes_read
         set_last_report(rep)
-        flat_ct = pytree.leaves(ct)
-        return [c if is_inexact(x) else None
-                for c, x in zip(flat_ct + ct_args, unbox(self.flat_in, self.trace),
-                                strict=True)]
+        return ct + ct_args
 
     def _reverse_sweep(self, ct):
         current, at = self.resume
@@ -350,7 +361,7 @@ class _Executor:
         self.report.reversed = done
         if done != self.n:
             raise InternalError(f"the schedule reversed {done} of {self.n} steps: a diffkit bug")
-        return ct, ct_args or [None] * (len(self.flat_in) - self.n_state)
+        return ct, ct_args or [None] * len(self.flat_args)
 
 
 def _expect(at, step, action):

@@ -58,11 +58,11 @@ def record_node(trace, name, flat_in, out, vjp_all):
     idx = trace.add_node(_TapeRule(name, vjp_all), (), tuple(flat_out),
                          _parents(flat_in, trace), len(flat_out))
     return pytree.unflatten(out_tree, [
-        VJPTracer(trace, o, idx, k) if _carries_tangent(o) else o for k, o in enumerate(flat_out)
+        VJPTracer(trace, o, idx, k) if carries_tangent(o) else o for k, o in enumerate(flat_out)
     ])
 
 
-def _carries_tangent(x) -> bool:
+def carries_tangent(x) -> bool:
     return type(x) not in (int, float, complex, bool) and is_inexact(x)  # np.float64 counts
 
 
