@@ -255,3 +255,11 @@ def test_python_numbers_in_the_state_are_constants(kind):
         return s[0] * s[1]
 
     assert float(dk.grad(run)(1.5)) == 24.0
+
+
+def test_a_step_that_changes_the_state_structure_is_a_clear_error():
+    def J(x0):
+        return dnp.sum(dk.checkpoint.loop(lambda s, i: (s, s), x0, 3)[0])
+
+    with pytest.raises(TransformError, match="changed the structure of the state at step 0"):
+        dk.grad(J)(np.ones(2))

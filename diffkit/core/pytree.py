@@ -34,7 +34,7 @@ class TreeDef(NamedTuple):
         if self.kind is None:
             return "*"
         name = getattr(self.kind, "__name__", str(self.kind))
-        return f"{name}({', '.join(map(repr, self.children))})"
+        return f"{name}({', '.join(repr(c) for c in self.children)})"
 
 
 _LEAF = TreeDef(None, None, ())
