@@ -16,12 +16,12 @@ from diffkit.core.transforms import (
     jacrev,
     jvp,
     linearize,
+    stop_gradient,
     value_and_grad,
     vjp,
 )
 from diffkit.convert import asarray
 from diffkit.errors import DiffkitError
-from diffkit.numpy import stop_gradient
 
 __version__ = "0.1.0"
 

@@ -261,3 +261,34 @@ def test_tangent_of_a_broadcast_input_is_stretched_to_the_output():
     # the same inside a second-order computation (the tangents are traced there)
     h = dk.hessian(lambda y: dnp.sum(dnp.exp(X - y)))(y)
     assert h.shape == (4, 1, 4, 1)
+
+
+def test_stop_gradient_on_a_pytree():
+    def f(p):
+        frozen = dk.stop_gradient(p)
+        return dnp.sum(p["a"] * frozen["a"]) + p["b"] * frozen["b"]
+
+    g = dk.grad(f)({"a": np.array([1.0, 2.0]), "b": 3.0})
+    np.testing.assert_allclose(g["a"], [1.0, 2.0])
+    assert float(g["b"]) == 3.0
+
+
+def test_custom_vjp_and_custom_jvp_with_nondiff_argnums():
+    import functools
+
+    @functools.partial(dk.custom_vjp, nondiff_argnums=(0,))
+    def apply(fn, x):
+        return fn(x)
+
+    apply.defvjp(lambda fn, x: (fn(x), x), lambda fn, x, g: (g * 2.0 * x,))
+    assert float(dk.grad(lambda x: apply(lambda v: v * v, x))(3.0)) == 6.0
+
+    @functools.partial(dk.custom_jvp, nondiff_argnums=(1,))
+    def power(x, n):
+        return x ** n
+
+    power.defjvp(lambda n, p, t: (p[0] ** n, n * p[0] ** (n - 1) * t[0]))
+    assert float(dk.grad(power)(2.0, 3)) == 12.0
+    assert float(dk.jvp(lambda x: power(x, 3), (2.0,), (1.0,))[1]) == 12.0
+    with pytest.raises(TransformError, match=r"nondiff_argnums=\(1,\) is a traced value"):
+        dk.grad(lambda x: power(x, x), argnums=0)(2.0)

@@ -66,6 +66,29 @@ def carries_tangent(x) -> bool:
     return type(x) not in (int, float, complex, bool) and is_inexact(x)  # np.float64 counts
 
 
+class _Static:
+    """Splits a call's arguments into the static ones (`nondiff_argnums`) and the rest."""
+
+    def __init__(self, name: str, nondiff_argnums):
+        self.name = name
+        self.nums = tuple(sorted(set(nondiff_argnums)))
+
+    def split(self, args: tuple) -> tuple[tuple, tuple]:
+        static = tuple(args[i] for i in self.nums)
+        if top_trace(pytree.leaves(static)) is not None:
+            raise TransformError(
+                f"{self.name!r}: an argument listed in nondiff_argnums={self.nums} is a "
+                f"traced value; nondiff arguments must not depend on what is differentiated"
+            )
+        return tuple(a for i, a in enumerate(args) if i not in self.nums), static
+
+    def merge(self, dyn, static) -> tuple:
+        dyn, static, out = list(dyn), list(static), []
+        for i in range(len(dyn) + len(static)):
+            out.append(static.pop(0) if i in self.nums else dyn.pop(0))
+        return tuple(out)
+
+
 class custom_vjp:
     """A function with a hand-written reverse rule.
 
@@ -79,21 +102,26 @@ class custom_vjp:
     1.0
 
     `fwd(*args) -> (out, residuals)`; `bwd(residuals, g) -> tuple` with one cotangent per
-    positional argument (None for none), each shaped like its argument. Under `jvp` the
-    original function is differentiated instead (JAX refuses; diffkit stays useful).
+    positional argument (None for none), each shaped like its argument. With
+    `nondiff_argnums` (use `functools.partial(dk.custom_vjp, nondiff_argnums=(0,))` as the
+    decorator), those arguments are static: `bwd(*static_args, residuals, g)` returns
+    cotangents for the others only, as in JAX. Under `jvp` the original function is
+    differentiated instead (JAX refuses; diffkit stays useful).
     """
 
-    def __init__(self, fun: Callable):
+    def __init__(self, fun: Callable, nondiff_argnums: tuple = ()):
         functools.update_wrapper(self, fun)
         self.fun = fun
         self.fwd = self.bwd = None
+        self._static = _Static(fun.__name__, nondiff_argnums)
 
     def defvjp(self, fwd: Callable, bwd: Callable) -> custom_vjp:
         self.fwd, self.bwd = fwd, bwd
         return self
 
     def __call__(self, *args):
-        flat, in_tree = pytree.flatten(args)
+        dyn, static = self._static.split(args)
+        flat, in_tree = pytree.flatten(dyn)
         top = top_trace(flat)
         if top is None or isinstance(top, JVPTrace):
             return self.fun(*args)
@@ -105,14 +133,14 @@ class custom_vjp:
         if not top.active:
             raise top.leaked(self.__name__)
         primals = unbox(flat, top)
-        out, res = self.fwd(*pytree.unflatten(in_tree, primals))
+        out, res = self.fwd(*self._static.merge(pytree.unflatten(in_tree, primals), static))
         _, out_tree = pytree.flatten(out)
         name = self.__name__
         bwd = self.bwd
 
         def vjp_all(g, ans):
-            cts = bwd(res, pytree.unflatten(out_tree, [instantiate(c) for c in g]))
-            return _check_cts(name, cts, args, in_tree, primals)
+            cts = bwd(*static, res, pytree.unflatten(out_tree, [instantiate(c) for c in g]))
+            return _check_cts(name, cts, dyn, in_tree, primals)
 
         return record_node(top, name, flat, out, vjp_all)
 
@@ -154,6 +182,8 @@ class custom_jvp:
 
     `jvp_rule(primals, tangents) -> (out, tangent_out)`. Reverse mode differentiates the
     rule's (linear) tangent map, so one rule serves jvp, grad, and their compositions.
+    With `nondiff_argnums`, the rule is `jvp_rule(*static_args, primals, tangents)` over
+    the other arguments, as in JAX.
 
     >>> import diffkit as dk, diffkit.numpy as dnp
     >>> @dk.custom_jvp
@@ -165,17 +195,19 @@ class custom_jvp:
     0.5
     """
 
-    def __init__(self, fun: Callable):
+    def __init__(self, fun: Callable, nondiff_argnums: tuple = ()):
         functools.update_wrapper(self, fun)
         self.fun = fun
         self.jvp_rule = None
+        self._static = _Static(fun.__name__, nondiff_argnums)
 
     def defjvp(self, jvp_rule: Callable) -> custom_jvp:
         self.jvp_rule = jvp_rule
         return self
 
     def __call__(self, *args):
-        flat, in_tree = pytree.flatten(args)
+        dyn, static = self._static.split(args)
+        flat, in_tree = pytree.flatten(dyn)
         top = top_trace(flat)
         if top is None:
             return self.fun(*args)
@@ -188,25 +220,26 @@ class custom_jvp:
             raise top.leaked(self.__name__)
         primals = unbox(flat, top)
         p_args = pytree.unflatten(in_tree, primals)
+        rule = functools.partial(self.jvp_rule, *static)
         if isinstance(top, JVPTrace):
-            return self._forward(top, flat, in_tree, p_args, primals)
+            return self._forward(top, rule, flat, in_tree, p_args, primals)
         assert isinstance(top, VJPTrace)
-        return self._reverse(top, flat, in_tree, p_args, primals)
+        out = self.fun(*self._static.merge(p_args, static))
+        return self._reverse(top, rule, flat, in_tree, p_args, primals, out)
 
-    def _forward(self, trace, flat, in_tree, p_args, primals):
+    def _forward(self, trace, rule, flat, in_tree, p_args, primals):
         tangents = [
             x.tangent if isinstance(x, JVPTracer) and x._trace is trace else Zero(p)
             for x, p in zip(flat, primals, strict=True)
         ]
         t_args = pytree.unflatten(in_tree, [instantiate(t) for t in tangents])
-        out, t_out = self.jvp_rule(p_args, t_args)
+        out, t_out = rule(p_args, t_args)
         flat_o, out_tree = pytree.flatten(out)
         flat_t = pytree.leaves(t_out)
         boxed = [JVPTracer(trace, o, fit_to(t, o)) for o, t in zip(flat_o, flat_t, strict=True)]
         return pytree.unflatten(out_tree, boxed)
 
-    def _reverse(self, trace, flat, in_tree, p_args, primals):
-        rule = self.jvp_rule
+    def _reverse(self, trace, rule, flat, in_tree, p_args, primals, out):
         positions = [i for i, x in enumerate(flat) if type(x) is VJPTracer and x._trace is trace]
 
         def tangent_map(*ts):
@@ -224,7 +257,6 @@ class custom_jvp:
                 full[i] = c
             return full
 
-        out = self.fun(*p_args)
         _, out_tree = pytree.flatten(out)
         return record_node(trace, self.__name__, flat, out, vjp_all)
 

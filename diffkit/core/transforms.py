@@ -20,6 +20,7 @@ from diffkit.errors import NonDifferentiableError, TransformError
 
 __all__ = [
     "vjp", "jvp", "grad", "value_and_grad", "linearize", "jacfwd", "jacrev", "hessian", "hvp",
+    "stop_gradient",
 ]
 
 
@@ -294,6 +295,13 @@ def hvp(f: Callable, primals: Sequence, tangents: Sequence):
     """Hessian-vector product of scalar `f` at `primals` along `tangents`
     (forward-over-reverse: `jvp(grad(f), primals, tangents)[1]`)."""
     return jvp(grad(f), primals, tangents)[1]
+
+
+def stop_gradient(x):
+    """`x` (an array or a pytree of them) with no derivative flowing through it, at any
+    order (JAX's `stop_gradient`)."""
+    return pytree.map(lambda a: a if type(a) in (int, float, complex, bool)
+                      else dnp.stop_gradient(a), x)
 
 
 # -- Jacobians ---------------------------------------------------------------------------
