@@ -21,10 +21,12 @@ shared (immutable) object.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
-from itertools import chain
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, fields
+from itertools import chain, repeat
 from math import comb
+from operator import itemgetter
 
 from diffkit.checkpoint.actions import RAM, Action, Advance, Discard, Load, Reverse, Save
 from diffkit.errors import ScheduleError
@@ -177,10 +179,141 @@ def reverse_segment(
 
     ``snaps`` slots are available, the one holding ``a`` included; ``current`` is the index of
     the executor's current state (-1: unknown), which saves a redundant ``Load``. Also used by
-    ``Online`` and ``MultiLevel`` between their own checkpoints. Stack frames are
-    ``(a, b, s, load_a)``; a bare int is a checkpoint to discard once its right part is done.
+    ``Online`` and ``MultiLevel`` between their own checkpoints. The same actions as
+    :func:`_reference_actions`, produced in chunks: the outer levels of the bisection one by
+    one, every sub-segment of at most ``_TEMPLATE_STEPS`` steps as one :class:`_Template`
+    instance (where ~98% of the actions are).
     """
-    splits: dict[tuple[int, int], int] = {}  # the same (steps, slots) recurs ~10^5 times at 10^6
+    return chain.from_iterable(_chunks(a, b, snaps, tier, current))
+
+
+_TEMPLATE_STEPS = 160  # sub-segments up to this length become templates (~700 actions at most)
+_TEMPLATE_ACTIONS = 1 << 16  # per stream, all templates together: bounded memory whatever n is
+
+
+def _chunks(a: int, b: int, snaps: int, tier: str, current: int) -> Iterator[Iterable[Action]]:
+    """The bisection of :func:`_reference_actions`, yielding iterables of actions.
+
+    A sub-segment is compiled into a template the second time its (length, slots, loaded) key
+    comes up, so short streams (and loops tight on memory) build none.
+    """
+    templates: dict[tuple[int, int, bool], _Template | None] = {}
+    room = _TEMPLATE_ACTIONS
+    splits: dict[tuple[int, int], int] = {}
+    stack: list = [(a, b, snaps)]
+    while stack:
+        item = stack.pop()
+        if type(item) is int:
+            yield (Discard(item, tier),)
+            continue
+        a, b, s = item
+        while True:
+            steps = b - a
+            if steps <= _TEMPLATE_STEPS:
+                key = (steps, s, current == a)
+                template = templates.get(key)
+                if template is None:
+                    if key in templates and room > 0:
+                        template = templates[key] = _Template(*key)
+                        room -= template.actions
+                    else:
+                        templates.setdefault(key, None)
+                        yield _reference_actions(a, b, s, tier, current)
+                        break
+                yield template.at(a, tier)
+                break
+            if s == 1:  # long one-slot segments cost O(steps^2) advances anyway
+                yield _reference_actions(a, b, 1, tier, current)
+                break
+            key2 = (steps, s)
+            m = splits.get(key2)
+            if m is None:
+                m = splits[key2] = _split(steps, s)
+            m += a
+            head = [] if current == a else [Load(a, tier)]
+            head.append(Advance(a, m))
+            if b - m == 1:  # one step right of m: tape it now, no need to save m
+                head.append(Reverse(m))
+                yield head
+                current, b = -1, m
+                continue
+            head.append(Save(m, tier))
+            yield head
+            stack.append((a, m, s))
+            stack.append(m)
+            a, s, current = m, s - 1, m
+        current = -1
+
+
+_new = object.__new__
+_consume = deque(maxlen=0).extend
+_set_reverse = Reverse.step.__set__
+
+
+def _picker(indices: list[int]) -> Callable[[list], Sequence]:
+    """``f(seq)`` -> the items of ``seq`` at ``indices``, in C (one index: a 1-item slice)."""
+    if len(indices) == 1:
+        return itemgetter(slice(indices[0], indices[0] + 1))
+    return itemgetter(*indices)
+
+
+class _Template:
+    """The actions reversing ``steps`` steps with ``snaps`` slots, relative to their start.
+
+    Actions are immutable values, so the stream of a sub-segment starting at ``a`` is the
+    stream starting at 0 with every step index shifted by ``a``. ``at(a, tier)`` builds those
+    values in bulk -- ``object.__new__`` and the dataclass slots' own setters mapped over
+    lists, in C -- instead of one dataclass ``__init__`` per action (~4x cheaper); the objects
+    are complete frozen instances, equal to the ones ``__init__`` makes. ``loaded`` says that
+    the segment's first state is already current (no leading ``Load``).
+    """
+
+    __slots__ = ("steps", "groups", "order", "actions")
+
+    def __init__(self, steps: int, snaps: int, loaded: bool) -> None:
+        actions = list(_reference_actions(0, steps, snaps, RAM, 0 if loaded else -1))
+        # built values: Reverse(steps-1) .. Reverse(0) first, then each class's distinct ones
+        index: dict[Action, int] = {Reverse(i): steps - 1 - i for i in range(steps)}
+        self.groups = []
+        for cls in (Advance, Save, Load, Discard):
+            distinct = list(dict.fromkeys(x for x in actions if type(x) is cls))
+            if not distinct:
+                continue
+            index.update({x: k for k, x in enumerate(distinct, len(index))})
+            names = [f.name for f in fields(cls)]
+            setters = tuple((getattr(cls, name).__set__,
+                             _picker([getattr(x, name) for x in distinct]))
+                            for name in names if name != "tier")
+            tier = cls.tier.__set__ if "tier" in names else None
+            self.groups.append((cls, len(distinct), setters, tier))
+        self.steps = steps
+        self.order = _picker([index[x] for x in actions])
+        self.actions = len(actions)
+
+    def at(self, start: int, tier: str) -> Sequence[Action]:
+        """The actions for the sub-segment starting at state ``start``, in ``tier``."""
+        steps = list(range(start, start + self.steps))  # every step index, as shared ints
+        built = list(map(_new, repeat(Reverse, self.steps)))
+        _consume(map(_set_reverse, built, reversed(steps)))
+        for cls, count, setters, set_tier in self.groups:
+            objs = list(map(_new, repeat(cls, count)))
+            for set_field, pick in setters:
+                _consume(map(set_field, objs, pick(steps)))
+            if set_tier is not None:
+                _consume(map(set_tier, objs, repeat(tier, count)))
+            built += objs
+        return self.order(built)
+
+
+def _reference_actions(
+    a: int, b: int, snaps: int, tier: str = RAM, current: int = -1
+) -> Iterator[Action]:
+    """The schedule action by action, as :func:`reverse_segment` documents it.
+
+    The definition the templates are compiled from. Stack frames are ``(a, b, s, load_a)``; a
+    bare int is a checkpoint to discard once its right part is done.
+    """
+    splits: dict[tuple[int, int], int] = {}
     stack: list = [(a, b, snaps, Load(a, tier))]
     while stack:
         item = stack.pop()

@@ -8,8 +8,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from diffkit.checkpoint import Revolve, predict, validate
-from diffkit.checkpoint.revolve import count_advances, repetitions
+from diffkit.checkpoint import Revolve, predict, revolve, validate
+from diffkit.checkpoint.revolve import (
+    _reference_actions,
+    count_advances,
+    repetitions,
+    reverse_segment,
+)
 from diffkit.errors import ScheduleError
 
 
@@ -38,6 +43,35 @@ def test_replay_matches_counting_path_and_prediction(n, s):
 @pytest.mark.parametrize("n,s", [(2000, 64), (2000, 2), (1999, 7), (1, 1), (2, 1), (64, 64)])
 def test_replay_edge_cases(n, s):
     assert validate(Revolve(n, s), n).forward_advances == closed_form(n, s)
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(1, 1500), s=st.integers(1, 30), start=st.integers(0, 10**6),
+       loaded=st.booleans(), tier=st.sampled_from(["ram", "disk"]))
+def test_bulk_built_stream_equals_the_reference_generator(n, s, start, loaded, tier):
+    # reverse_segment builds sub-segments from templates without __init__: same values, types
+    got = list(reverse_segment(start, start + n, s, tier, start if loaded else -1))
+    want = list(_reference_actions(start, start + n, s, tier, start if loaded else -1))
+    assert got == want
+    assert [type(a) for a in got] == [type(a) for a in want]
+    assert [str(a) for a in got] == [str(a) for a in want]
+    assert {hash(a) for a in got} == {hash(a) for a in want}
+
+
+def test_templates_are_compiled_for_long_streams_and_change_nothing(monkeypatch):
+    built = []
+
+    class Spy(revolve._Template):
+        __slots__ = ()
+
+        def __init__(self, *key):
+            built.append(key)
+            super().__init__(*key)
+
+    monkeypatch.setattr(revolve, "_Template", Spy)
+    args = (123, 123 + 30_000, 6, "disk", 123)
+    assert list(reverse_segment(*args)) == list(_reference_actions(*args))
+    assert len(built) > 10
 
 
 def test_predict_is_exact_for_huge_n():
