@@ -1,4 +1,4 @@
-"""Online checkpointing: exact offline optimum for n <= C(s+2, 2), valid streams beyond."""
+"""Online checkpointing: offline optimum for n <= C(s+2, 2), within 5% up to C(s+3, 3), valid."""
 
 from __future__ import annotations
 
@@ -17,6 +17,27 @@ def test_offline_optimum_for_repetition_two(s):
     sched = Online(s)
     for n in range(1, comb(s + 2, 2) + 1):
         assert sched.count(n) == predict(n, s).forward_advances, n
+
+
+def _costs_along_the_run(s: int, n_max: int) -> list[int]:
+    """Forward advances of stopping after n = 1 .. n_max steps, from one live run."""
+    sched, costs = Online(s), []
+    for i in range(n_max):
+        sched.forward_step(i)
+        ends = [*sched.points[1:], i]
+        costs.append(i + 1 + sum(predict(b - a, s - j).forward_advances
+                                 for j, (a, b) in enumerate(zip(sched.points, ends)) if b > a))
+    return costs
+
+
+@pytest.mark.parametrize("s", [1, 2, 3, 4, 5, 7, 10, 16, 30])
+def test_within_five_percent_of_the_offline_optimum_for_repetition_three(s):
+    costs = _costs_along_the_run(s, comb(s + 3, 3))
+    ratios = [c / predict(n, s).forward_advances for n, c in enumerate(costs, 1)]
+    assert max(ratios[: comb(s + 2, 2)]) == 1.0
+    assert max(ratios) <= 1.05, (max(ratios), ratios.index(max(ratios)) + 1)
+    for n in (comb(s + 2, 2) + 1, len(costs) // 2 + 1, len(costs)):
+        assert Online(s).count(n) == costs[n - 1]
 
 
 @settings(max_examples=50, deadline=None)
