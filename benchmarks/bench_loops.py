@@ -21,7 +21,7 @@ one timed run: the only memory figure that sees torch, coarse (page granularity,
 caching); `rel err` is max|g - g_hand| / max|g_hand| over all gradient arrays.
 
 Run: python benchmarks/bench_loops.py [--quick] [--profile]
-(BLAS pinned to one thread; --quick: 1/20 of the steps, one repeat, a smoke test.)
+(BLAS pinned to one thread; --quick: 1/50 of the steps, one repeat, a smoke test.)
 """
 
 from __future__ import annotations
@@ -218,9 +218,9 @@ def jax_grad(p: Problem, n: int, segments: int):
         return jnp.sum(u * u)
 
     g = jax.jit(jax.grad(loss, argnums=tuple(range(1 + len(p.args)))))
-    out = g(jnp.asarray(p.u0), *p.args)  # compile outside the timing: the first call warms up
-    return lambda: tuple(np.asarray(jax.block_until_ready(o)) for o in g(jnp.asarray(p.u0),
-                                                                        *p.args)), out
+    u0 = jnp.asarray(p.u0)
+    jax.block_until_ready(g(u0, *p.args))  # compile outside the timing
+    return lambda: tuple(np.asarray(o) for o in jax.block_until_ready(g(u0, *p.args)))
 
 
 # -- measuring ---------------------------------------------------------------------------------
@@ -297,15 +297,24 @@ class Bench:
             self.refs[n] = hand_written(self.p, n)
         return self.refs[n]
 
-    def add(self, name, fn, n, *, traced=True, repeat=None, note=""):
-        """Time `fn` (and trace its memory); a run on n < p.n steps has its time scaled."""
-        t, rss, g = timed(fn, repeat or self.repeat)
-        peak = traced_peak(fn) if traced else None
-        t_full = t * self.p.n / n
-        if n != self.p.n:
-            note = f"{n} steps, time x{self.p.n / n:g}; memory as measured. {note}".strip()
-        self.rows.append((name, t_full, peak, rss, rel_err(g, self.ref(n)), note))
-        return t_full, peak
+    def add(self, name, make, steps=None, mem_steps=None, *, traced=True, repeat=None,
+            note=""):
+        """Time `make(k)()`, the gradient over k = `steps` steps, and trace its memory over
+        `mem_steps`; figures from fewer than n steps are scaled linearly to n (and say so)."""
+        n = self.p.n
+        steps = steps or n
+        mem_steps = mem_steps or steps
+        t, rss, g = timed(make(steps), repeat or self.repeat)
+        peak = traced_peak(make(mem_steps)) * n / mem_steps if traced else None
+        scaled = []
+        if steps < n:
+            scaled.append(f"time and RSS over {steps} steps x{n / steps:g}")
+            rss = None if rss is None else rss * n / steps
+        if traced and mem_steps < n:
+            scaled.append(f"tracemalloc over {mem_steps} steps x{n / mem_steps:g}")
+        note = "; ".join([*scaled, note] if note else scaled)
+        self.rows.append((name, t * n / steps, peak, rss, rel_err(g, self.ref(steps)), note))
+        return t * n / steps, peak
 
     def print(self):
         hand = self.hand_time
@@ -319,20 +328,20 @@ class Bench:
         p, n = self.p, self.p.n
         print(f"\n== {p.name}: N={p.u0.size}, {n} steps, gradient w.r.t. u0"
               + (" and nu" if p.args else "") + " ==")
+        linear = "" if p.args else "; the step is linear: the adjoint reads no state"
         self.hand_time, _ = self.add("hand-written adjoint (NumPy)",
-                                     lambda: hand_written(p, n), n,
-                                     note="all states preallocated" + (
-                                         "; the adjoint reads none: the step is linear"
-                                         if not p.args else ""))
-        store, ckpt = self.diffkit_rows()
-        slots = getattr(ckpt.plan.schedule, "snapshots", None)
-        if slots:
-            self.add(f"hand-written + Revolve({slots} snaps)",
-                     lambda: hand_revolve(p, n, slots), n,
-                     note="snapshots of diffkit's checkpointed plan")
+                                     lambda k: lambda: hand_written(p, k),
+                                     mem_steps=max(2, n // 10),
+                                     note="all states in one preallocated array" + linear)
+        store, store_nogc, ckpt = self.diffkit_rows()
+        slots = n // 20
+        self.add(f"hand-written + Revolve({slots} snaps)",
+                 lambda k: lambda: hand_revolve(p, k, slots),
+                 note="n/20 snapshots: 1/20 of the hand-written store-all's states")
         self.peer_rows()
+        print(f"  (time unit: the hand-written adjoint, {self.hand_time:.3f} s)")
         self.print()
-        self.explain(store, ckpt)
+        self.explain(store, store_nogc, ckpt)
         if profile:
             self.profile(ckpt.plan.budget)
 
@@ -340,73 +349,90 @@ class Bench:
         p, n = self.p, self.p.n
         reports = {}
 
-        def run(key, budget):
-            def f():
-                out = diffkit_grad(p, n, budget)
-                reports.setdefault(key, []).append(dk.checkpoint.last_report())
-                return out
+        def run(key, budget, gc_off=False):
+            def make(k):
+                def f():
+                    if gc_off:
+                        gc.disable()
+                    try:
+                        out = diffkit_grad(p, k, budget)
+                    finally:
+                        gc.enable()
+                    if k == n:
+                        reports.setdefault(key, []).append(dk.checkpoint.last_report())
+                    return out
 
-            return f
+                return f
+
+            return make
+
+        def best(key):
+            return min(reports[key], key=lambda r: r.forward_seconds + r.reverse_seconds)
 
         big = {"budget": {"memory": "64GiB"}}
-        _, self.store_peak = self.add("diffkit store-all", run("store", big), n)
-        store = min(reports["store"], key=lambda r: r.forward_seconds + r.reverse_seconds)
+        _, self.store_peak = self.add("diffkit store-all", run("store", big),
+                                      mem_steps=max(2, n // 10))
+        self.add("diffkit store-all, gc.disable()", run("nogc", big, True), traced=False,
+                 note="Python's cyclic GC off during the gradient")
+        store = best("store")
         self.budget = {"budget": {"memory": store.plan.peak_bytes // 20}}
         _, self.ckpt_peak = self.add("diffkit checkpointed (1/20 budget)",
-                                     run("ckpt", self.budget), n)
-        ckpt = min(reports["ckpt"], key=lambda r: r.forward_seconds + r.reverse_seconds)
+                                     run("ckpt", self.budget))
+        ckpt = best("ckpt")
         self.rows[-1] = (*self.rows[-1][:-1], repr(ckpt.plan.schedule))
-        return store, ckpt
+        return store, best("nogc"), ckpt
 
     def peer_rows(self):
         p, n = self.p, self.p.n
-        few = max(2, int(n * self.slow_scale))
         segments = max(1, round(math.sqrt(n)))
         if importlib.util.find_spec("autograd"):
-            self.add("HIPS autograd", lambda: autograd_grad(p, few), few, repeat=1)
+            self.add("HIPS autograd", lambda k: lambda: autograd_grad(p, k),
+                     steps=max(2, int(n * self.slow_scale)), mem_steps=max(2, n // 10),
+                     repeat=1)
         else:
             print("  (HIPS autograd not installed: skipped)")
         if importlib.util.find_spec("torch"):
             import torch
 
             torch.set_num_threads(1)
+            torch_grad(p, 2, 1)  # warm up torch.utils.checkpoint outside the timing
             no = "tracemalloc does not see torch's allocator"
-            self.add("PyTorch eager, store-all", lambda: torch_grad(p, n, None), n,
-                     traced=False, note=no)
+            self.add("PyTorch eager, store-all", lambda k: lambda: torch_grad(p, k, None),
+                     traced=False, repeat=2, note=no)
             self.add(f"PyTorch + utils.checkpoint ({segments} segs)",
-                     lambda: torch_grad(p, n, segments), n, traced=False, note=no)
+                     lambda k: lambda: torch_grad(p, k, segments), traced=False, repeat=2,
+                     note=no)
         else:
             print("  (PyTorch not installed: skipped)")
         if importlib.util.find_spec("jax"):
             segs = next(k for k in range(segments, n + 1) if n % k == 0)
-            fn, _ = jax_grad(p, n, segs)
-            self.add(f"JAX scan + checkpoint ({segs} segs, jit)", fn, n, traced=False,
-                     note="compiled before timing; XLA memory not traced")
+            self.add(f"JAX scan + checkpoint ({segs} segs, jit)",
+                     lambda k: jax_grad(p, k, segs), traced=False,
+                     note="compiled before timing; XLA's memory is not seen by tracemalloc")
         else:
             print("  (JAX not installed: skipped)")
 
-    def explain(self, store, ckpt):
-        n = self.p.n
-        fwd, rev = store.forward_seconds / n, store.reverse_seconds / n
-        plan = ckpt.plan
-        predicted = plan.forward_advances * fwd + n * rev
+    def explain(self, store, store_nogc, ckpt):
+        n, plan = self.p.n, ckpt.plan
         actual = ckpt.forward_seconds + ckpt.reverse_seconds
-        diffkit_store = next(r[1] for r in self.rows if r[0] == "diffkit store-all")
-        print(f"  diffkit store-all: {diffkit_store / self.hand_time:.2f}x hand-written "
-              f"(target <= 2.3); per step: forward+tape {fwd * 1e6:.1f} us, adjoint "
-              f"{rev * 1e6:.1f} us; plan {type(store.plan.schedule).__name__}, peak "
-              f"{mib(store.plan.peak_bytes).strip()}; traced {self.store_peak / n:,.0f} B/step "
-              f"(state {store.state_bytes:,} B, step working set {store.work_bytes:,} B)")
-        print(f"  diffkit checkpointed: {plan.schedule!r}, forward advances "
-              f"{ckpt.advances:,} (plan {plan.forward_advances:,}); time "
-              f"{ckpt.forward_seconds:.3f} fwd + {ckpt.reverse_seconds:.3f} rev = {actual:.3f} s;"
-              f" predicted {plan.forward_advances:,} x {fwd * 1e6:.1f} us + {n:,} x "
-              f"{rev * 1e6:.1f} us = {predicted:.3f} s; actual/predicted "
-              f"{actual / predicted:.2f} (target <= 1.2)")
+        ratio = next(r[1] for r in self.rows if r[0] == "diffkit store-all") / self.hand_time
+        print(f"  diffkit store-all: {ratio:.2f}x hand-written (target <= 2.3); plan "
+              f"{type(store.plan.schedule).__name__}, peak {mib(store.plan.peak_bytes).strip()};"
+              f" traced {self.store_peak / n:,.0f} B/step (state {store.state_bytes:,} B, "
+              f"planned step working set {store.work_bytes:,} B)")
+        print(f"  diffkit checkpointed: {plan.schedule!r}, forward advances {ckpt.advances:,} "
+              f"(plan {plan.forward_advances:,}), {ckpt.forward_seconds:.3f} s forward + "
+              f"{ckpt.reverse_seconds:.3f} s reverse = {actual:.3f} s")
+        for label, r in (("store-all", store), ("store-all, gc off", store_nogc)):
+            fwd, rev = r.forward_seconds / n, r.reverse_seconds / n
+            predicted = plan.forward_advances * fwd + n * rev
+            print(f"    predicted from the {label} run's steps: {plan.forward_advances:,} x "
+                  f"{fwd * 1e6:.1f} us + {n:,} x {rev * 1e6:.1f} us = {predicted:.3f} s; "
+                  f"actual/predicted {actual / predicted:.2f} (target <= 1.2)")
         budget = plan.budget.memory
         print(f"  diffkit checkpointed memory: traced peak {mib(self.ckpt_peak).strip()}, "
               f"executor's count {mib(ckpt.peak_bytes).strip()}, plan "
-              f"{mib(plan.peak_bytes).strip()}, budget {mib(budget).strip()} -> traced/plan "
+              f"{mib(plan.peak_bytes).strip()}, budget {mib(budget).strip()}: traced/plan "
               f"{self.ckpt_peak / plan.peak_bytes:.2f}, traced/budget "
               f"{self.ckpt_peak / budget:.2f}")
 
@@ -428,13 +454,13 @@ class Bench:
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="1/20 of the steps, one repeat")
+    ap.add_argument("--quick", action="store_true", help="1/50 of the steps, one repeat")
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--slow-scale", type=float, default=1.0,
+    ap.add_argument("--slow-scale", type=float, default=0.25,
                     help="fraction of the steps HIPS autograd runs (time scaled up)")
     ap.add_argument("--no-profile", action="store_true")
     a = ap.parse_args(argv)
-    scale = 0.05 if a.quick else 1.0
+    scale = 0.02 if a.quick else 1.0
     repeat = 1 if a.quick else a.repeat
     print(f"BLAS threads pinned to 1; best of {repeat}; time = gradient wall time / the "
           f"hand-written adjoint's")
