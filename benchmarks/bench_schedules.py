@@ -43,19 +43,36 @@ def peers(n, s, ours):
     print(f"checkpoint_schedules Revolve({n}, {s}): {theirs:.2f} s, ratio {theirs / ours:.2f}x")
 
 
+def online_costs(s, n_max, sample):
+    """Forward advances of stopping after each sampled n, from one live run of Online(s)."""
+    sched, out = Online(s), {}
+    for i in range(n_max):
+        sched.forward_step(i)
+        if i + 1 in sample:
+            ends = [*sched.points[1:], i]
+            out[i + 1] = i + 1 + sum(predict(b - a, s - j).forward_advances
+                                     for j, (a, b) in enumerate(zip(sched.points, ends)) if b > a)
+    return out
+
+
 def online_grid():
-    print("\nOnline / offline optimum (forward advances), max over sampled n in each range")
+    print("\nOnline / offline optimum (forward advances), max over n in each range "
+          "(every n up to 20,000, then ~3,000 samples per range; n capped at 300,000)")
     print(f"{'s':>4} {'n<=C(s+2,2)':>12} {'n<=C(s+3,3)':>12} {'n<=C(s+4,4)':>12}")
-    for s in (2, 5, 10, 20, 40, 64):
-        bounds = [comb(s + r, r) for r in (2, 3, 4)]
+    for s in (2, 3, 5, 10, 20, 40, 64):
+        bounds = [min(comb(s + r, r), 300_000) for r in (2, 3, 4)]
+        sample = set(range(1, min(bounds[-1], 20_000) + 1))
+        lo = 1
+        for hi in bounds:
+            sample.update(range(lo, hi + 1, max(1, (hi - lo) // 3000)), {hi})
+            lo = hi + 1
+        costs = online_costs(s, bounds[-1], sample)
         row, lo = [], 1
         for hi in bounds:
-            hi = min(hi, 200_000)
-            stride = max(1, (hi - lo) // 60)
-            ns = sorted({*range(lo, min(hi, lo + 50) + 1), *range(lo, hi + 1, stride), hi})
-            row.append(max(Online(s).count(n) / predict(n, s).forward_advances for n in ns))
+            row.append(max(costs[n] / predict(n, s).forward_advances
+                           for n in costs if lo <= n <= hi))
             lo = hi + 1
-        print(f"{s:>4} " + " ".join(f"{x:>12.4f}" for x in row))
+        print(f"{s:>4} " + " ".join(f"{x:>12.4f}" for x in row), flush=True)
 
 
 def multilevel_grid():
