@@ -37,5 +37,6 @@ def test_tour_snippets_run(monkeypatch, capsys):
         exec(block.replace("100_000", "2_000"), namespace)  # a shortened simulation
     assert namespace["g"].shape == (3,) and namespace["h"].shape == (3, 3)
     assert namespace["gt"].shape == (3,)
+    assert namespace["w_t"].grad.numpy() == pytest.approx(namespace["g"])
     assert namespace["g_u0"].shape == (1000,)
     assert "forward advances" in capsys.readouterr().out
