@@ -177,7 +177,7 @@ def autograd_grad(p: Problem, n: int):
     return tuple(np.asarray(o) for o in out)
 
 
-def torch_grad(p: Problem, n: int, segments: int | None):
+def torch_grad(p: Problem, n: int, segments: int | None, reentrant: bool = False):
     import torch
     from torch.utils.checkpoint import checkpoint
 
@@ -196,7 +196,7 @@ def torch_grad(p: Problem, n: int, segments: int | None):
         bounds = np.linspace(0, n, segments + 1).astype(int)
         u = leaves[0]
         for a, b in zip(bounds[:-1], bounds[1:]):
-            u = checkpoint(run, u, int(a), int(b), *leaves[1:], use_reentrant=False)
+            u = checkpoint(run, u, int(a), int(b), *leaves[1:], use_reentrant=reentrant)
     (u * u).sum().backward()
     return tuple(x.grad.numpy() for x in leaves)
 
@@ -318,10 +318,10 @@ class Bench:
 
     def print(self):
         hand = self.hand_time
-        print(f"  {'method':<36} {'time':>8} {'tracemalloc':>14} {'RSS peak':>14} "
+        print(f"  {'method':<40} {'time':>8} {'tracemalloc':>14} {'RSS peak':>14} "
               f"{'rel err':>9}")
         for name, t, peak, rss, err, note in self.rows:
-            print(f"  {name:<36} {t / hand:7.2f}x {mib(peak):>14} {mib(rss):>14} {err:9.1e}"
+            print(f"  {name:<40} {t / hand:7.2f}x {mib(peak):>14} {mib(rss):>14} {err:9.1e}"
                   + (f"   ({note})" if note else ""))
 
     def run(self, profile: bool):
@@ -399,9 +399,11 @@ class Bench:
             no = "tracemalloc does not see torch's allocator"
             self.add("PyTorch eager, store-all", lambda k: lambda: torch_grad(p, k, None),
                      traced=False, repeat=2, note=no)
-            self.add(f"PyTorch + utils.checkpoint ({segments} segs)",
-                     lambda k: lambda: torch_grad(p, k, segments), traced=False, repeat=2,
-                     note=no)
+            for reentrant in (False, True):
+                kind = "reentrant" if reentrant else "non-reentrant"
+                self.add(f"PyTorch checkpoint x{segments}, {kind}",
+                         lambda k, r=reentrant: lambda: torch_grad(p, k, segments, r),
+                         traced=False, repeat=2, note=no)
         else:
             print("  (PyTorch not installed: skipped)")
         if importlib.util.find_spec("jax"):
