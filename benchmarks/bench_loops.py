@@ -57,7 +57,7 @@ B_DX, B_DT = 2 * math.pi / 512, 1e-4
 # -- the two problems -------------------------------------------------------------------------
 @dataclass
 class Problem:
-    """A loop `u = step(u, i, *args)`, its loss sum(u_n^2), and its exact discrete adjoint."""
+    """A loop `u = step(u, i, *args)` (loss sum(u_n^2)) and the exact transpose of its step."""
 
     name: str
     n: int
@@ -65,15 +65,6 @@ class Problem:
     args: tuple  # differentiated scalars (floats)
     make_step: object  # xp -> step(u, i, *args), for xp in dnp, numpy, autograd.numpy, torch
     adjoint: object  # (u_i, g_{i+1}, *args) -> (g_i, d loss/d args contributions of step i)
-
-    def loss(self, xp, step):
-        def f(u0, *args):
-            u = u0
-            for i in range(self.n):
-                u = step(u, i, *args)
-            return xp.sum(u * u)
-
-        return f
 
 
 def heat_step(xp):
@@ -170,11 +161,15 @@ def autograd_grad(p: Problem, n: int):
     import autograd
     import autograd.numpy as anp
 
-    step, nargs = p.make_step(anp), len(p.args)
-    f = Problem(p.name, n, p.u0, p.args, p.make_step, p.adjoint).loss(anp, step)
-    out = autograd.grad(lambda params: f(*params))((p.u0, *p.args))
-    assert len(out) == 1 + nargs
-    return tuple(np.asarray(o) for o in out)
+    step = p.make_step(anp)
+
+    def loss(params):  # a tuple: autograd differentiates w.r.t. one argument
+        u, args = params[0], params[1:]
+        for i in range(n):
+            u = step(u, i, *args)
+        return anp.sum(u * u)
+
+    return tuple(np.asarray(o) for o in autograd.grad(loss)((p.u0, *p.args)))
 
 
 def torch_grad(p: Problem, n: int, segments: int | None, reentrant: bool = False):
