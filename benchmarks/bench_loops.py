@@ -8,19 +8,23 @@
 
 Rows: diffkit store-all, diffkit checkpointed at 1/20 of store-all's planned peak, a
 hand-written discrete adjoint in NumPy (all states in one preallocated array; the reference
-gradient and the time unit), the same adjoint driven by diffkit's Revolve with as many
-snapshots as diffkit's checkpointed plan, HIPS autograd, PyTorch eager store-all and with
-torch.utils.checkpoint (~sqrt(n) segments), JAX (lax.scan + jax.checkpoint) when installed.
+gradient and the time unit), the same adjoint driven by diffkit's Revolve with n/20
+snapshots, HIPS autograd (timed over n/4 steps, scaled), PyTorch eager store-all and with
+torch.utils.checkpoint (~sqrt(n) segments, non-reentrant and reentrant), JAX (lax.scan +
+jax.checkpoint, jitted) when installed. Then diffkit's targets: store-all / hand-written, the
+checkpointed time against its plan's prediction, its peak memory against plan and budget;
+and a cProfile of the checkpointed Burgers gradient.
 
 Columns: `time` is the best wall time of a full gradient (forward + reverse) over the repeats,
 as a multiple of the hand-written adjoint's; `tracemalloc` is the peak of Python/NumPy
 allocations during one gradient, measured in a separate run (tracemalloc slows Python; it
-does not see torch's allocator); `RSS peak` is the rise of the process's resident high-water
+does not see torch's allocator; rows whose memory grows linearly with n are traced over n/10
+steps and scaled); `RSS peak` is the rise of the process's resident high-water
 mark (/proc/self/status VmHWM, reset through /proc/self/clear_refs, after malloc_trim) during
 one timed run: the only memory figure that sees torch, coarse (page granularity, malloc
 caching); `rel err` is max|g - g_hand| / max|g_hand| over all gradient arrays.
 
-Run: python benchmarks/bench_loops.py [--quick] [--profile]
+Run: python benchmarks/bench_loops.py [--quick] [--no-profile]   (docs/benchmarks.md)
 (BLAS pinned to one thread; --quick: 1/50 of the steps, one repeat, a smoke test.)
 """
 
