@@ -4,18 +4,26 @@ Prints: the time (``sum(1 for _ in stream)``) and the peak memory over the whole
 (tracemalloc, a second pass) to generate every action of Revolve and
 Online at 10^6 steps (and checkpoint_schedules' when installed, as ratios); the Online /
 offline-optimum ratio grid; MultiLevel against equidistant two-level placement and the
-partition DP; and MultiLevel planning time against that O(n^2) DP at n = 1000.
+partition DP; MultiLevel planning time against that O(n^2) DP at n = 1000; and MultiLevel
+against the optimal two-level (Disk-Revolve model) cost of ``two_level_reference.py``, with
+unlimited and with limited disk slots (``--two-level``: that grid only, ~35 s).
 """
 
 from __future__ import annotations
 
+import statistics
+import sys
 import time
 import tracemalloc
 from collections import deque
 from math import comb
+from pathlib import Path
 
 from diffkit.checkpoint import MultiLevel, Online, Revolve, StepCosts, Tier, predict
 from diffkit.checkpoint.multilevel import _time, partition_dp
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from two_level_reference import tables  # noqa: E402
 
 
 def stream(make, label):
@@ -99,7 +107,61 @@ def multilevel_grid():
           f"{dp / ours:.0f}x faster")
 
 
+def equidistant(n, c, c_d, w, r, u_f, u_b):
+    """Best time over ``m <= c_d`` equidistant disk checkpoints (first sweep), Revolve inside."""
+    best = float("inf")
+    for m in range(min(n - 1, n if c_d is None else c_d) + 1):
+        q, extra = divmod(n, m + 1)  # extra segments of q + 1 steps, first ones first
+        t = {l: predict(l, c).forward_advances for l in (q, q + 1) if l >= 1}
+        last = q  # the last segment is a short one unless every segment is long
+        if extra == m + 1:
+            last = q + 1
+        adv = n - last + extra * t.get(q + 1, 0) + (m + 1 - extra) * t.get(q, 0)
+        best = min(best, u_f * adv + u_b * n + m * (w + r))
+    return best
+
+
+def two_level_grid():
+    print("\nMultiLevel vs the optimal two-level cost (Disk-Revolve model, "
+          "benchmarks/two_level_reference.py), u_f = 1, w_d = r_d = w")
+    ns, cs, ws = (100, 300, 1000), (2, 5, 10, 20), (0.5, 2.0, 5.0)
+    for c_d in (None, 50, 10, 2):
+        label = "unlimited" if c_d is None else c_d
+        print(f"disk slots {label}:")
+        print(f"{'n':>5} {'c_m':>4} {'w':>4} {'u_b':>4} {'MultiLevel':>10} {'optimum':>9} "
+              f"{'ratio':>6} {'equidistant':>11} {'disk used':>9}")
+        ratios, equis = [], []
+        for w in ws:
+            t0 = time.perf_counter()
+            tab = tables(max(ns), max(cs), w, w, 1.0, c_d)
+            build = time.perf_counter() - t0
+            for n in ns:
+                for c in cs:
+                    tiers = [Tier("ram", c), Tier("disk", n if c_d is None else c_d, w, w)]
+                    for u_b in (1.0, 2.0):
+                        ml = MultiLevel(n, tiers, StepCosts(1.0, u_b))
+                        opt = tab.time(n, c, u_b)
+                        eq = equidistant(n, c, c_d, w, w, 1.0, u_b)
+                        ratios.append((ml.predicted.time / opt, n, c, w, u_b))
+                        equis.append(eq / opt)
+                        if c_d is None or u_b == 2.0:
+                            print(f"{n:>5} {c:>4} {w:>4} {u_b:>4} {ml.predicted.time:>10.1f} "
+                                  f"{opt:>9.1f} {ratios[-1][0]:>6.3f} {eq / opt:>11.3f} "
+                                  f"{len(ml.lengths) - 1:>9}")
+            print(f"  (optimum tables for n <= {max(ns)}, c_m <= {max(cs)}: {build:.2f} s)")
+        worst = max(ratios)
+        print(f"disk slots {label}: MultiLevel / optimum worst {worst[0]:.4f} (n={worst[1]}, "
+              f"c_m={worst[2]}, w={worst[3]}, u_b={worst[4]}), median "
+              f"{statistics.median(x[0] for x in ratios):.4f}, "
+              f"{sum(x[0] > 1.05 for x in ratios)}/{len(ratios)} above 1.05; "
+              f"best equidistant / optimum worst {max(equis):.4f}, median "
+              f"{statistics.median(equis):.4f}", flush=True)
+
+
 def main():
+    if "--two-level" in sys.argv[1:]:  # only the MultiLevel vs optimum grid
+        two_level_grid()
+        return
     n = 10**6
     r20 = stream(lambda: Revolve(n, 20).actions(), "Revolve(10**6, 20)")
     stream(lambda: Revolve(n, 100).actions(), "Revolve(10**6, 100)")
@@ -107,6 +169,7 @@ def main():
     peers(n, 20, r20)
     online_grid()
     multilevel_grid()
+    two_level_grid()
 
 
 if __name__ == "__main__":
