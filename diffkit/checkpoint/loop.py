@@ -218,13 +218,15 @@ class _Executor:
     # -- forward sweep ----------------------------------------------------------------
     def _measure(self):
         """Bytes of one state, and of the working set while one step is reversed, from
-        taping step 0: its tape, as much again for the cotangents its VJP creates (one per
-        taped value at worst), the cotangents in and out, the loop's output state, and the
-        arguments' cotangents. Measured on N=10^4 diffusion-advection steps, this bounds the
-        reverse sweep's tracemalloc peak (tests/test_checkpoint_loop.py)."""
+        taping step 0: what its tape keeps, the cotangents its VJP creates (one per traced
+        intermediate at most), the cotangents in and out, the loop's output state, and the
+        arguments' cotangents. The reverse sweep's tracemalloc peak stays within the plan
+        built on it (tests/test_checkpoint_loop.py)."""
         state_bytes = max(1, tree_nbytes(self.state0))
         _, step_vjp = self._tape(self.state0, 0)
-        work = 2 * step_vjp.tape.nbytes() + 3 * state_bytes + tree_nbytes(self.args)
+        tape = step_vjp.tape
+        work = (tape.nbytes() + tape.cotangent_nbytes() + 3 * state_bytes
+                + tree_nbytes(self.args))
         return state_bytes, work
 
     def _start(self, n):

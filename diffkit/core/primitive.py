@@ -40,7 +40,7 @@ class Primitive:
 
     __slots__ = (
         "name", "jvp_args", "jvp_all", "vjp_args", "vjp_all", "nondiff", "multiple_results",
-        "sample", "subgradient", "saves_args", "saves_ans", "doc", "kernels",
+        "sample", "subgradient", "saves_args", "saves_ans", "doc", "kernels", "keep",
     )
 
     def __init__(
@@ -68,6 +68,7 @@ class Primitive:
         self.saves_ans = saves_ans
         self.doc = doc
         self.kernels: dict[type, Callable] = {}  # cache of the active registry: type -> kernel
+        self.keep: dict[int, tuple] = {}  # traced-argument mask -> what a tape node keeps
 
     def def_jvp(self, *rules: Callable | None) -> Primitive:
         """Set per-argument JVP rules (one callable per positional argument)."""
@@ -77,6 +78,7 @@ class Primitive:
     def def_vjp(self, *rules: Callable | None) -> Primitive:
         """Set per-argument VJP rules (one callable per positional argument)."""
         self.vjp_args, self.vjp_all = _split_rule(rules)
+        self.keep = {}
         return self
 
     @property

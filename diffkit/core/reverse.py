@@ -12,6 +12,7 @@ import contextlib
 import gc
 
 from diffkit.core.forward import fit_to
+from diffkit.core.residuals import keep_plan
 from diffkit.core.tracer import Trace, Tracer
 from diffkit.core.zeros import Zero
 from diffkit.errors import InternalError
@@ -79,23 +80,34 @@ class VJPTrace(Trace):
         primals = list(args)
         parents = []
         lower = False  # tracers of outer transforms remain among the primals
+        mask = 0  # which arguments are traced here: decides what the node keeps
         for i, a in enumerate(args):
             if type(a) is VJPTracer and a._trace is self:
                 p = primals[i] = a.primal
                 parents.append((i, a.idx, a.out, p.shape, p.dtype))
                 lower = lower or isinstance(p, Tracer)
+                mask |= 1 << i
             elif isinstance(a, Tracer):
                 lower = True
         ans = prim.bind(*primals, **params) if lower else prim.impl(primals, params)
         if prim.nondiff:
             return ans
+        keep_args, keep_ans = prim.keep.get(mask) or keep_plan(prim, mask, len(primals))
+        if keep_args is False:
+            kept = _NONES[len(primals)]
+        elif keep_args is not True:
+            if len(primals) == 2:  # the common binary case, spelled out (hot path)
+                kept = (primals[0] if keep_args[0] else None,
+                        primals[1] if keep_args[1] else None)
+            else:
+                kept = [p if k else None for p, k in zip(primals, keep_args)]
         nodes = self.nodes
         idx = len(nodes)
         nodes.append((
             prim,
-            primals if prim.saves_args else _NONES[len(primals)],
+            primals if keep_args is True else kept,
             params or _NO_PARAMS,
-            ans if prim.saves_ans or prim.multiple_results else None,
+            ans if keep_ans else None,
             parents,
         ))
         if prim.multiple_results:
@@ -119,6 +131,18 @@ class VJPTrace(Trace):
                     seen.add(id(v))
                     total += int(getattr(v, "nbytes", 0))
         return total
+
+    def cotangent_nbytes(self) -> int:
+        """An upper bound on the cotangents a backward pass over this tape creates: one
+        per distinct traced value that feeds a node (what `backward` accumulates)."""
+        sizes: dict = {}
+        for node in self.nodes:
+            for _, pidx, pout, shape, dtype in node[4] if node is not None else ():
+                n = 1
+                for d in shape:
+                    n *= d
+                sizes[pidx, pout] = n * getattr(dtype, "itemsize", 8)
+        return sum(sizes.values())
 
     def add_node(self, rule, args, ans, parents, n_out: int):
         """Record a node for a custom rule (custom_vjp/custom_jvp); returns its index."""

@@ -21,10 +21,13 @@ def _times(d: Callable, nargs: int) -> Callable:
     """The rule `t * d(ans, *args)`; spelled out for one and two arguments, since it runs
     once per recorded node in every backward pass."""
     if nargs == 1:
-        return lambda t, ans, x, **params: t * d(ans, x, **params)
-    if nargs == 2:
-        return lambda t, ans, x, y, **params: t * d(ans, x, y, **params)
-    return lambda t, ans, *args, **params: t * d(ans, *args, **params)
+        rule = lambda t, ans, x, **params: t * d(ans, x, **params)
+    elif nargs == 2:
+        rule = lambda t, ans, x, y, **params: t * d(ans, x, y, **params)
+    else:
+        rule = lambda t, ans, *args, **params: t * d(ans, *args, **params)
+    rule.reads_from = d  # what the tape must keep is what d reads (core.residuals)
+    return rule
 
 
 def elementwise(name: str, *derivs: Callable | None, **kw) -> Primitive:
