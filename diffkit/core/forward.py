@@ -116,9 +116,9 @@ def unbroadcast(g, shape):
     axes = tuple(range(lead)) + tuple(
         lead + i for i, n in enumerate(shape) if n == 1 and g_shape[lead + i] != 1
     )
-    if axes:
-        g = dnp.sum(g, axis=axes)
-    return dnp.reshape(g, shape) if _shape(g) != tuple(shape) else g
+    if axes:  # the primitives themselves: the axes are already normalized
+        g = _reductions.sum.bind(g, axis=axes, keepdims=False)
+    return _shapes.reshape.bind(g, shape=tuple(shape)) if _shape(g) != tuple(shape) else g
 
 
 def _shape(x):
@@ -127,3 +127,5 @@ def _shape(x):
 
 
 from diffkit import numpy as dnp  # noqa: E402  (cycle: diffkit.numpy builds on the core)
+from diffkit.primitives import reductions as _reductions  # noqa: E402
+from diffkit.primitives import shape as _shapes  # noqa: E402
