@@ -23,7 +23,7 @@ from diffkit.core.custom import carries_tangent, record_node, top_trace, unbox
 from diffkit.core.forward import JVPTrace, JVPTracer
 from diffkit.core.reverse import VJPTrace, VJPTracer
 from diffkit.core.tracer import Tracer
-from diffkit.core.transforms import is_inexact, jvp
+from diffkit.core.transforms import jvp
 from diffkit.core.zeros import Zero
 from diffkit.errors import InternalError, TransformError
 
@@ -110,26 +110,49 @@ def _refuse_closure(state) -> None:
 
 
 def _forward_mode(trace, step, state0, args, budget, progress, n_steps=None, cond=None):
-    """JVP of a loop: a loop over (primal, tangent) pairs, checkpointed at lower levels."""
-    flat, tree = pytree.flatten((state0, args))
-    primals = unbox(flat, trace)
-    tangents = [x.tangent if isinstance(x, JVPTracer) and x._trace is trace
-                else _zeros(p) for x, p in zip(flat, primals, strict=True)]
-    s0, a = pytree.unflatten(tree, primals)
-    ts0, ta = pytree.unflatten(tree, tangents)
+    """JVP of a loop: a loop over (state, tangents) pairs, checkpointed at lower levels.
+
+    Every state leaf that can carry a tangent gets one (a leaf untraced at first may come
+    to depend on a traced one); of the arguments, only the traced ones do. Python numbers
+    stay constants, as everywhere in loops.
+    """
+    flat_s, s_tree = pytree.flatten(state0)
+    flat_a, a_tree = pytree.flatten(args)
+    s0, a0 = unbox(flat_s, trace), unbox(flat_a, trace)
+    s_pos = [k for k, x in enumerate(s0) if carries_tangent(x)]
+    a_pos = [k for k, x in enumerate(flat_a) if isinstance(x, JVPTracer) and x._trace is trace]
+    ts0 = [_tangent(flat_s[k], trace, s0[k]) for k in s_pos]
+    ta = [flat_a[k].tangent for k in a_pos]
 
     def pair_step(pair, i, a, ta):
-        return jvp(lambda s, a: step(s, i, *a), (pair[0], a), (pair[1], ta))
+        s = pytree.leaves(pair[0])
+
+        def f(*dyn):
+            fs, fa = list(s), list(a)
+            for k, d in zip(s_pos, dyn[:len(s_pos)], strict=True):
+                fs[k] = d
+            for k, d in zip(a_pos, dyn[len(s_pos):], strict=True):
+                fa[k] = d
+            return step(pytree.unflatten(s_tree, fs), i, *pytree.unflatten(a_tree, fa))
+
+        out, t_out = jvp(f, [s[k] for k in s_pos] + [a[k] for k in a_pos], list(pair[1]) + ta)
+        return out, [pytree.leaves(t_out)[k] for k in s_pos]
 
     if cond is None:
-        out, t_out = loop(pair_step, (s0, ts0), n_steps, (a, ta), budget, progress=progress)
+        out, t_out = loop(pair_step, (pytree.unflatten(s_tree, s0), ts0), n_steps, (a0, ta),
+                          budget, progress=progress)
     else:
-        out, t_out = while_loop(lambda pair, i, a, ta: cond(pair[0], i, *a), pair_step,
-                                (s0, ts0), (a, ta), budget, progress=progress)
-    flat_o, out_tree = pytree.flatten(out)
-    boxed = [JVPTracer(trace, o, t) if is_inexact(o) else o
-             for o, t in zip(flat_o, pytree.leaves(t_out), strict=True)]
-    return pytree.unflatten(out_tree, boxed)
+        out, t_out = while_loop(lambda pair, i, a, ta: cond(pair[0], i, *pytree.unflatten(
+            a_tree, a)), pair_step, (pytree.unflatten(s_tree, s0), ts0), (a0, ta), budget,
+            progress=progress)
+    flat_o = pytree.leaves(out)
+    for k, t in zip(s_pos, t_out, strict=True):
+        flat_o[k] = JVPTracer(trace, flat_o[k], t)
+    return pytree.unflatten(s_tree, flat_o)
+
+
+def _tangent(x, trace, primal):
+    return x.tangent if isinstance(x, JVPTracer) and x._trace is trace else _zeros(primal)
 
 
 def _zeros(x):
