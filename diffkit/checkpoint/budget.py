@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import re
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -171,11 +172,22 @@ def _disk(data: object, source: str) -> Disk | None:
     size = parse_bytes(section["size"], f"{source}: budget.disk.size")
     path = Path(os.path.expandvars(os.path.expanduser(str(section["path"]))))
     existing = next(p for p in (path, *path.parents) if p.exists())
-    if not (existing.is_dir() and os.access(existing, os.W_OK | os.X_OK)):
+    if not (existing.is_dir() and _can_write(existing)):
         raise BudgetError(f"{source}: budget.disk.path {str(path)!r} is not writable "
                           f"({str(existing)!r} is not a writable directory); give a "
                           "directory you can write, e.g. under the system temp dir")
     return Disk(path, size)
+
+
+def _can_write(directory: Path) -> bool:
+    """Try it: `os.access` says yes to root everywhere, even in /proc."""
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".diffkit-probe-", dir=directory)
+    except OSError:
+        return False
+    os.close(fd)
+    os.remove(probe)
+    return True
 
 
 def _costs(data: object, source: str) -> Costs:

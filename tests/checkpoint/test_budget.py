@@ -101,3 +101,10 @@ def test_disk_path_not_writable(tmp_path):
     data = {"budget": {"memory": "1GiB", "disk": {"path": str(blocker / "d"), "size": "1GiB"}}}
     with pytest.raises(BudgetError, match=r"b.yaml: budget.disk.path '.*a_file/d' is not writable"):
         load_budget(_write(tmp_path, data))
+
+
+def test_disk_path_in_a_directory_nobody_can_write(tmp_path):
+    # os.access says yes to root even here; the check must really try
+    data = {"budget": {"memory": "1GiB", "disk": {"path": "/proc/diffkit", "size": "1GiB"}}}
+    with pytest.raises(BudgetError, match=r"budget.disk.path '/proc/diffkit' is not writable"):
+        load_budget(_write(tmp_path, data))
