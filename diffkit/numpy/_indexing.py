@@ -59,9 +59,23 @@ def _is_int(dtype) -> bool:
     return kind in ("i", "u") if kind is not None else "int" in str(dtype)
 
 
+def _plain(i) -> bool:
+    """An int, None, Ellipsis or a slice of ints/None: already in normal form."""
+    if type(i) is slice:
+        a, b, c = i.start, i.stop, i.step
+        return ((a is None or type(a) is int) and (b is None or type(b) is int)
+                and (c is None or type(c) is int))
+    return type(i) is int or i is None or i is Ellipsis
+
+
 def index_tuple(idx) -> tuple:
     """`idx` normalised for the indexing primitives (always a tuple)."""
-    idx = idx if isinstance(idx, tuple) else (idx,)
+    if type(idx) is not tuple:
+        if _plain(idx):  # x[3], x[1:-1]: the common case, already normal
+            return (idx,)
+        idx = (idx,)
+    elif all(_plain(i) for i in idx) and idx.count(Ellipsis) <= 1:
+        return idx
     out = tuple(_entry(i) for i in idx)
     if sum(i is Ellipsis for i in out) > 1:
         raise IndexError("an index can only have a single ellipsis ('...')")

@@ -21,6 +21,10 @@ def _no_out(name: str, out) -> None:
 def matmul(x1, x2, /, out=None, *, dtype=None):
     """Matrix product with NumPy's rules: a 1-D operand is a row (left) or column (right)
     vector whose added dimension is removed again; leading dimensions broadcast."""
+    s1, s2 = getattr(x1, "shape", ()), getattr(x2, "shape", ())
+    if (out is None and dtype is None and len(s1) >= 2 and len(s2) >= 2
+            and s1[-1] == s2[-2]):  # the common case: matrices, no 1-D promotion
+        return P.matmul.bind(x1, x2)
     _no_out("matmul", out)
     x1, x2 = asarray(x1), asarray(x2)
     n1, n2 = ndim(x1), ndim(x2)
@@ -131,6 +135,10 @@ def dot(a, b, out=None):
     na, nb = ndim(a), ndim(b)
     if na == 0 or nb == 0:
         return dnp.multiply(a, b)
+    if na == 1 and nb == 1:  # inner product: two primitives instead of reshapes + matmul
+        if shape(a) != shape(b):
+            raise ValueError(f"dnp.dot: shapes {shape(a)} and {shape(b)} not aligned")
+        return dnp.sum(dnp.multiply(a, b))
     if nb <= 2:
         return matmul(a, b)
     return tensordot(a, b, ([-1], [-2]))

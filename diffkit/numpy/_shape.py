@@ -89,6 +89,11 @@ def _resolve_shape(shape, size: int) -> tuple:
 
 
 def reshape(a, shape=None, order="C", *, newshape=None):
+    if type(shape) is tuple and newshape is None and hasattr(a, "shape"):
+        size = math.prod(a.shape)
+        if all(type(s) is int and s >= 0 for s in shape) and math.prod(shape) == size:
+            # the common case: an explicit shape, nothing to resolve
+            return a if shape == tuple(a.shape) else P.reshape.bind(a, shape=shape, order=order)
     a = _arr(a)
     shape = _resolve_shape(newshape if shape is None else shape, math.prod(a.shape))
     if shape == tuple(a.shape):
