@@ -47,11 +47,12 @@ def store_all_need(u0, n=STEPS):
     return rep.plan.peak_bytes
 
 
-@pytest.mark.parametrize("schedule", ["auto", "revolve", "periodic"])
-def test_checkpointed_gradient_equals_store_all_and_keeps_its_memory_promise(schedule):
+@pytest.mark.parametrize(("schedule", "fraction"),
+                         [("auto", 20), ("revolve", 20), ("periodic", 6)])
+def test_checkpointed_gradient_equals_store_all_and_keeps_its_memory_promise(schedule, fraction):
     u0, nu = initial(), 0.1
     g_all = dk.grad(misfit(BIG), argnums=(0, 1))(u0, nu)
-    budget = {"budget": {"memory": store_all_need(u0) // 20}, "schedule": schedule}
+    budget = {"budget": {"memory": store_all_need(u0) // fraction}, "schedule": schedule}
 
     def J(u0, nu):  # a loss that keeps nothing big on the caller's tape
         return dnp.sum(dk.checkpoint.loop(burgers_step, u0, STEPS, (nu,), budget=budget))

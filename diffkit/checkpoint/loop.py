@@ -215,10 +215,14 @@ class _Executor:
         primal = [o.primal if type(o) is VJPTracer and o._trace is trace else o
                   for o in flat_out]
         self._check_closure(primal, i)
+        # where each output sits on the tape (not the tracers: they would keep the state)
+        refs = [(o.idx, o.out) if type(o) is VJPTracer and o._trace is trace else None
+                for o in flat_out]
+        del flat_out, out
 
         def step_vjp(ct):
-            roots = [(o.idx, o.out, c) for o, c in zip(flat_out, ct, strict=True)
-                     if c is not None and type(o) is VJPTracer and o._trace is trace]
+            roots = [(*r, c) for r, c in zip(refs, ct, strict=True)
+                     if c is not None and r is not None]
             acc = trace.backward(roots, consume=True)
             cts = [None] * len(leaves)
             for j, k in enumerate(pos):  # leaf j of the tape is input leaf k
@@ -240,22 +244,22 @@ class _Executor:
 
     # -- forward sweep ----------------------------------------------------------------
     def _measure(self):
-        """Bytes of one state, and of the working set while one step is reversed, from
-        taping step 0: what its tape keeps, the cotangents its VJP creates (one per traced
-        intermediate at most), the cotangents in and out, the loop's output state, and the
-        arguments' cotangents. The reverse sweep's tracemalloc peak stays within the plan
-        built on it (tests/test_checkpoint_loop.py)."""
+        """Bytes of one state, of what one step's tape keeps, and of what reversing it
+        creates on top (the cotangents of its traced values, at most one each, the
+        cotangents in and out, the loop's output, the arguments' cotangents), from taping
+        step 0. The reverse sweep's tracemalloc peak stays within the plan built on them
+        (tests/test_checkpoint_loop.py)."""
         state_bytes = max(1, tree_nbytes(self.state0))
         _, step_vjp = self._tape(self.state0, 0)
         tape = step_vjp.tape
-        work = (tape.nbytes() + tape.cotangent_nbytes() + 3 * state_bytes
-                + tree_nbytes(self.args))
-        return state_bytes, work
+        reverse = tape.cotangent_nbytes() + 3 * state_bytes + tree_nbytes(self.args)
+        return state_bytes, tape.nbytes(), reverse
 
     def _start(self, n):
-        state_bytes, work = self._measure()
-        self.plan = make_plan(n, state_bytes, self.budget, step_tape_bytes=work)
-        self.report = Report(self.plan, state_bytes, max(work, state_bytes), n_steps=n)
+        state_bytes, tape, reverse = self._measure()
+        self.plan = make_plan(n, state_bytes, self.budget, step_tape_bytes=tape,
+                              reverse_bytes=reverse)
+        self.report = Report(self.plan, state_bytes, max(tape, state_bytes), reverse, n_steps=n)
         self.storage = Storage(self.budget.disk.path if self.budget.disk else None)
         self.tapes, self.progress = {}, Progress(self.progress_enabled, n)
         self.t0 = time.perf_counter()

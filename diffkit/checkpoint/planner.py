@@ -2,9 +2,11 @@
 
 Memory model (bytes): the executor's *working set* while it runs one step is
 ``work = max(step_tape_bytes, state_bytes)`` -- the tape of the step being taped, which
-includes its input state (with ``step_tape_bytes = 0`` it is taken as one state). Each RAM
-slot holds one state. So a schedule with ``s`` RAM slots peaks at ``s * state_bytes + work``,
-and store-all, which keeps every step's tape, needs ``n * work``. The minimum any schedule needs
+includes its input state (with ``step_tape_bytes = 0`` it is taken as one state) -- plus
+``reverse_bytes``, what reversing one step creates beyond its tape (its cotangents; once,
+whatever the schedule). Each RAM slot holds one state. So a schedule with ``s`` RAM slots
+peaks at ``s * state_bytes + work + reverse_bytes``, and store-all, which keeps every
+step's tape, needs ``n * work + reverse_bytes``. The minimum any schedule needs
 is one slot plus the working set; a smaller budget is a ``BudgetError`` saying how much.
 
 ``auto`` picks the fitting schedule of least predicted time (store-all whenever it fits,
@@ -80,7 +82,7 @@ def _bytes(n: int) -> str:
 
 
 def plan(n_steps: int | None, state_bytes: int, budget: Budget | str | dict | None = None,
-         step_tape_bytes: int = 0) -> Plan:
+         step_tape_bytes: int = 0, reverse_bytes: int = 0) -> Plan:
     """Choose and cost a schedule for ``n_steps`` steps (``None``: unknown, Online).
 
     >>> p = plan(100_000, 8 * 2**20, {"budget": {"memory": "2GiB"}}, step_tape_bytes=16 * 2**20)
@@ -88,10 +90,11 @@ def plan(n_steps: int | None, state_bytes: int, budget: Budget | str | dict | No
     ('Revolve', {'ram': 254})
     """
     budget = budget if isinstance(budget, Budget) else load_budget(budget)
-    options = candidates(n_steps, state_bytes, budget, step_tape_bytes)
+    options = candidates(n_steps, state_bytes, budget, step_tape_bytes, reverse_bytes)
     if budget.schedule != "auto":
         if budget.schedule not in options:
-            why = _why_not(budget.schedule, n_steps, state_bytes, budget, step_tape_bytes)
+            why = _why_not(budget.schedule, n_steps, state_bytes, budget, step_tape_bytes,
+                           reverse_bytes)
             raise BudgetError(f"{budget.source}: schedule {budget.schedule!r} does not fit: {why}")
         return options[budget.schedule]
     if n_steps is None:
@@ -100,47 +103,58 @@ def plan(n_steps: int | None, state_bytes: int, budget: Budget | str | dict | No
     return min(options.values(), key=lambda p: p.time)
 
 
-def _why_not(name: str, n: int | None, state: int, budget: Budget, tape: int) -> str:
+def _why_not(name: str, n: int | None, state: int, budget: Budget, tape: int,
+             reverse: int) -> str:
     if n is None and name != "online":
         return "the number of steps is unknown; use schedule 'online' or 'auto'"
     if name == "multilevel":
         return "it needs budget.disk with room for at least one state"
-    need = n * max(tape, state)
+    work = max(tape, state)
+    if name == "periodic":
+        k = max(1, min(n, round((n * state / work) ** 0.5)))
+        need = ((n - 1) // k) * state + min(k, n) * work + reverse
+        return f"its smallest peak ({k} tapes and {(n - 1) // k} states) is {_bytes(need)}; " \
+            f"budget.memory is {_bytes(budget.memory)}"
+    need = n * work + reverse
     return f"keeping all {n} step tapes needs {_bytes(need)}; budget.memory is " \
         f"{_bytes(budget.memory)}"
 
 
 def candidates(n_steps: int | None, state_bytes: int, budget: Budget,
-               step_tape_bytes: int = 0) -> dict[str, Plan]:
+               step_tape_bytes: int = 0, reverse_bytes: int = 0) -> dict[str, Plan]:
     """Every schedule that fits the budget, by name, each with its predicted cost."""
-    if state_bytes <= 0 or step_tape_bytes < 0:
-        raise BudgetError(f"state_bytes must be > 0 and step_tape_bytes >= 0, got "
-                          f"{state_bytes} and {step_tape_bytes}")
+    if state_bytes <= 0 or step_tape_bytes < 0 or reverse_bytes < 0:
+        raise BudgetError(f"state_bytes must be > 0, step_tape_bytes and reverse_bytes >= 0, "
+                          f"got {state_bytes}, {step_tape_bytes} and {reverse_bytes}")
     work = max(step_tape_bytes, state_bytes)
-    ram = (budget.memory - work) // state_bytes
+    memory = budget.memory - reverse_bytes  # what is left for snapshots and tapes
+    ram = (memory - work) // state_bytes
     if ram < 1:
+        need = state_bytes + work + reverse_bytes
         raise BudgetError(f"{budget.source}: budget.memory = {_bytes(budget.memory)} cannot hold "
                           f"one saved state plus one step's working set: at least "
-                          f"{state_bytes + work:,} bytes ({_bytes(state_bytes + work)}) are needed")
+                          f"{need:,} bytes ({_bytes(need)}) are needed")
     make = _Maker(n_steps, state_bytes, work, budget)
     if n_steps is None:
-        return {"online": make(Online(ram), {RAM: ram}, ram * state_bytes + work)}
+        return {"online": make(Online(ram), {RAM: ram}, ram * state_bytes + work + reverse_bytes)}
     out = {}
-    if n_steps * work <= budget.memory:
-        out["store_all"] = make(StoreAll(n_steps), {RAM: 0}, n_steps * work)
-    every = _periodic_every(n_steps, state_bytes, work, budget.memory)
+    if n_steps * work <= memory:
+        out["store_all"] = make(StoreAll(n_steps), {RAM: 0}, n_steps * work + reverse_bytes)
+    every = _periodic_every(n_steps, state_bytes, work, memory)
     if every:
         p = Periodic(n_steps, every)
-        out["periodic"] = make(p, p.slots, p.slots[RAM] * state_bytes + p.tapes * work)
+        out["periodic"] = make(p, p.slots, p.slots[RAM] * state_bytes + p.tapes * work
+                               + reverse_bytes)
     r = Revolve(n_steps, min(ram, n_steps))
-    out["revolve"] = make(r, r.slots, r.slots[RAM] * state_bytes + work)
+    out["revolve"] = make(r, r.slots, r.slots[RAM] * state_bytes + work + reverse_bytes)
     disk = budget.disk.size // state_bytes if budget.disk else 0
     if disk >= 1:
         c = budget.costs
         ml = MultiLevel(n_steps, [Tier(RAM, min(ram, n_steps)),
                                   Tier(DISK, disk, c.disk_write, c.disk_read)],
                         StepCosts(c.forward, c.reverse))
-        out["multilevel"] = make(ml, ml.slots, ml.ram.slots * state_bytes + work)
+        out["multilevel"] = make(ml, ml.slots, ml.ram.slots * state_bytes + work
+                                 + reverse_bytes)
     return out
 
 

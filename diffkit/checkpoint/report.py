@@ -29,6 +29,7 @@ class Report:
     plan: object
     state_bytes: int
     work_bytes: int
+    reverse_bytes: int = 0
     n_steps: int | None = None
     advances: int = 0
     reversed: int = 0
@@ -40,9 +41,9 @@ class Report:
     reverse_seconds: float = 0.0
 
     def held(self, ram_snapshots: int, tapes: int) -> None:
-        """Track the bytes held: RAM snapshots, kept step tapes, one step's working set."""
+        """Track the bytes held: RAM snapshots, kept step tapes, one reverse step's extra."""
         self.peak_bytes = max(self.peak_bytes, ram_snapshots * self.state_bytes
-                              + max(tapes, 1) * self.work_bytes)
+                              + max(tapes, 1) * self.work_bytes + self.reverse_bytes)
 
     def __str__(self) -> str:
         p = self.plan
