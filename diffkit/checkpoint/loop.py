@@ -259,7 +259,7 @@ class _Executor:
         state_bytes, tape, reverse = self._measure()
         self.plan = make_plan(n, state_bytes, self.budget, step_tape_bytes=tape,
                               reverse_bytes=reverse)
-        self.report = Report(self.plan, state_bytes, max(tape, state_bytes), reverse, n_steps=n)
+        self.report = Report(self.plan, state_bytes, tape or state_bytes, reverse, n_steps=n)
         self.storage = Storage(self.budget.disk.path if self.budget.disk else None)
         self.tapes, self.progress = {}, Progress(self.progress_enabled, n)
         self.t0 = time.perf_counter()

@@ -1,8 +1,9 @@
 """The planner: a budget and a state size in, a schedule with its predicted cost out.
 
 Memory model (bytes): the executor's *working set* while it runs one step is
-``work = max(step_tape_bytes, state_bytes)`` -- the tape of the step being taped, which
-includes its input state (with ``step_tape_bytes = 0`` it is taken as one state) -- plus
+``work = step_tape_bytes`` -- what the tape of one step keeps (its input state when its rules
+read it; a linear step keeps almost nothing; ``step_tape_bytes = 0`` means unknown and is
+taken as one state) -- plus
 ``reverse_bytes``, what reversing one step creates beyond its tape (its cotangents; once,
 whatever the schedule). Each RAM slot holds one state. So a schedule with ``s`` RAM slots
 peaks at ``s * state_bytes + work + reverse_bytes``, and store-all, which keeps every
@@ -109,7 +110,7 @@ def _why_not(name: str, n: int | None, state: int, budget: Budget, tape: int,
         return "the number of steps is unknown; use schedule 'online' or 'auto'"
     if name == "multilevel":
         return "it needs budget.disk with room for at least one state"
-    work = max(tape, state)
+    work = tape or state
     if name == "periodic":
         k = max(1, min(n, round((n * state / work) ** 0.5)))
         need = ((n - 1) // k) * state + min(k, n) * work + reverse
@@ -126,7 +127,7 @@ def candidates(n_steps: int | None, state_bytes: int, budget: Budget,
     if state_bytes <= 0 or step_tape_bytes < 0 or reverse_bytes < 0:
         raise BudgetError(f"state_bytes must be > 0, step_tape_bytes and reverse_bytes >= 0, "
                           f"got {state_bytes}, {step_tape_bytes} and {reverse_bytes}")
-    work = max(step_tape_bytes, state_bytes)
+    work = step_tape_bytes or state_bytes
     memory = budget.memory - reverse_bytes  # what is left for snapshots and tapes
     ram = (memory - work) // state_bytes
     if ram < 1:
