@@ -218,13 +218,14 @@ class _Executor:
         # where each output sits on the tape (not the tracers: they would keep the state)
         refs = [(o.idx, o.out) if type(o) is VJPTracer and o._trace is trace else None
                 for o in flat_out]
-        del flat_out, out
+        n_leaves = len(leaves)
+        del flat_out, out, leaves, boxed, flat_s  # the closure below must not keep the state
 
         def step_vjp(ct):
             roots = [(*r, c) for r, c in zip(refs, ct, strict=True)
                      if c is not None and r is not None]
             acc = trace.backward(roots, consume=True)
-            cts = [None] * len(leaves)
+            cts = [None] * n_leaves
             for j, k in enumerate(pos):  # leaf j of the tape is input leaf k
                 cts[k] = acc[j]
             return cts[:ns], cts[ns:]
