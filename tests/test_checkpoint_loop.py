@@ -323,3 +323,30 @@ def test_store_all_keeps_per_step_only_what_the_rules_need():
     assert held_per_step(heat, u0, 400, (0.25,)) < 0.75 * u0.nbytes
     # Burgers' rules read 2 arrays (u for the flux, the flux difference); plus bookkeeping
     assert held_per_step(burgers_step, u0, 400, (0.1,)) < 2 * u0.nbytes + 12 * 1024
+
+
+def test_memory_promise_holds_when_many_small_tapes_are_kept():
+    """Periodic keeps a segment of tapes; for a linear step each is pure bookkeeping."""
+    u0 = initial(11, n=1000)
+
+    def heat(u, i, r):
+        return u + r * (dnp.roll(u, 1) - 2 * u + dnp.roll(u, -1))
+
+    def J(u, budget):
+        return dnp.sum(dk.checkpoint.loop(heat, u, 2000, (0.25,), budget=budget))
+
+    dk.grad(J)(u0, BIG)
+    need = dk.checkpoint.last_report().plan.peak_bytes
+    budget = {"budget": {"memory": need // 6}, "schedule": "periodic"}
+    dk.grad(J)(u0, budget)
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        out, f_vjp = dk.vjp(lambda u: J(u, budget), u0)
+        f_vjp(1.0)
+        peak = tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+    rep = dk.checkpoint.last_report()
+    assert rep.plan.schedule.tapes > 10
+    assert peak <= rep.plan.peak_bytes <= budget["budget"]["memory"]
