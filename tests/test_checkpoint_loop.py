@@ -333,7 +333,7 @@ def test_memory_promise_holds_when_many_small_tapes_are_kept():
         return u + r * (dnp.roll(u, 1) - 2 * u + dnp.roll(u, -1))
 
     def J(u, budget):
-        return dnp.sum(dk.checkpoint.loop(heat, u, 2000, (0.25,), budget=budget))
+        return dnp.sum(dk.checkpoint.loop(heat, u, 10_000, (0.25,), budget=budget))
 
     dk.grad(J)(u0, BIG)
     need = dk.checkpoint.last_report().plan.peak_bytes
