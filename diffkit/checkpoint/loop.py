@@ -173,7 +173,6 @@ class _Executor:
         primals = unbox(flat_in, trace)
         state0, args = pytree.unflatten(in_tree, primals)
         self.state0, self.args = state0, tuple(args)
-        self.n_state = len(pytree.leaves(state0))
         self.flat_args, self.a_tree = pytree.flatten(self.args)
         self.budget = budget if isinstance(budget, Budget) else load_budget(budget)
         if any(isinstance(x, Tracer) for x in primals):
