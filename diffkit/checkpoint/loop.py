@@ -174,6 +174,10 @@ class _Executor:
         state0, args = pytree.unflatten(in_tree, primals)
         self.state0, self.args = state0, tuple(args)
         self.flat_args, self.a_tree = pytree.flatten(self.args)
+        # only the arguments the caller differentiates need cotangents (every state leaf
+        # that can carry one does: it may come to depend on a traced value)
+        n_s = len(flat_in) - len(self.flat_args)
+        self.arg_traced = [type(x) is VJPTracer and x._trace is trace for x in flat_in[n_s:]]
         self.budget = budget if isinstance(budget, Budget) else load_budget(budget)
         if any(isinstance(x, Tracer) for x in primals):
             self.budget = dataclasses.replace(self.budget, disk=None)  # tracers stay in RAM
@@ -196,7 +200,7 @@ class _Executor:
         trace = VJPTrace("checkpoint.loop")
         boxed, pos = list(leaves), []
         for k, x in enumerate(leaves):
-            if carries_tangent(x):
+            if self.arg_traced[k - ns] if k >= ns else carries_tangent(x):
                 boxed[k] = trace.leaf(x)
                 pos.append(k)
         try:
