@@ -117,8 +117,10 @@ def test_a_stencil_vjp_is_one_tape_node_per_call():
     f = lambda x: dnp.sum(st.laplace2d(st.laplace2d(x)) * x)
     g = dk.grad(f)(x)
     np.testing.assert_allclose(g, 2 * st.laplace2d(st.laplace2d(x)), rtol=1e-10)
-    _, f_vjp = dk.vjp(lambda x: st.laplace2d(x), x)
-    assert f_vjp.tape.nbytes() < x.nbytes // 2  # linear: the tape keeps no arrays
+    big = rng.standard_normal((64, 64))
+    _, f_vjp = dk.vjp(lambda x: st.laplace2d(x), big)
+    # linear: the tape keeps no array, only ~2 KB of bookkeeping
+    assert f_vjp.tape.nbytes() < big.nbytes // 8
 
 
 def test_heat_step_under_checkpointed_loop_matches_store_all():
