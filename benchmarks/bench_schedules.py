@@ -39,16 +39,33 @@ def stream(make, label):
 
 
 def peers(n, s, ours):
+    """checkpoint_schedules' schedules on the same (n, s), when it is installed: its fastest
+    (MultistageCheckpointSchedule, binomial in RAM) at the same n, and its Revolve at
+    n = 1,000 (it is far slower: timed against ours at that n)."""
     try:
+        from checkpoint_schedules import EndReverse, MultistageCheckpointSchedule
         from checkpoint_schedules import Revolve as CSRevolve
     except ImportError:
         print("checkpoint_schedules not installed: no peer comparison")
         return
+
+    def drain(schedule):  # its streams go on after EndReverse: stop there
+        t = time.perf_counter()
+        for action in schedule:
+            if isinstance(action, EndReverse):
+                break
+        return time.perf_counter() - t
+
+    theirs = drain(MultistageCheckpointSchedule(n, s, 0))
+    print(f"checkpoint_schedules Multistage({n}, {s}): {theirs:.2f} s, "
+          f"ratio to diffkit Revolve {theirs / ours:.2f}x")
+    small = 1000
     t = time.perf_counter()
-    for _ in CSRevolve(n, s):
-        pass
-    theirs = time.perf_counter() - t
-    print(f"checkpoint_schedules Revolve({n}, {s}): {theirs:.2f} s, ratio {theirs / ours:.2f}x")
+    deque(Revolve(small, s).actions(), maxlen=0)
+    ours_small = time.perf_counter() - t
+    theirs = drain(CSRevolve(small, s))
+    print(f"checkpoint_schedules Revolve({small}, {s}): {theirs:.2f} s, "
+          f"ratio to diffkit Revolve {theirs / ours_small:.0f}x")
 
 
 def online_costs(s, n_max, sample):
