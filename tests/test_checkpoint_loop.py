@@ -350,3 +350,17 @@ def test_memory_promise_holds_when_many_small_tapes_are_kept():
     rep = dk.checkpoint.last_report()
     assert rep.plan.schedule.tapes > 10
     assert peak <= rep.plan.peak_bytes <= budget["budget"]["memory"]
+
+
+def test_progress_line_and_report_say_what_was_done(capsys):
+    J = lambda u0: dnp.sum(dk.checkpoint.loop(burgers_step, u0, 50, (0.1,),
+                                              budget={"budget": {"memory": "96KiB"}},
+                                              progress=True))
+    dk.grad(J)(initial(12, n=200))
+    err = capsys.readouterr().err
+    assert "diffkit checkpoint: forward" in err and "reverse 50/50 steps" in err
+    report = str(dk.checkpoint.last_report())
+    assert "planned" in report and "forward advances" in report
+    dk.grad(lambda u0: dnp.sum(dk.checkpoint.loop(burgers_step, u0, 50, (0.1,))))(
+        initial(12, n=200))
+    assert capsys.readouterr().err == ""  # off by default
