@@ -42,4 +42,5 @@ KERNELS = {
     "nan_to_num": _nan_to_num,
     "astype": _astype,
     "stop_gradient": lambda x: x,
+    "tanh_grad": lambda g, y: g * (1 - y * y),
 }

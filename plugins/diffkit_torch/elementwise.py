@@ -117,6 +117,15 @@ def _rounding(f):
     return lambda x: f(x) if x.is_floating_point() else x.clone()
 
 
+def _tanh_grad(g, y):
+    """torch's fused kernel for real tensors; for complex ones it conjugates (PyTorch's
+    convention), diffkit follows JAX's: no conjugation."""
+    if isinstance(g, torch.Tensor) and isinstance(y, torch.Tensor) and g.shape == y.shape \
+            and g.dtype == y.dtype and not y.is_complex():
+        return torch.ops.aten.tanh_backward(g, y)
+    return g * (1 - y * y)
+
+
 KERNELS = {
     "add": torch.add,
     "subtract": torch.sub,
@@ -154,6 +163,7 @@ KERNELS = {
     "sinh": torch.sinh,
     "cosh": torch.cosh,
     "tanh": torch.tanh,
+    "tanh_grad": _tanh_grad,
     "arcsinh": torch.asinh,
     "arccosh": torch.acosh,
     "arctanh": torch.atanh,
