@@ -146,7 +146,7 @@ def two_level_grid():
         label = "unlimited" if c_d is None else c_d
         print(f"disk slots {label}:")
         print(f"{'n':>5} {'c_m':>4} {'w':>4} {'u_b':>4} {'MultiLevel':>10} {'optimum':>9} "
-              f"{'ratio':>6} {'equidistant':>11} {'disk used':>9}")
+              f"{'ratio':>6} {'equidistant':>11} {'segments':>8} {'disk w/r':>9}")
         ratios, equis = [], []
         for w in ws:
             t0 = time.perf_counter()
@@ -164,10 +164,11 @@ def two_level_grid():
                         if c_d is None or u_b == 2.0:
                             print(f"{n:>5} {c:>4} {w:>4} {u_b:>4} {ml.predicted.time:>10.1f} "
                                   f"{opt:>9.1f} {ratios[-1][0]:>6.3f} {eq / opt:>11.3f} "
-                                  f"{len(ml.lengths) - 1:>9}")
+                                  f"{len(ml.lengths):>8} {ml.predicted.writes['disk']:>4}/"
+                                  f"{ml.predicted.reads['disk']:<4}")
             print(f"  (optimum tables for n <= {max(ns)}, c_m <= {max(cs)}: {build:.2f} s)")
         worst = max(ratios)
-        print(f"disk slots {label}: MultiLevel / optimum worst {worst[0]:.4f} (n={worst[1]}, "
+        print(f"disk slots {label}: MultiLevel / optimum worst {worst[0]:.6f} (n={worst[1]}, "
               f"c_m={worst[2]}, w={worst[3]}, u_b={worst[4]}), median "
               f"{statistics.median(x[0] for x in ratios):.4f}, "
               f"{sum(x[0] > 1.05 for x in ratios)}/{len(ratios)} above 1.05; "
