@@ -29,6 +29,7 @@ _best_macro`) and kept only where it beats the one-slot-per-segment plan.
 from __future__ import annotations
 
 from array import array
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from itertools import accumulate
@@ -76,8 +77,10 @@ class MultiLevelPrediction:
 
 
 def _segment_advances(lengths: Sequence[int], ram: int) -> int:
-    """First-sweep advances over all but the last segment plus each segment's Revolve."""
-    return sum(lengths[:-1]) + sum(predict(l, ram).forward_advances for l in lengths)
+    """First-sweep advances over all but the last segment plus each segment's Revolve
+    (water-filled lengths take few distinct values: one prediction per value)."""
+    return sum(lengths[:-1]) + sum(
+        count * predict(l, ram).forward_advances for l, count in Counter(lengths).items())
 
 
 def _time(lengths: Sequence[int], ram: Tier, disk: Tier, costs: StepCosts) -> float:
@@ -154,15 +157,34 @@ class MultiLevel:
                 f"disk={self.disk.slots}, segments={len(self.lengths)})")
 
     def _best_lengths(self) -> list[int]:
-        best: tuple[float, list[int]] | None = None
-        for m in range(min(self.disk.slots, self.n_steps - 1) + 1):
-            lengths = _water_fill(self.n_steps, m, self.ram.slots)
-            t = _time(lengths, self.ram, self.disk, self.costs)
-            if best is None or t < best[0]:
-                best = (t, lengths)
-            elif t > 2 * best[0]:  # time is convex-ish in m: far past the minimum, stop
+        """Water-filled lengths for the best count m of disk checkpoints (at most one per
+        disk slot). The time is roughly unimodal in m: a geometric scan (x1.25) until it
+        exceeds 1.5x the best so far, then every count between the best's neighbours (at
+        most 64 of them). Planning stays fast when the disk has millions of slots."""
+        top = min(self.disk.slots, self.n_steps - 1)
+        cache: dict[int, tuple[float, list[int]]] = {}
+
+        def at(m: int) -> float:
+            if m not in cache:
+                lengths = _water_fill(self.n_steps, m, self.ram.slots)
+                cache[m] = (_time(lengths, self.ram, self.disk, self.costs), lengths)
+            return cache[m][0]
+
+        grid, m = [], 0
+        while m <= top:
+            grid.append(m)
+            if at(m) > 1.5 * min(at(g) for g in grid):
                 break
-        return best[1]
+            m = max(m + 1, int(m * 1.25))
+        if grid[-1] < top and m > top:  # the scan stepped over the last count: try it
+            grid.append(top)
+            at(top)
+        i = min(range(len(grid)), key=lambda k: at(grid[k]))
+        lo, hi = grid[max(i - 1, 0)], grid[min(i + 1, len(grid) - 1)]
+        for m in range(lo, hi + 1, max(1, (hi - lo) // 64)):
+            at(m)
+        best = min(cache, key=lambda k: (cache[k][0], k))
+        return cache[best][1]
 
     def _best_macro(self, time: float) -> tuple[float, int, int, int, list[int]] | None:
         """More segments than disk slots, if some count beats ``time``: (time, advances,

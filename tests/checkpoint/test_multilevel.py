@@ -85,3 +85,14 @@ def test_long_chain_is_planned_fast_and_streams_lazily():
     assert [type(next(stream)).__name__ for _ in range(2)] == ["Save", "Advance"]
     _check(MultiLevel(20_000, [Tier("ram", 2), Tier("disk", 3, 0.5, 0.5)]), 20_000, 2, 3,
            0.5, 0.5, 2.0)
+
+
+def test_planning_with_a_disk_of_millions_of_slots_scans_few_counts():
+    """The segment count is searched geometrically, not one by one (which took minutes)."""
+    from diffkit.checkpoint import plan
+
+    p = plan(200_000, 8 * 1024, {"budget": {"memory": "1MiB",
+                                            "disk": {"path": "/tmp", "size": "20GiB"}},
+                                 "schedule": "multilevel"})
+    assert p.schedule.disk.slots > 1_000_000 and p.slots["disk"] > 0
+    assert p.forward_advances <= 3 * 200_000
