@@ -295,3 +295,14 @@ def test_custom_vjp_and_custom_jvp_with_nondiff_argnums():
     assert float(dk.jvp(lambda x: power(x, 3), (2.0,), (1.0,))[1]) == 12.0
     with pytest.raises(TransformError, match=r"nondiff_argnums=\(1,\) is a traced value"):
         dk.grad(lambda x: power(x, x), argnums=0)(2.0)
+
+
+def test_custom_rule_not_set_is_a_clear_error():
+    def identity(x):
+        return x
+
+    with pytest.raises(TransformError, match=r"custom_vjp function 'identity' was "
+                                             r"differentiated before its rule was set.*defvjp"):
+        dk.grad(dk.custom_vjp(identity))(1.0)
+    with pytest.raises(TransformError, match=r"custom_jvp function 'identity'.*defjvp"):
+        dk.grad(dk.custom_jvp(identity))(1.0)

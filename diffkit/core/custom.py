@@ -66,6 +66,17 @@ def carries_tangent(x) -> bool:
     return type(x) not in (int, float, complex, bool) and is_inexact(x)  # np.float64 counts
 
 
+def _check_ready(kind: str, name: str, rule, setter: str, trace) -> None:
+    """A custom rule is set, and the trace differentiating it is still active."""
+    if rule is None:
+        raise TransformError(
+            f"{kind} function {name!r} was differentiated before its rule was set; "
+            f"call {name}.{setter} first"
+        )
+    if not trace.active:
+        raise trace.leaked(name)
+
+
 class _Static:
     """Splits a call's arguments into the static ones (`nondiff_argnums`) and the rest."""
 
@@ -125,13 +136,7 @@ class custom_vjp:
         top = top_trace(flat)
         if top is None or isinstance(top, JVPTrace):
             return self.fun(*args)
-        if self.fwd is None:
-            raise TransformError(
-                f"custom_vjp function {self.__name__!r} was differentiated before its "
-                f"rule was set; call {self.__name__}.defvjp(fwd, bwd) first"
-            )
-        if not top.active:
-            raise top.leaked(self.__name__)
+        _check_ready("custom_vjp", self.__name__, self.fwd, "defvjp(fwd, bwd)", top)
         primals = unbox(flat, top)
         out, res = self.fwd(*self._static.merge(pytree.unflatten(in_tree, primals), static))
         _, out_tree = pytree.flatten(out)
@@ -211,13 +216,7 @@ class custom_jvp:
         top = top_trace(flat)
         if top is None:
             return self.fun(*args)
-        if self.jvp_rule is None:
-            raise TransformError(
-                f"custom_jvp function {self.__name__!r} was differentiated before its "
-                f"rule was set; call {self.__name__}.defjvp(rule) first"
-            )
-        if not top.active:
-            raise top.leaked(self.__name__)
+        _check_ready("custom_jvp", self.__name__, self.jvp_rule, "defjvp(rule)", top)
         primals = unbox(flat, top)
         p_args = pytree.unflatten(in_tree, primals)
         rule = functools.partial(self.jvp_rule, *static)
