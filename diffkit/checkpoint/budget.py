@@ -18,6 +18,7 @@ step, ``disk_write``/``disk_read`` the time to write/read one state. Every bad v
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import tempfile
@@ -27,6 +28,7 @@ from typing import Any
 
 import yaml
 
+from diffkit.config import read_yaml, show
 from diffkit.errors import BudgetError
 
 __all__ = ["Budget", "Costs", "Disk", "SCHEDULES", "DEFAULT_YAML", "load_budget", "parse_bytes"]
@@ -60,17 +62,25 @@ def parse_bytes(value: object, where: str = "size") -> int:
     (268435456, 2000000000, 4096)
     """
     if isinstance(value, bool) or not isinstance(value, (int, str)):
-        raise BudgetError(f"{where}: {value!r} is not a size; use {_ACCEPTED_SIZE}")
+        raise BudgetError(f"{where}: {show(value)} is not a size; use {_ACCEPTED_SIZE}")
     if isinstance(value, int):
         if value < 0:
-            raise BudgetError(f"{where}: {value!r} is negative; sizes are >= 0 bytes")
+            raise BudgetError(f"{where}: {show(value)} is negative; sizes are >= 0 bytes")
         return value
     match = _SIZE.fullmatch(value)
     if value.strip().startswith("-"):
-        raise BudgetError(f"{where}: {value!r} is negative; sizes are >= 0 bytes")
+        raise BudgetError(f"{where}: {show(value)} is negative; sizes are >= 0 bytes")
     if match is None or match.group(2) not in ("", *_UNITS):
-        raise BudgetError(f"{where}: cannot parse {value!r}; use {_ACCEPTED_SIZE}")
-    return int(float(match.group(1)) * _UNITS[match.group(2) or "B"])
+        raise BudgetError(f"{where}: cannot parse {show(value)}; use {_ACCEPTED_SIZE}")
+    number, unit = match.group(1), match.group(2) or "B"
+    if unit == "B" and not number.isdigit():
+        raise BudgetError(f"{where}: {show(value)} is not a whole number of bytes (a number "
+                          f"without a unit counts bytes); write the unit, e.g. "
+                          f"'{number[:20]}GiB' or '{number[:20]}MB'")
+    size = float(number) * _UNITS[unit]
+    if not math.isfinite(size):
+        raise BudgetError(f"{where}: {show(value)} is too large; use {_ACCEPTED_SIZE}")
+    return int(size)
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,28 +128,19 @@ def load_budget(spec: str | os.PathLike | dict | None = None) -> Budget:
         return _from_dict(yaml.safe_load(DEFAULT_YAML), "<default>")
     if isinstance(spec, dict):
         return _from_dict(spec, "<dict>")
-    source = str(spec)
-    try:
-        text = Path(spec).read_text()
-    except OSError as exc:
-        raise BudgetError(f"{source}: cannot read the budget file ({exc.strerror})") from exc
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise BudgetError(f"{source}: not valid YAML: {exc}") from exc
-    return _from_dict(data, source)
+    return _from_dict(read_yaml(spec, BudgetError, "budget file"), str(spec))
 
 
 def _section(data: object, key: str, source: str) -> dict[str, Any]:
     """Check ``data`` is a mapping with only the keys allowed at ``key``."""
     name = key or "the top level"
     if not isinstance(data, dict):
-        raise BudgetError(f"{source}: {name} must be a mapping with keys {_KEYS[key]}, "
-                          f"got {data!r}")
+        raise BudgetError(f"{source}: {name} must be a mapping with keys "
+                          f"{', '.join(_KEYS[key])}, got {show(data)}")
     for k in data:
         if k not in _KEYS[key]:
             full = f"{key}.{k}" if key else k
-            raise BudgetError(f"{source}: unknown key {full!r} (value {data[k]!r}); "
+            raise BudgetError(f"{source}: unknown key {show(full)} (value {show(data[k])}); "
                               f"accepted keys here: {', '.join(_KEYS[key])}")
     return data
 
@@ -153,7 +154,7 @@ def _from_dict(data: object, source: str) -> Budget:
     disk = _disk(section.get("disk"), source)
     schedule = top.get("schedule", "auto")
     if schedule not in SCHEDULES:
-        raise BudgetError(f"{source}: schedule {schedule!r} is unknown; accepted: "
+        raise BudgetError(f"{source}: schedule {show(schedule)} is unknown; accepted: "
                           f"{', '.join(SCHEDULES)}")
     if schedule == "multilevel" and disk is None:
         raise BudgetError(f"{source}: schedule 'multilevel' needs budget.disk "
@@ -170,13 +171,36 @@ def _disk(data: object, source: str) -> Disk | None:
             raise BudgetError(f"{source}: budget.disk.{k} is missing; a disk tier needs "
                               "both path and size")
     size = parse_bytes(section["size"], f"{source}: budget.disk.size")
-    path = Path(os.path.expandvars(os.path.expanduser(str(section["path"]))))
+    path = _disk_path(section["path"], source)
     existing = next(p for p in (path, *path.parents) if p.exists())
     if not (existing.is_dir() and _can_write(existing)):
-        raise BudgetError(f"{source}: budget.disk.path {str(path)!r} is not writable "
-                          f"({str(existing)!r} is not a writable directory); give a "
+        raise BudgetError(f"{source}: budget.disk.path {show(str(path))} is not writable "
+                          f"({show(str(existing))} is not a writable directory); give a "
                           "directory you can write, e.g. under the system temp dir")
     return Disk(path, size)
+
+
+def _disk_path(value: object, source: str) -> Path:
+    """The disk tier's directory, with ``~`` and ``$VARIABLES`` expanded. An empty path, or
+    one naming an unset variable, would silently become a directory under the working
+    directory (``$SCRATCH/x`` with SCRATCH unset is ``./$SCRATCH/x``): both are errors."""
+    where = f"{source}: budget.disk.path = {show(value)}"
+    if not isinstance(value, (str, os.PathLike)) or not str(value).strip():
+        raise BudgetError(f"{where} is not a directory; give one, e.g. /tmp/diffkit or "
+                          "$TMPDIR/diffkit")
+    text = os.path.expanduser(str(value))
+    if text.startswith("~"):
+        raise BudgetError(f"{where}: {show(text.split('/')[0])} is not a known user's home")
+    expanded = os.path.expandvars(text)
+    unset = _VARIABLE.search(expanded)
+    if unset is not None:
+        name = unset.group(1) or unset.group(2)
+        raise BudgetError(f"{where} uses the environment variable {name}, which is not set; "
+                          f"set it, or write the directory out")
+    return Path(expanded)
+
+
+_VARIABLE = re.compile(r"\$(?:\{(\w+)\}|(\w+))")
 
 
 def _can_write(directory: Path) -> bool:
@@ -194,9 +218,9 @@ def _costs(data: object, source: str) -> Costs:
     section = _section(data, "costs", source)
     values = {}
     for k, v in section.items():
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
-            raise BudgetError(f"{source}: costs.{k} = {v!r} is not a cost; use a number >= 0 "
-                              "(relative to one forward step)")
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < math.inf:
+            raise BudgetError(f"{source}: costs.{k} = {show(v)} is not a cost; use a number >= 0 "
+                              "and finite (relative to one forward step)")
         values[k] = float(v)
     if values.get("forward", 1.0) <= 0:
         raise BudgetError(f"{source}: costs.forward = {values['forward']!r} must be > 0: "
