@@ -186,9 +186,20 @@ class _Executor:
 
     # -- one step ---------------------------------------------------------------------
     def _advance(self, state, i):
+        if i == 0 and self.first is not None and state is self.state0:
+            out, self.first = self.first[0], None  # step 0 was taped by _measure: reuse it
+            return out
+        self.calls += 1
         out = self.step(state, i, *self.args)
         self._check_closure(pytree.leaves(out), i)
         return out
+
+    def _tape_or_reuse(self, state, i):
+        """`_tape(state, i)`, reusing the tape of step 0 that `_measure` made."""
+        if i == 0 and self.first is not None and state is self.state0:
+            first, self.first = self.first, None
+            return first
+        return self._tape(state, i)
 
     def _tape(self, state, i):
         """Tape step i from `state`: (next state, `step_vjp`), where `step_vjp(ct)` maps the
@@ -203,6 +214,7 @@ class _Executor:
             if self.arg_traced[k - ns] if k >= ns else carries_tangent(x):
                 boxed[k] = trace.leaf(x)
                 pos.append(k)
+        self.calls += 1
         try:
             out = self.step(pytree.unflatten(s_tree, boxed[:ns]), i,
                             *pytree.unflatten(self.a_tree, boxed[ns:]))
@@ -254,8 +266,9 @@ class _Executor:
         step 0. The reverse sweep's tracemalloc peak stays within the plan built on them
         (tests/test_checkpoint_loop.py)."""
         state_bytes = max(1, tree_nbytes(self.state0))
-        _, step_vjp = self._tape(self.state0, 0)
-        tape = step_vjp.tape
+        self.calls, self.first = 0, None
+        self.first = self._tape(self.state0, 0)  # kept for the first step of the sweep
+        tape = self.first[1].tape
         reverse = tape.cotangent_nbytes() + 3 * state_bytes + tree_nbytes(self.args)
         return state_bytes, tape.nbytes(), reverse
 
@@ -280,8 +293,7 @@ class _Executor:
                     break
                 current, at = self._do(action, current, at)
             if at == n - 1 and self.pending == Reverse(n - 1) and not self.tapes:
-                current, self.tapes[n - 1] = self._tape(current, n - 1)
-                self.report.advances += 1
+                current, self.tapes[n - 1] = self._tape_or_reuse(current, n - 1)
             elif at != n:
                 raise InternalError(f"the schedule's forward sweep stopped at state {at} "
                                     f"of {n}: a diffkit bug")
@@ -302,7 +314,6 @@ class _Executor:
                     self._do(action, keep, i - 1)
                 keep, current = current, self._advance(current, i)
                 i += 1
-                self.report.advances += 1
                 self.progress.update("forward", i)
         except BaseException:
             self.storage.close()
@@ -315,6 +326,7 @@ class _Executor:
         return current
 
     def _forward_done(self):
+        self.first = None  # unused only if the sweep never ran step 0 from state 0
         self.report.forward_seconds = time.perf_counter() - self.t0
 
     def _do(self, action, current, at):
@@ -325,7 +337,6 @@ class _Executor:
                 for i in range(start, stop):
                     current = self._advance(current, i)
                     self.progress.update("forward", i + 1)
-                rep.advances += stop - start
                 return current, stop
             case Save(step, tier):
                 _expect(at, step, action)
@@ -339,8 +350,7 @@ class _Executor:
                 return current, at
             case Forward(step):
                 _expect(at, step, action)
-                current, self.tapes[step] = self._tape(current, step)
-                rep.advances += 1
+                current, self.tapes[step] = self._tape_or_reuse(current, step)
                 rep.held(len(self.storage.ram), len(self.tapes))
                 return current, step + 1
         raise InternalError(f"unexpected action {action!r} outside a reverse step")
@@ -380,8 +390,7 @@ class _Executor:
                 step_vjp = self.tapes.pop(i, None)
                 if step_vjp is None:
                     _expect(at, i, action)
-                    _, step_vjp = self._tape(current, i)
-                    self.report.advances += 1
+                    _, step_vjp = self._tape_or_reuse(current, i)
                 self.report.held(len(self.storage.ram), len(self.tapes) + 1)
                 ct, cta = step_vjp(ct)
                 ct_args = cta if ct_args is None else [_add(a, b) for a, b in zip(ct_args, cta)]
@@ -391,7 +400,7 @@ class _Executor:
             else:
                 current, at = self._do(action, current, at)
             action = next(self.actions, None)
-        self.report.reversed = done
+        self.report.reversed, self.report.advances = done, self.calls
         if done != self.n:
             raise InternalError(f"the schedule reversed {done} of {self.n} steps: a diffkit bug")
         return ct, ct_args or [None] * len(self.flat_args)
