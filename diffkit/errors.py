@@ -9,6 +9,7 @@ __all__ = [
     "BackendMismatchError",
     "TransformError",
     "NonDifferentiableError",
+    "ConcretizationError",
     "LeakedTracerError",
     "RuleError",
     "BudgetError",
@@ -40,6 +41,11 @@ class TransformError(DiffkitError, TypeError):
 
 class NonDifferentiableError(TransformError):
     """A gradient was asked of a value that carries none (integer or boolean input)."""
+
+
+class ConcretizationError(TransformError):
+    """A traced value was asked to become a Python number or NumPy data (float(x), x.item(),
+    math.exp(x), numpy.sin(x), y[0] = x), which would silently drop its derivative."""
 
 
 class LeakedTracerError(DiffkitError):

@@ -56,7 +56,7 @@ def make_step(tol):
         """Try step size h; accept when the error estimate is within tol; adapt h."""
         t, y, h, t_prev, y_prev, rejected = state
         y_new, err = rk23(y, h, k)
-        ratio = float(err) / tol
+        ratio = float(dk.stop_gradient(err)) / tol  # step-size control: a primal decision
         if ratio <= 1.0:
             t_prev, y_prev, t, y = t, y, t + h, y_new
         else:
@@ -68,7 +68,7 @@ def make_step(tol):
 
 
 def flying(state, i, k):
-    return float(state[1][1]) > 0.0
+    return state[1][1] > 0.0
 
 
 def initial_state(y0):

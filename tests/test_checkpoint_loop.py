@@ -146,7 +146,7 @@ def test_closing_over_a_traced_value_is_an_error_naming_args():
 
 def test_while_loop_online_gradient_matches_unrolled(to_backend):
     def cond(state, i, tol):
-        return float(dnp.max(dnp.abs(state))) > tol
+        return dnp.max(dnp.abs(state)) > tol
 
     def step(state, i, tol):
         return state * 0.97 - 0.001 * dnp.sin(state)

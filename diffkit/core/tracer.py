@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import itertools
 import math
+import operator
 
-from diffkit.errors import LeakedTracerError
+from diffkit.errors import ConcretizationError, LeakedTracerError, TransformError
 
 _levels = itertools.count(1)
 
@@ -35,11 +36,41 @@ class Trace:
         )
 
 
+def _live_trace(x) -> Trace | None:
+    """The innermost still-running trace among the levels of tracer `x`, if any."""
+    while isinstance(x, Tracer):
+        if x._trace.active:
+            return x._trace
+        x = x.primal
+    return None
+
+
+def _inexact(dtype) -> bool:
+    """Floating or complex (NumPy or torch dtype): the values that carry derivatives."""
+    kind = getattr(dtype, "kind", None)
+    if kind is not None:
+        return kind in "fc"
+    return bool(getattr(dtype, "is_floating_point", False) or getattr(dtype, "is_complex", False))
+
+
+# The binary ufuncs that NumPy arrays and scalars use for their operators.
+_OPERATOR_UFUNCS = frozenset({
+    "add", "subtract", "multiply", "divide", "true_divide", "floor_divide", "remainder", "divmod",
+    "power", "matmul", "bitwise_and", "bitwise_or", "bitwise_xor", "equal", "not_equal",
+    "less", "less_equal", "greater", "greater_equal",
+})
+_ARITHMETIC = frozenset({"add", "subtract", "multiply", "divide"})
+
+
 class Tracer:
-    """Base of traced values: shape/dtype queries and every array operator and method."""
+    """Base of traced values: shape/dtype queries and every array operator and method.
+
+    Conversions to Python data (float(x), int(x), x.item(), math.exp(x), y[0] = x for a
+    NumPy array y) are refused while they would drop a derivative; `bool(x)` and
+    comparisons stay allowed so Python control flow works.
+    """
 
     __slots__ = ()
-    __array_ufunc__ = None  # numpy defers `ndarray + tracer` to Tracer.__radd__
 
     # -- what the value is -------------------------------------------------------------
     @property
@@ -72,26 +103,60 @@ class Tracer:
     def __iter__(self):
         return (self[i] for i in range(len(self)))
 
-    def __bool__(self):
+    def __bool__(self):  # allowed: Python control flow on traced values (`if x > 0:`)
         return bool(self._base())
 
-    def __float__(self):
-        return float(self._base())
+    def _concrete(self, op: str, fix: str):
+        """The raw value for a conversion to Python data (`op`), refused while it would
+        drop a derivative: an inexact value of a transform that is still running."""
+        trace = _live_trace(self)
+        if trace is not None and _inexact(self.dtype):
+            raise ConcretizationError(
+                f"{op} of a value traced by `{trace.transform}` would silently drop its "
+                f"derivative. Keep it an array and use diffkit.numpy (dnp.exp(x), not "
+                f"math.exp(x); dnp.zeros(n).at[i].set(x), not storing x into a NumPy "
+                f"array); to use its value on purpose, with no derivative, write {fix} "
+                f"(import diffkit as dk)."
+            )
+        return self._base()
 
-    def __int__(self):
-        return int(self._base())
-
-    def __index__(self):
-        return int(self._base())
-
-    def __complex__(self):
-        return complex(self._base())
+    __float__ = lambda self: float(self._concrete("float()", "float(dk.stop_gradient(x))"))
+    __int__ = lambda self: int(self._concrete("int()", "int(dk.stop_gradient(x))"))
+    __complex__ = lambda self: complex(
+        self._concrete("complex()", "complex(dk.stop_gradient(x))"))
+    # integer-valued tracers (shapes, indices) convert; a float one is no index, as in NumPy
+    __index__ = lambda self: operator.index(
+        self._concrete("use as an index (__index__)", "int(dk.stop_gradient(x))"))
+    item = lambda self, *args: self._concrete(
+        ".item()", "dk.stop_gradient(x).item()").item(*args)
+    tolist = lambda self: self._concrete(".tolist()", "dk.stop_gradient(x).tolist()").tolist()
 
     def __array__(self, dtype=None, copy=None):
-        raise TypeError(
+        raise ConcretizationError(
             "a traced value cannot become a plain NumPy array inside a transform: "
             "use diffkit.numpy (import diffkit.numpy as dnp) instead of numpy for this "
             "operation, or dk.stop_gradient(x) if no derivative should flow through it"
+        )
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        """NumPy operators with a NumPy array or scalar on the left (`ndarray + x`,
+        `np.float64(2) * x`) run diffkit's; every other ufunc would drop the derivative."""
+        name = ufunc.__name__
+        if method == "__call__" and not kwargs and name in _OPERATOR_UFUNCS:
+            if name in _ARITHMETIC:  # the hot ones bind their primitive, as the operators do
+                return getattr(_ew, name).bind(*inputs)
+            return getattr(dnp, name)(*inputs)
+        if "out" in kwargs:
+            raise ConcretizationError(
+                f"numpy.{ufunc.__name__}(..., out=y) (or `y += x` with a NumPy array y) "
+                f"cannot write a traced value into a NumPy array: write `y = y + x`, "
+                f"which makes y a traced value too"
+            )
+        call = f"numpy.{ufunc.__name__}" + ("" if method == "__call__" else f".{method}")
+        raise ConcretizationError(
+            f"{call} was called on a traced value: NumPy cannot carry its derivative. "
+            f"Use diffkit.numpy (import diffkit.numpy as dnp; dnp.{ufunc.__name__}(...)), "
+            f"or dk.stop_gradient(x) if no derivative should flow through it"
         )
 
     def __hash__(self):
@@ -148,40 +213,81 @@ class Tracer:
         axes = axes[0] if len(axes) == 1 and not isinstance(axes[0], int) else axes
         return dnp.transpose(self, axes or None)
 
-    sum = lambda self, axis=None, dtype=None, keepdims=False: dnp.sum(
-        self, axis, dtype, keepdims=keepdims)
-    mean = lambda self, axis=None, dtype=None, keepdims=False: dnp.mean(
-        self, axis, dtype, keepdims=keepdims)
-    prod = lambda self, axis=None, keepdims=False: dnp.prod(self, axis, keepdims=keepdims)
-    max = lambda self, axis=None, keepdims=False: dnp.max(self, axis, keepdims=keepdims)
-    min = lambda self, axis=None, keepdims=False: dnp.min(self, axis, keepdims=keepdims)
-    std = lambda self, axis=None, ddof=0, keepdims=False: dnp.std(
-        self, axis, ddof=ddof, keepdims=keepdims)
-    var = lambda self, axis=None, ddof=0, keepdims=False: dnp.var(
-        self, axis, ddof=ddof, keepdims=keepdims)
-    cumsum = lambda self, axis=None: dnp.cumsum(self, axis)
-    cumprod = lambda self, axis=None: dnp.cumprod(self, axis)
-    argmax = lambda self, axis=None: dnp.argmax(self, axis)
-    argmin = lambda self, axis=None: dnp.argmin(self, axis)
+    # numpy.sum(x), numpy.max(x), ... call these methods with NumPy's keywords (out=, dtype=,
+    # initial=, where=), so they take them as ndarray's methods do
+    def sum(self, axis=None, dtype=None, out=None, keepdims=False, initial=None, where=True):
+        s = dnp.sum(_masked(self, where, 0, "sum"), axis, dtype, out, keepdims)
+        return s if initial is None else s + initial
+
+    def prod(self, axis=None, dtype=None, out=None, keepdims=False, initial=None, where=True):
+        p = dnp.prod(_masked(self, where, 1, "prod"), axis, dtype, out, keepdims)
+        return p if initial is None else p * initial
+
+    def max(self, axis=None, out=None, keepdims=False, initial=None, where=True):
+        m = dnp.max(_masked(self, where, initial, "max"), axis, out, keepdims)
+        return m if initial is None else dnp.maximum(m, initial)
+
+    def min(self, axis=None, out=None, keepdims=False, initial=None, where=True):
+        m = dnp.min(_masked(self, where, initial, "min"), axis, out, keepdims)
+        return m if initial is None else dnp.minimum(m, initial)
+
+    def mean(self, axis=None, dtype=None, out=None, keepdims=False, *, where=True):
+        if where is True:
+            return dnp.mean(self, axis, dtype, out, keepdims)
+        s = dnp.sum(_masked(self, where, 0, "mean"), axis, dtype, out, keepdims)
+        count = dnp.sum(dnp.broadcast_to(where, self.shape), axis, keepdims=keepdims)
+        return s / dnp.astype(count, s.dtype)
+
+    def var(self, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=True):
+        _masked(self, where, None, "var")
+        return dnp.var(self, axis, dtype, out, ddof, keepdims)
+
+    def std(self, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=True):
+        _masked(self, where, None, "std")
+        return dnp.std(self, axis, dtype, out, ddof, keepdims)
+
+    def all(self, axis=None, out=None, keepdims=False, *, where=True):
+        return dnp.all(_masked(self, where, True, "all"), axis, out, keepdims=keepdims)
+
+    def any(self, axis=None, out=None, keepdims=False, *, where=True):
+        return dnp.any(_masked(self, where, False, "any"), axis, out, keepdims=keepdims)
+
+    cumsum = lambda self, axis=None, dtype=None, out=None: dnp.cumsum(self, axis, dtype, out)
+    cumprod = lambda self, axis=None, dtype=None, out=None: dnp.cumprod(self, axis, dtype, out)
+    argmax = lambda self, axis=None, out=None, *, keepdims=False: dnp.argmax(
+        self, axis, out, keepdims=keepdims)
+    argmin = lambda self, axis=None, out=None, *, keepdims=False: dnp.argmin(
+        self, axis, out, keepdims=keepdims)
     dot = lambda self, o: dnp.dot(self, o)
     astype = lambda self, dtype, copy=True: dnp.astype(self, dtype)
     ravel = lambda self, order="C": dnp.ravel(self, order=order)
     flatten = lambda self, order="C": dnp.ravel(self, order=order)
     squeeze = lambda self, axis=None: dnp.squeeze(self, axis)
     swapaxes = lambda self, a, b: dnp.swapaxes(self, a, b)
-    trace = lambda self, offset=0, axis1=0, axis2=1: dnp.trace(self, offset, axis1, axis2)
-    clip = lambda self, min=None, max=None: dnp.clip(self, min, max)
+    trace = lambda self, offset=0, axis1=0, axis2=1, dtype=None, out=None: dnp.trace(
+        self, offset, axis1, axis2, dtype, out)
+    clip = lambda self, min=None, max=None, out=None: dnp.clip(self, min, max, out)
     conj = lambda self: dnp.conj(self)
     conjugate = lambda self: dnp.conj(self)
-    round = lambda self, decimals=0: dnp.round(self, decimals)
-    all = lambda self, axis=None, keepdims=False: dnp.all(self, axis, keepdims=keepdims)
-    any = lambda self, axis=None, keepdims=False: dnp.any(self, axis, keepdims=keepdims)
+    round = lambda self, decimals=0, out=None: dnp.round(self, decimals, out)
     diagonal = lambda self, offset=0, axis1=0, axis2=1: dnp.diagonal(self, offset, axis1, axis2)
-    item = lambda self: self._base().item()
-    tolist = lambda self: self._base().tolist()
     copy = lambda self: self
     __copy__ = lambda self: self
     __deepcopy__ = lambda self, memo: self
+
+
+def _masked(x, where, identity, name: str):
+    """`x` with the elements NumPy's `where=` mask leaves out set to the reduction's
+    identity (for max/min: `initial`, which NumPy then requires)."""
+    if where is True:
+        return x
+    if identity is None:
+        raise TransformError(
+            f"numpy.{name}(x, where=mask) of a traced value needs a value for the masked-out "
+            f"elements: " + ("pass initial=" if name in ("max", "min") else
+                             "select the elements first (x[mask]) and reduce those")
+        )
+    return dnp.where(where, x, identity)
 
 
 from diffkit import numpy as dnp  # noqa: E402  (operators forward to it; imported last: cycle)
