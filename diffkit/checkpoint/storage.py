@@ -3,7 +3,8 @@
 The memory tier keeps references (diffkit never mutates arrays, so a snapshot needs no
 copy). The disk tier writes one `.npz` file per snapshot into a fresh directory under the
 budget's path, verifies a SHA-256 checksum on every load, and removes the directory when
-the gradient is done, when it fails, and (through `weakref.finalize`) when it is abandoned.
+the gradient is done, when it fails, (through `weakref.finalize`) when it is abandoned, and
+on SIGTERM; a later run in the same path removes those of killed processes (`cleanup`).
 """
 
 from __future__ import annotations
@@ -11,12 +12,11 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import shutil
-import tempfile
 import weakref
 
 import numpy as np
 
+from diffkit.checkpoint.cleanup import make_run_directory, release_run_directory
 from diffkit.core import pytree
 from diffkit.core.tracer import Tracer
 from diffkit.errors import CheckpointStorageError, InternalError
@@ -76,9 +76,8 @@ class Storage:
     # -- disk ------------------------------------------------------------------------
     def _directory(self) -> str:
         if self.disk_dir is None:
-            os.makedirs(self._disk_path, exist_ok=True)
-            self.disk_dir = tempfile.mkdtemp(prefix="diffkit-snapshots-", dir=self._disk_path)
-            self._cleanup = weakref.finalize(self, shutil.rmtree, self.disk_dir, True)
+            self.disk_dir = make_run_directory(str(self._disk_path))
+            self._cleanup = weakref.finalize(self, release_run_directory, self.disk_dir)
         return self.disk_dir
 
     def _write(self, step: int, state) -> None:
