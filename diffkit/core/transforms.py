@@ -38,7 +38,7 @@ def is_inexact(x) -> bool:
 
 def _array_like(leaves):
     """The first input that is an array, whose backend Python scalars will join."""
-    return next((x for x in leaves if not isinstance(x, int | float | complex | bool)), None)
+    return next((x for x in leaves if hasattr(x, "dtype")), None)
 
 
 def _as_input(x, what: str, transform: str, like=None):
@@ -47,13 +47,25 @@ def _as_input(x, what: str, transform: str, like=None):
     if isinstance(x, float | complex):
         return dnp.asarray(x, like=like)
     if isinstance(x, bool | int) or not is_inexact(x):
-        dtype = getattr(x, "dtype", type(x).__name__)
         raise NonDifferentiableError(
-            f"{transform} was asked to differentiate {what}, which has dtype {dtype}; "
-            f"only floating and complex inputs carry derivatives. Pass it as a float "
-            f"(e.g. x.astype(float)) or leave it out of argnums."
+            f"{transform} was asked to differentiate {what}, but {_why_not_inexact(x)}"
         )
     return x
+
+
+def _why_not_inexact(x) -> str:
+    """Why leaf `x` carries no derivative: an integer or boolean dtype, or it is no array
+    at all (an object of a type diffkit does not know as an array or a pytree node)."""
+    if isinstance(x, bool | int) or hasattr(x, "dtype"):
+        return (f"it has dtype {getattr(x, 'dtype', type(x).__name__)}, and integer or "
+                f"boolean values carry no derivative. Pass a float array (x.astype(float)) "
+                f"or leave it out of argnums.")
+    name = type(x).__qualname__
+    return (f"it is a {name}, which is neither an array nor a registered pytree node. "
+            f"Differentiable arguments are float/complex arrays and Python floats, alone "
+            f"or in tuples, lists, dicts, namedtuples and dataclasses; register {name} "
+            f"with dk.tree.register_pytree_node({name}, flatten, unflatten), or leave it "
+            f"out of argnums (or close over it).")
 
 
 def _arg_name(f, n: int) -> str:
@@ -143,14 +155,23 @@ def vjp(f: Callable, *primals: Any, has_aux: bool = False, _transform: str = "vj
 
 
 def _argnums_tuple(argnums, nargs: int, transform: str) -> tuple[int, ...]:
+    """`argnums` as a tuple of distinct non-negative positions (a repeat is refused, as in
+    JAX: it would split one argument's gradient between two outputs)."""
     nums = (argnums,) if isinstance(argnums, int) else tuple(argnums)
     for n in nums:
-        if not isinstance(n, int) or not -nargs <= n < nargs:
+        if not isinstance(n, int) or isinstance(n, bool) or not -nargs <= n < nargs:
             raise TransformError(
                 f"{transform}: argnums={argnums!r} but the function was called with "
-                f"{nargs} positional argument(s)"
+                f"{nargs} positional argument(s); argnums are int positions among them"
             )
-    return tuple(n % nargs for n in nums)
+    nums = tuple(n % nargs for n in nums)
+    repeated = sorted({n for n in nums if nums.count(n) > 1})
+    if repeated:
+        raise TransformError(
+            f"{transform}: argnums={argnums!r} names argument(s) {repeated} more than once; "
+            f"list each argument once"
+        )
+    return nums
 
 
 def _partial(f, args, kwargs, nums):
@@ -169,12 +190,9 @@ def _check_dyn(f, args, nums, transform):
             if isinstance(leaf, bool | int) or not (
                 isinstance(leaf, float | complex) or is_inexact(leaf)
             ):
-                dtype = getattr(leaf, "dtype", type(leaf).__name__)
                 raise NonDifferentiableError(
                     f"{transform} of {getattr(f, '__name__', 'f')} with respect to "
-                    f"{_arg_name(f, n)}: that argument has dtype {dtype}, and integer "
-                    f"or boolean values carry no derivative. Pass a float array "
-                    f"(x.astype(float)) or leave it out of argnums."
+                    f"{_arg_name(f, n)}: {_why_not_inexact(leaf)}"
                 )
 
 
