@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import threading
 
 from diffkit.core.forward import fit_to
 from diffkit.core.residuals import keep_plan
@@ -33,6 +34,10 @@ _TAPE_BYTES = 1536  # per tape: the trace, its lists, a kept step's VJP closure 
 _LEAF_NODE = (None, None, None, None, ())
 
 
+_gc_lock = threading.Lock()
+_gc_pause = [0, None]  # [transforms inside young_gc_only, in all threads; saved thresholds]
+
+
 @contextlib.contextmanager
 def young_gc_only():
     """Pause full (generation-2) garbage collections while a tape grows or is walked.
@@ -40,13 +45,21 @@ def young_gc_only():
     Each full collection traverses every live node, tracer and saved tuple, so on a long
     tape they dominate (a 4,000-step Burgers store-all gradient: 275 -> 94 us per taped
     step). Young collections still run, so short-lived reference cycles are still freed.
+    The GC settings belong to the process: across threads and nesting, the first entrant
+    saves them and the last one out restores them.
     """
-    t0, t1, t2 = gc.get_threshold()
-    gc.set_threshold(t0, t1, max(t2, 1 << 30))
+    with _gc_lock:
+        if _gc_pause[0] == 0:
+            t0, t1, t2 = _gc_pause[1] = gc.get_threshold()
+            gc.set_threshold(t0, t1, max(t2, 1 << 30))
+        _gc_pause[0] += 1
     try:
         yield
     finally:
-        gc.set_threshold(t0, t1, t2)
+        with _gc_lock:
+            _gc_pause[0] -= 1
+            if _gc_pause[0] == 0:
+                gc.set_threshold(*_gc_pause[1])
 
 
 class VJPTracer(Tracer):
