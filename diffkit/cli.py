@@ -47,7 +47,23 @@ def _plugins(args) -> int:
         for name in sorted(names):
             have = [b for b in reg.backends if name in coverage[b]]
             print(f"  {name:<24} kernels: {', '.join(have) or 'none'}")
+    _print_left_out()
     return 0
+
+
+def _print_left_out() -> None:
+    """The broken plugins (left out, with why) and the disabled ones."""
+    from diffkit.plugins import DISABLE_ENV, broken_plugins, disabled_plugins
+
+    broken = broken_plugins()
+    if broken:
+        print(f"\nbroken plugins, left out ({len(broken)}):")
+        for name, why in sorted(broken.items()):
+            print(f"  {name:<24} {why}")
+    disabled = disabled_plugins()
+    if disabled:
+        print(f"\ndisabled plugins ({DISABLE_ENV} or the user configuration file): "
+              f"{', '.join(sorted(disabled))}")
 
 
 def _check(args) -> int:

@@ -50,18 +50,21 @@ class Unsupported:
 class Registry:
     """Primitives, backends and (lazily) kernels, validated and then read-only."""
 
-    def __init__(self, pm):
-        self._pm = pm
+    def __init__(self, pm, on_broken: Callable[[str, str, Exception], None] | None = None):
+        """`on_broken(plugin, hook, exc)` is told of each hook that raises, and the plugin's
+        result is left out; without it such a hook is a RegistryError naming the plugin."""
+        self._pm, self._on_broken = pm, on_broken
+        self.broken: dict[str, str] = {}  # plugin -> why its kernels were left out
         prims: dict[str, Primitive] = {}
         origin: dict[str, str] = {}
-        for plugin_name, result in _each_impl(pm, "diffkit_primitives"):
+        for plugin_name, result in self._each_impl("diffkit_primitives"):
             for p in result or ():
                 _check_primitive(p, plugin_name, prims, origin)
                 prims[p.name] = p
                 origin[p.name] = plugin_name
         backends: dict[str, Backend] = {}
         backend_origin: dict[str, str] = {}
-        for plugin_name, result in _each_impl(pm, "diffkit_backends"):
+        for plugin_name, result in self._each_impl("diffkit_backends"):
             for b in result or ():
                 if b.name in backends:
                     raise RegistryError(
@@ -79,6 +82,23 @@ class Registry:
         self._kernel_origin: dict[str, dict[str, str]] = {}
         self._type_backend: dict[type, Backend | None] = {}
 
+    def _each_impl(self, hook_name: str, **kwargs):
+        """Call every implementation of a hook separately, yielding (plugin name, result);
+        a hook that raises is reported (`on_broken`) and skipped, or a RegistryError."""
+        for impl in getattr(self._pm.hook, hook_name).get_hookimpls():  # registration order
+            if impl.plugin_name in self.broken:
+                continue
+            try:
+                result = impl.function(*[kwargs[a] for a in impl.argnames])
+            except Exception as exc:
+                why = f"its {hook_name}() raised {type(exc).__name__}: {str(exc)[:300]}"
+                if self._on_broken is None:
+                    raise RegistryError(f"plugin {impl.plugin_name!r} is broken: {why}") from exc
+                self.broken[impl.plugin_name] = why
+                self._on_broken(impl.plugin_name, hook_name, exc)
+                continue
+            yield impl.plugin_name, result
+
     # -- kernels -----------------------------------------------------------------------
     def kernels(self, backend: str) -> MappingProxyType:
         """All kernels of `backend` (name -> kernel or Unsupported), collected on first use."""
@@ -86,6 +106,11 @@ class Registry:
         if table is None:
             table = self._collect_kernels(backend)
         return table
+
+    @property
+    def collected(self) -> tuple[str, ...]:
+        """The backends whose kernels have been collected (those in use)."""
+        return tuple(self._kernels)
 
     def kernel_origin(self, backend: str) -> dict[str, str]:
         """Which plugin supplied each kernel of `backend`."""
@@ -95,7 +120,7 @@ class Registry:
     def _collect_kernels(self, backend: str) -> MappingProxyType:
         table: dict[str, Any] = {}
         origin: dict[str, str] = {}
-        for plugin_name, result in _each_impl(self._pm, "diffkit_kernels", backend=backend):
+        for plugin_name, result in self._each_impl("diffkit_kernels", backend=backend):
             for name, kernel in (result or {}).items():
                 if name not in self.primitives:
                     raise RegistryError(
@@ -121,6 +146,9 @@ class Registry:
         if k is None or isinstance(k, Unsupported):
             have = [b for b in self.backends if b != backend and _has(self, b, prim.name)]
             why = f" ({k.reason})" if isinstance(k, Unsupported) else ""
+            plugin = self.origin.get(prim.name)
+            if k is None and plugin in self.broken:
+                why = f" (plugin {plugin!r} was left out: {self.broken[plugin]})"
             raise MissingKernelError(
                 f"primitive {prim.name!r} has no kernel on backend {backend!r}{why}; "
                 f"backends that have it: {', '.join(have) or 'none'}. Convert the inputs "
@@ -150,13 +178,6 @@ def _has(reg: Registry, backend: str, name: str) -> bool:
     except Exception:  # a backend whose library is missing has nothing
         return False
     return k is not None and not isinstance(k, Unsupported)
-
-
-def _each_impl(pm, hook_name: str, **kwargs):
-    """Call every implementation of a hook separately, yielding (plugin name, result)."""
-    for impl in getattr(pm.hook, hook_name).get_hookimpls():  # registration order
-        args = [kwargs[a] for a in impl.argnames]
-        yield impl.plugin_name, impl.function(*args)
 
 
 def _check_primitive(p, plugin_name: str, prims: dict, origin: dict) -> None:
