@@ -6,6 +6,7 @@ runs with diffkit operations, so it is differentiable again where the user's cod
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Callable
 
@@ -93,6 +94,10 @@ class _Static:
             )
         return tuple(a for i, a in enumerate(args) if i not in self.nums), static
 
+    def positions(self, n_dyn: int) -> list[int]:
+        """The positions, among all arguments, of the `n_dyn` differentiable ones."""
+        return [i for i in range(n_dyn + len(self.nums)) if i not in self.nums]
+
     def merge(self, dyn, static) -> tuple:
         dyn, static, out = list(dyn), list(static), []
         for i in range(len(dyn) + len(static)):
@@ -138,48 +143,114 @@ class custom_vjp:
             return self.fun(*args)
         _check_ready("custom_vjp", self.__name__, self.fwd, "defvjp(fwd, bwd)", top)
         primals = unbox(flat, top)
-        out, res = self.fwd(*self._static.merge(pytree.unflatten(in_tree, primals), static))
+        p_args = self._static.merge(pytree.unflatten(in_tree, primals), static)
+        out, res = _pair(self.fwd(*p_args), f"the VJP forward rule (fwd) of {self.__name__!r}",
+                         "(out, residuals)")
         _, out_tree = pytree.flatten(out)
-        name = self.__name__
-        bwd = self.bwd
+        rule = f"the VJP rule of {self.__name__!r}"
+        bwd, where = self.bwd, self._static.positions(len(dyn))
+        p_dyn = pytree.unflatten(in_tree, primals)
 
         def vjp_all(g, ans):
             cts = bwd(*static, res, pytree.unflatten(out_tree, [instantiate(c) for c in g]))
-            return _check_cts(name, cts, dyn, in_tree, primals)
+            return _fit_cts(rule, self.__name__, cts, p_dyn, where)
 
-        return record_node(top, name, flat, out, vjp_all)
+        return record_node(top, self.__name__, flat, out, vjp_all)
 
 
-def _check_cts(name, cts, args, in_tree, primals):
-    """Flatten a custom bwd's cotangents, checking count and shapes against the inputs."""
+def _pair(res, rule: str, names: str) -> tuple:
+    """What a rule returned, which must be a pair: a bare array must not be unpacked along
+    its first axis."""
+    if not isinstance(res, tuple | list) or len(res) != 2:
+        raise RuleError(f"{rule} returned {_describe(res)}; it must return a pair {names}")
+    return res[0], res[1]
+
+
+def _describe(x) -> str:
+    if isinstance(x, tuple | list):
+        return f"a {type(x).__name__} of length {len(x)}"
+    if hasattr(x, "shape"):
+        return f"an array of shape {_shape(x)}"
+    return f"a {type(x).__name__}"
+
+
+def _fit_cts(rule: str, name: str, cts, args: tuple, where: list[int]) -> list:
+    """The flat cotangents of a custom bwd, one per input leaf (None where none flows),
+    checked against the inputs `args` (one per positional argument, at `where`)."""
     if not isinstance(cts, tuple | list) or len(cts) != len(args):
-        got = len(cts) if isinstance(cts, tuple | list) else type(cts).__name__
+        got = f"{len(cts)} cotangent(s)" if isinstance(cts, tuple | list) else _describe(cts)
         raise RuleError(
-            f"the VJP rule of {name!r} returned {got} cotangent(s), but {name!r} takes "
-            f"{len(args)} argument(s): return a tuple with one cotangent per argument "
-            f"(None for an argument that gets none)"
+            f"{rule} returned {got}, but {name!r} takes "
+            f"{len(args)} argument(s) (besides nondiff_argnums): return a tuple with one "
+            f"cotangent per argument (None for an argument that gets none)"
         )
     flat = []
-    for n, (c, a) in enumerate(zip(cts, args, strict=True)):
-        leaves_a = pytree.leaves(a)
+    for n, c, a in zip(where, cts, args, strict=True):
         if c is None:
-            flat.extend([None] * len(leaves_a))
+            flat.extend([None] * len(pytree.leaves(a)))
             continue
-        leaves_c = pytree.leaves(c)
-        if len(leaves_c) != len(leaves_a):
-            raise RuleError(
-                f"the VJP rule of {name!r} returned a cotangent for argument {n} with "
-                f"{len(leaves_c)} leaves; the argument has {len(leaves_a)}"
-            )
-        for lc, la in zip(leaves_c, leaves_a, strict=True):
-            sc, sa = tuple(getattr(lc, "shape", ())), tuple(getattr(la, "shape", ()))
-            if lc is not None and sc != sa:
-                raise RuleError(
-                    f"the VJP rule of {name!r} returned a cotangent of shape {sc} for "
-                    f"argument {n}, whose shape is {sa}; they must match"
-                )
-            flat.append(lc)
+        fitted = _fit_tree(rule, "cotangent", c, a, f"argument {n}")
+        flat.extend(x for x, p in zip(fitted, _flat_with_none(a)[0], strict=True)
+                    if p is not None)
     return flat
+
+
+def _flat_with_none(tree):
+    return pytree.flatten(tree, is_leaf=lambda x: x is None)
+
+
+def _fit_tree(rule: str, kind: str, ts, ps, what: str) -> list:
+    """The leaves of the (co)tangents `ts` a custom rule returned for the values `ps`,
+    checked (same structure, exact shapes, real for real values) and fitted to their dtype
+    and backend; None where nothing flows (a None leaf, an integer value)."""
+    flat_t, tree_t = _flat_with_none(ts)
+    flat_p, tree_p = _flat_with_none(ps)
+    if tree_t != tree_p:
+        raise RuleError(
+            f"{rule} returned a {kind} of structure {tree_t!r} for {what}, whose structure "
+            f"is {tree_p!r}; they must match (None stands for a zero leaf)"
+        )
+    return [_fit_leaf(rule, kind, t, p, what + path)
+            for t, p, path in zip(flat_t, flat_p, _leaf_paths(tree_p), strict=True)]
+
+
+def _fit_leaf(rule: str, kind: str, t, p, what: str):
+    """One (co)tangent `t` of a custom rule for the value `p` (see `_fit_tree`)."""
+    if t is None or p is None or not is_inexact(p):
+        return None  # integers carry no derivative: whatever the rule said is ignored
+    st, sp = _shape(t), _shape(p)
+    if st != sp:
+        raise RuleError(f"{rule} returned a {kind} of shape {st} for {what}, whose shape "
+                        f"is {sp}; they must match")
+    real_p = not dnp.iscomplexobj(p)
+    if not (type(t) is int or is_inexact(t)) or (real_p and dnp.iscomplexobj(t)):
+        dt = getattr(t, "dtype", type(t).__name__)
+        want = "a real floating" if real_p else "a floating or complex"
+        raise RuleError(
+            f"{rule} returned a {kind} of dtype {dt} for {what}, whose dtype is "
+            f"{getattr(p, 'dtype', type(p).__name__)}: it must be {want} value"
+            + (" (take dnp.real of it if that is what you mean)" if real_p else "")
+        )
+    return fit_to(t, p)
+
+
+def _leaf_paths(td, prefix: str = "") -> list[str]:
+    """Where each leaf of the structure `td` sits, as `[0]['w'].b` (for error messages)."""
+    if td.kind is None:
+        return [prefix]
+    if td.kind is dict:
+        keys = [f"[{k!r}]" for k in td.aux]
+    elif hasattr(td.kind, "_fields"):
+        keys = [f".{f}" for f in td.kind._fields]
+    elif dataclasses.is_dataclass(td.kind):
+        keys = [f".{f}" for f in td.aux]
+    else:
+        keys = [f"[{i}]" for i in range(len(td.children))]
+    return [p for k, c in zip(keys, td.children, strict=True) for p in _leaf_paths(c, prefix + k)]
+
+
+def _shape(x) -> tuple:
+    return tuple(getattr(x, "shape", ()))
 
 
 class custom_jvp:
@@ -232,20 +303,35 @@ class custom_jvp:
             for x, p in zip(flat, primals, strict=True)
         ]
         t_args = pytree.unflatten(in_tree, [instantiate(t) for t in tangents])
-        out, t_out = rule(p_args, t_args)
-        flat_o, out_tree = pytree.flatten(out)
-        flat_t = pytree.leaves(t_out)
-        boxed = [JVPTracer(trace, o, fit_to(t, o)) for o, t in zip(flat_o, flat_t, strict=True)]
+        out, t_out = _pair(rule(p_args, t_args), self._rule_name, "(primal_out, tangent_out)")
+        flat_t = _fit_tree(self._rule_name, "tangent", t_out, out, "its output")
+        flat_o, out_tree = _flat_with_none(out)
+        boxed = [o if t is None else JVPTracer(trace, o, t)
+                 for o, t in zip(flat_o, flat_t, strict=True)]
         return pytree.unflatten(out_tree, boxed)
+
+    @property
+    def _rule_name(self) -> str:
+        return f"the JVP rule of {self.__name__!r}"
 
     def _reverse(self, trace, rule, flat, in_tree, p_args, primals, out):
         positions = [i for i, x in enumerate(flat) if type(x) is VJPTracer and x._trace is trace]
+
+        name = self._rule_name
 
         def tangent_map(*ts):
             full = [dnp.zeros_like(p) for p in primals]
             for i, t in zip(positions, ts, strict=True):
                 full[i] = t
-            return rule(p_args, pytree.unflatten(in_tree, full))[1]
+            p_out, t_out = _pair(rule(p_args, pytree.unflatten(in_tree, full)), name,
+                                 "(primal_out, tangent_out)")
+            _same_structure(name, p_out, out)
+            flat_t = _fit_tree(name, "tangent", t_out, out, "its output")
+            flat_o, tree_o = _flat_with_none(out)
+            return pytree.unflatten(tree_o, [
+                o if o is None else dnp.zeros_like(o) if t is None else t
+                for o, t in zip(flat_o, flat_t, strict=True)
+            ])
 
         def vjp_all(g, ans):
             zeros = [dnp.zeros_like(primals[i]) for i in positions]
@@ -258,6 +344,19 @@ class custom_jvp:
 
         _, out_tree = pytree.flatten(out)
         return record_node(trace, self.__name__, flat, out, vjp_all)
+
+
+def _same_structure(rule: str, p_out, out) -> None:
+    """The rule's primal output has the structure and shapes of the function's output."""
+    flat_r, tree_r = pytree.flatten(p_out)
+    flat_f, tree_f = pytree.flatten(out)
+    shapes_r, shapes_f = [_shape(x) for x in flat_r], [_shape(x) for x in flat_f]
+    if tree_r != tree_f or shapes_r != shapes_f:
+        raise RuleError(
+            f"{rule} returned a primal output of structure {tree_r!r} and shapes {shapes_r}, "
+            f"but the function returns structure {tree_f!r} and shapes {shapes_f}; the rule's "
+            f"primal output must be the function's output"
+        )
 
 
 from diffkit import numpy as dnp  # noqa: E402  (cycle: diffkit.numpy builds on the core)

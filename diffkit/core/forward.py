@@ -86,7 +86,8 @@ def fit_to(t, like):
         if t.shape == like.shape and t.dtype == like.dtype:
             return t
     except AttributeError:  # a Python scalar on either side
-        pass
+        if type(t) in (float, complex, int) and getattr(like, "dtype", None) is not None:
+            return _number_like(t, like)
     t_shape = _shape(t)
     shape = _shape(like)
     if t_shape != shape:
@@ -100,6 +101,16 @@ def fit_to(t, like):
         if dnp.iscomplexobj(t) and not dnp.iscomplexobj(like):
             t = dnp.real(t)
         t = dnp.astype(t, dt)
+    return t
+
+
+def _number_like(t, like):
+    """A Python number fitted to `like`: the real part for a real `like`, and an array of its
+    dtype and backend when `like` is an array (a shape/dtype record keeps the number)."""
+    if not dnp.iscomplexobj(like):
+        t = t.real
+    if isinstance(like, Tracer) or registry().backend_of(type(like)) is not None:
+        return dnp.full_like(like, t)
     return t
 
 
@@ -127,5 +138,6 @@ def _shape(x):
 
 
 from diffkit import numpy as dnp  # noqa: E402  (cycle: diffkit.numpy builds on the core)
+from diffkit.plugins import registry  # noqa: E402
 from diffkit.primitives import reductions as _reductions  # noqa: E402
 from diffkit.primitives import shape as _shapes  # noqa: E402

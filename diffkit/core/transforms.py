@@ -10,10 +10,11 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable, Sequence
+from numbers import Number
 from typing import Any
 
 from diffkit.core import pytree
-from diffkit.core.forward import JVPTrace, JVPTracer
+from diffkit.core.forward import JVPTrace, JVPTracer, fit_to
 from diffkit.core.reverse import VJPTrace, VJPTracer, young_gc_only
 from diffkit.core.tracer import Tracer
 from diffkit.errors import NonDifferentiableError, TransformError
@@ -79,6 +80,24 @@ def _arg_name(f, n: int) -> str:
     return f"argument {n}"
 
 
+def _check_user_shape(t, p, what: str, whose: str) -> None:
+    if not isinstance(t, Number) and _shape(t) != _shape(p):
+        raise TransformError(
+            f"{what} has shape {_shape(t)} but its {whose} has shape {_shape(p)}; they must "
+            f"match (a number, which stands for that value in every element, fits any shape)"
+        )
+
+
+def _fit_user(t, p, what: str, whose: str):
+    """A tangent or cotangent passed by the user for the value `p`, made an array of p's
+    shape, dtype (the real part, for a real p) and backend: Python and NumPy numbers fill
+    every element, arrays must have p's shape. Rules then never see a bare number."""
+    _check_user_shape(t, p, what, whose)
+    if isinstance(t, Number):
+        return dnp.full_like(p, t if dnp.iscomplexobj(p) else t.real)
+    return fit_to(dnp.asarray(t, like=p), p)
+
+
 def _split_aux(out, has_aux: bool, transform: str):
     if not has_aux:
         return out, None
@@ -136,17 +155,16 @@ def vjp(f: Callable, *primals: Any, has_aux: bool = False, _transform: str = "vj
             )
         roots = []
         for k, (o, c) in enumerate(zip(flat_out, flat_ct, strict=True)):
-            if _shape(c) != _shape(o) and not isinstance(c, int | float | complex):
-                raise TransformError(
-                    f"cotangent leaf {k} has shape {_shape(c)} but the output leaf it "
-                    f"belongs to has shape {_shape(o)}"
-                )
-            if isinstance(o, VJPTracer) and o._trace is trace and c is not None:
-                roots.append((o.idx, o.out, c))
+            what = f"vjp_fn: the cotangent of output leaf {k}"
+            if isinstance(o, VJPTracer) and o._trace is trace:
+                roots.append((o.idx, o.out, _fit_user(c, o.primal, what, "output")))
+            else:
+                _check_user_shape(c, o, what, "output")
         with young_gc_only():
             acc = trace.backward(roots, consume=_consume)
-        cts = [
-            dnp.zeros_like(b.primal) if acc[i] is None else acc[i] for i, b in enumerate(boxed)
+        cts = [  # a rule's stray Python number gets the input's dtype and backend here
+            dnp.zeros_like(b.primal) if acc[i] is None else fit_to(acc[i], b.primal)
+            for i, b in enumerate(boxed)
         ]
         return pytree.unflatten(in_tree, cts)
 
@@ -269,13 +287,7 @@ def jvp(f: Callable, primals: Sequence, tangents: Sequence, has_aux: bool = Fals
         if not is_inexact(p):
             boxed.append(p)  # integers carry no tangent: constant
             continue
-        if _shape(t) != _shape(p) and not isinstance(t, int | float | complex):
-            raise TransformError(
-                f"jvp: tangent leaf {i} has shape {_shape(t)} but its primal has shape "
-                f"{_shape(p)}; they must match"
-            )
-        boxed.append(trace.box(p, t if not isinstance(t, int | float | complex)
-                               else dnp.full_like(p, t)))
+        boxed.append(trace.box(p, _fit_user(t, p, f"jvp: tangent leaf {i}", "primal")))
     try:
         out = f(*pytree.unflatten(tree_p, boxed))
     finally:

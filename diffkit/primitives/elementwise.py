@@ -72,8 +72,12 @@ multiply = elementwise(
     "multiply", lambda ans, x, y: y, lambda ans, x, y: x, saves_ans=False,
     sample=_also_complex(uniform(nargs=2), 2),
 )
-divide = elementwise(
-    "divide", lambda ans, x, y: 1 / y, lambda ans, x, y: -ans / y,
+# d/dx is `t / y`, not `t * (1 / y)`: y may be a Python number, and Python's `1 / 0` raises
+# where the kernel's `t / 0` gives inf/nan as NumPy and torch do (one rounding fewer, too).
+divide = Primitive(
+    "divide",
+    jvp=(lambda t, ans, x, y: t / y, lambda t, ans, x, y: t * (-ans / y)),
+    vjp=(lambda g, ans, x, y: g / y, lambda g, ans, x, y: g * (-ans / y)),
     sample=_also_complex(away_from([0.0], nargs=2), 2, 0.5, 2.0),
 )
 mod = elementwise(
@@ -246,6 +250,12 @@ def _half(x, y):
     return dnp.where(x == y, 0.5, 0.0)
 
 
+def _isnan(v):
+    """`v != v`: NaN-ness that stays a Python bool for a Python number (dnp.isnan would give
+    a NumPy bool, which a torch tensor refuses in `|`)."""
+    return v != v
+
+
 maximum = elementwise(
     "maximum", lambda ans, x, y: dnp.where(x > y, 1.0, _half(x, y)),
     lambda ans, x, y: dnp.where(y > x, 1.0, _half(x, y)), saves_ans=False,
@@ -257,13 +267,13 @@ minimum = elementwise(
     subgradient="ties split 0.5/0.5", sample=uniform(nargs=2),
 )
 fmax = elementwise(  # a NaN loses: the other argument takes the whole derivative
-    "fmax", lambda ans, x, y: dnp.where((x > y) | dnp.isnan(y), 1.0, _half(x, y)),
-    lambda ans, x, y: dnp.where((y > x) | dnp.isnan(x), 1.0, _half(x, y)), saves_ans=False,
+    "fmax", lambda ans, x, y: dnp.where((x > y) | _isnan(y), 1.0, _half(x, y)),
+    lambda ans, x, y: dnp.where((y > x) | _isnan(x), 1.0, _half(x, y)), saves_ans=False,
     subgradient="ties split 0.5/0.5", sample=uniform(nargs=2),
 )
 fmin = elementwise(
-    "fmin", lambda ans, x, y: dnp.where((x < y) | dnp.isnan(y), 1.0, _half(x, y)),
-    lambda ans, x, y: dnp.where((y < x) | dnp.isnan(x), 1.0, _half(x, y)), saves_ans=False,
+    "fmin", lambda ans, x, y: dnp.where((x < y) | _isnan(y), 1.0, _half(x, y)),
+    lambda ans, x, y: dnp.where((y < x) | _isnan(x), 1.0, _half(x, y)), saves_ans=False,
     subgradient="ties split 0.5/0.5", sample=uniform(nargs=2),
 )
 
