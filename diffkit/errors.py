@@ -11,6 +11,7 @@ __all__ = [
     "NonDifferentiableError",
     "ConcretizationError",
     "LeakedTracerError",
+    "PytreeError",
     "RuleError",
     "BudgetError",
     "ScheduleError",
@@ -50,6 +51,11 @@ class ConcretizationError(TransformError):
 
 class LeakedTracerError(DiffkitError):
     """A traced value escaped the transform that created it and was used after it ended."""
+
+
+class PytreeError(DiffkitError, TypeError):
+    """A value could not be taken apart as a pytree: nested too deep, or dict keys that
+    cannot be put in one order."""
 
 
 class RuleError(DiffkitError):
