@@ -139,6 +139,20 @@ def test_custom_jvp_none_tangent_is_a_zero(to_backend):
     np_close(t[1], np.zeros(2))
 
 
+def test_custom_jvp_integer_output_carries_no_tangent(to_backend):
+    @dk.custom_jvp
+    def sin_count(x):
+        return dnp.sin(x), dnp.sum(x > 0)
+
+    sin_count.defjvp(lambda p, t: (sin_count(p[0]), (dnp.cos(p[0]) * t[0], "ignored")))
+    x = to_backend(np.array([0.3, -0.7]))
+    (_, n), (t, tn) = dk.jvp(sin_count, (x,), (dnp.ones_like(x),))
+    assert int(n) == 1 and int(tn) == 0
+    np_close(t, np.cos([0.3, -0.7]))
+    np_close(dk.grad(lambda x: dnp.sum(sin_count(x)[0]) * sin_count(x)[1])(x),
+             np.cos([0.3, -0.7]))
+
+
 def custom_scale(fwd, bwd):
     """A custom_vjp of `params['w'] * x` with the given rules."""
 

@@ -122,7 +122,9 @@ class custom_vjp:
     `nondiff_argnums` (use `functools.partial(dk.custom_vjp, nondiff_argnums=(0,))` as the
     decorator), those arguments are static: `bwd(*static_args, residuals, g)` returns
     cotangents for the others only, as in JAX. Under `jvp` the original function is
-    differentiated instead (JAX refuses; diffkit stays useful).
+    differentiated instead (JAX refuses; diffkit stays useful). What the rules return is
+    checked: a pair from fwd, and per argument leaf a cotangent of its exact shape, real
+    for a real argument (precision is cast); else a RuleError names the leaf.
     """
 
     def __init__(self, fun: Callable, nondiff_argnums: tuple = ()):
@@ -259,7 +261,9 @@ class custom_jvp:
     `jvp_rule(primals, tangents) -> (out, tangent_out)`. Reverse mode differentiates the
     rule's (linear) tangent map, so one rule serves jvp, grad, and their compositions.
     With `nondiff_argnums`, the rule is `jvp_rule(*static_args, primals, tangents)` over
-    the other arguments, as in JAX.
+    the other arguments, as in JAX. The rule must return a pair whose tangent has the
+    output's structure and, per leaf, its exact shape (None for a zero; real for a real
+    output; precision is cast); else a RuleError names the output leaf.
 
     >>> import diffkit as dk, diffkit.numpy as dnp
     >>> @dk.custom_jvp
