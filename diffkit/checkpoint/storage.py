@@ -1,10 +1,12 @@
 """Storage tiers for snapshots of a loop's state: memory, and disk with checksums.
 
-The memory tier keeps references (diffkit never mutates arrays, so a snapshot needs no
-copy). The disk tier writes one `.npz` file per snapshot into a fresh directory under the
-budget's path, verifies a SHA-256 checksum on every load, and removes the directory when
-the gradient is done, when it fails, (through `weakref.finalize`) when it is abandoned, and
-on SIGTERM; a later run in the same path removes those of killed processes (`cleanup`).
+The memory tier keeps references: the loop hands its step read-only NumPy arrays, and
+records torch tensors' version counters at save and checks them at load, so a snapshot that
+was written into in place is an error rather than a wrong gradient. The disk tier writes
+one `.npz` file per snapshot into a fresh directory under the budget's path, verifies a
+SHA-256 checksum on every load, and removes the directory when the gradient is done, when
+it fails, (through `weakref.finalize`) when it is abandoned, and on SIGTERM; a later run
+in the same path removes those of killed processes (`cleanup`).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import numpy as np
 from diffkit.checkpoint.cleanup import make_run_directory, release_run_directory
 from diffkit.core import pytree
 from diffkit.core.tracer import Tracer
-from diffkit.errors import CheckpointStorageError, InternalError
+from diffkit.errors import CheckpointStorageError, InternalError, TransformError
 
 __all__ = ["Storage", "tree_nbytes"]
 
@@ -43,6 +45,7 @@ class Storage:
 
     def __init__(self, disk_path: str | None = None):
         self.ram: dict[int, object] = {}
+        self.versions: dict[int, list] = {}  # tensor version counters of the RAM snapshots
         self.disk: dict[int, tuple[str, str, object, list]] = {}
         self.disk_dir = None
         self._cleanup = None
@@ -54,6 +57,9 @@ class Storage:
     def save(self, step: int, tier: str, state) -> None:
         if tier == "ram":
             self.ram[step] = state
+            versions = [getattr(x, "_version", None) for x in pytree.leaves(state)]
+            if any(v is not None for v in versions):  # torch tensors: check them at load
+                self.versions[step] = versions
         elif tier == "disk":
             self._write(step, state)
         else:
@@ -63,15 +69,32 @@ class Storage:
 
     def load(self, step: int, tier: str):
         if tier == "ram":
-            return self.ram[step]
+            state = self.ram[step]
+            if step in self.versions:
+                self._check_versions(step, state)
+            return state
         return self._read(step)
 
     def discard(self, step: int, tier: str) -> None:
         if tier == "ram":
             del self.ram[step]
+            self.versions.pop(step, None)
             return
         path = self.disk.pop(step)[0]
         os.remove(path)
+
+    def _check_versions(self, step: int, state) -> None:
+        """A tensor whose version counter moved since the save was written into in place."""
+        from diffkit.checkpoint.stepcheck import leaf_paths
+
+        flat, tree = pytree.flatten(state)
+        for k, (x, v) in enumerate(zip(flat, self.versions[step], strict=True)):
+            if v is not None and x._version != v:
+                raise TransformError(
+                    f"checkpoint loop: the snapshot of state {step} was written into in place "
+                    f"after it was saved ({leaf_paths(tree)[k]}): the step, or code holding "
+                    f"that tensor, modified it. Return new tensors from the step."
+                )
 
     # -- disk ------------------------------------------------------------------------
     def _directory(self) -> str:
@@ -127,6 +150,7 @@ class Storage:
     def close(self) -> None:
         """Drop every snapshot and remove the disk directory (idempotent)."""
         self.ram.clear()
+        self.versions.clear()
         self.disk.clear()
         if self._cleanup is not None:
             self._cleanup()
