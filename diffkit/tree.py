@@ -1,6 +1,7 @@
 """`dk.tree`: flatten, unflatten and map over pytrees (see `diffkit.core.pytree`)."""
 
 from diffkit.core.pytree import (  # noqa: F401
+    MAX_DEPTH,
     TreeDef,
     flatten,
     leaves,
@@ -11,4 +12,4 @@ from diffkit.core.pytree import (  # noqa: F401
 )
 
 __all__ = ["flatten", "unflatten", "map", "leaves", "structure", "register_pytree_node",
-           "TreeDef"]
+           "TreeDef", "MAX_DEPTH"]

@@ -112,24 +112,26 @@ class Tracer:
         trace = _live_trace(self)
         if trace is not None and _inexact(self.dtype):
             raise ConcretizationError(
-                f"{op} of a value traced by `{trace.transform}` would silently drop its "
-                f"derivative. Keep it an array and use diffkit.numpy (dnp.exp(x), not "
-                f"math.exp(x); dnp.zeros(n).at[i].set(x), not storing x into a NumPy "
-                f"array); to use its value on purpose, with no derivative, write {fix} "
-                f"(import diffkit as dk)."
+                f"{op} would turn a value traced by `{trace.transform}` into plain Python "
+                f"data and silently drop its derivative. Keep it an array and use "
+                f"diffkit.numpy (dnp.exp(x), not math.exp(x); dnp.zeros(n).at[i].set(x), not "
+                f"storing x into a NumPy array); to use its value on purpose, with no "
+                f"derivative, write {fix} (import diffkit as dk)."
             )
         return self._base()
 
-    __float__ = lambda self: float(self._concrete("float()", "float(dk.stop_gradient(x))"))
-    __int__ = lambda self: int(self._concrete("int()", "int(dk.stop_gradient(x))"))
+    __float__ = lambda self: float(self._concrete("float(x)", "float(dk.stop_gradient(x))"))
+    __int__ = lambda self: int(self._concrete("int(x)", "int(dk.stop_gradient(x))"))
     __complex__ = lambda self: complex(
-        self._concrete("complex()", "complex(dk.stop_gradient(x))"))
+        self._concrete("complex(x)", "complex(dk.stop_gradient(x))"))
     # integer-valued tracers (shapes, indices) convert; a float one is no index, as in NumPy
-    __index__ = lambda self: operator.index(
-        self._concrete("use as an index (__index__)", "int(dk.stop_gradient(x))"))
+    __index__ = lambda self: operator.index(self._concrete(
+        "operator.index(x) (x used as an index or a size)", "int(dk.stop_gradient(x))"))
     item = lambda self, *args: self._concrete(
-        ".item()", "dk.stop_gradient(x).item()").item(*args)
-    tolist = lambda self: self._concrete(".tolist()", "dk.stop_gradient(x).tolist()").tolist()
+        "x.item()", "dk.stop_gradient(x).item()").item(*args)
+    tolist = lambda self: self._concrete("x.tolist()", "dk.stop_gradient(x).tolist()").tolist()
+    # formatting makes a string, which carries no derivative: f"{x:.3f}" prints the value
+    __format__ = lambda self, spec: format(self._base(), spec) if spec else str(self)
 
     def __array__(self, dtype=None, copy=None):
         raise ConcretizationError(
