@@ -66,8 +66,9 @@ class Tracer:
     """Base of traced values: shape/dtype queries and every array operator and method.
 
     Conversions to Python data (float(x), int(x), x.item(), math.exp(x), y[0] = x for a
-    NumPy array y) are refused while they would drop a derivative; `bool(x)` and
-    comparisons stay allowed so Python control flow works.
+    NumPy array y) and NumPy ufuncs other than the operators are refused while they would
+    drop a derivative; `bool(x)` and comparisons stay allowed so Python control flow works.
+    `numpy.sum(x)` and the other NumPy functions that call array methods work.
     """
 
     __slots__ = ()
@@ -150,14 +151,14 @@ class Tracer:
             return getattr(dnp, name)(*inputs)
         if "out" in kwargs:
             raise ConcretizationError(
-                f"numpy.{ufunc.__name__}(..., out=y) (or `y += x` with a NumPy array y) "
+                f"numpy.{name}(..., out=y) (or `y += x` with a NumPy array y) "
                 f"cannot write a traced value into a NumPy array: write `y = y + x`, "
                 f"which makes y a traced value too"
             )
-        call = f"numpy.{ufunc.__name__}" + ("" if method == "__call__" else f".{method}")
+        call = f"numpy.{name}" + ("" if method == "__call__" else f".{method}")
         raise ConcretizationError(
             f"{call} was called on a traced value: NumPy cannot carry its derivative. "
-            f"Use diffkit.numpy (import diffkit.numpy as dnp; dnp.{ufunc.__name__}(...)), "
+            f"Use diffkit.numpy (import diffkit.numpy as dnp; dnp.{name}(...)), "
             f"or dk.stop_gradient(x) if no derivative should flow through it"
         )
 
