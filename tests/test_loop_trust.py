@@ -214,17 +214,23 @@ def test_a_deterministic_step_passes_the_check_on_every_schedule(tmp_path):
 
 def test_fingerprints_stay_within_their_cap_and_still_check():
     fp = Fingerprints(state_bytes=1000)  # cap: 256 values
-    states = [np.full(10, float(j)) for j in range(1000)]
-    for j, s in enumerate(states):
-        fp.seen(j, s)
-    assert fp.nbytes == 256 * 8 and fp.every == 4
+    states = [[np.full(10, float(j))] for j in range(1000)]  # flat leaf lists
+    for j, leaves in enumerate(states):
+        fp.seen(j, leaves)
+    assert fp.nbytes == 256 * 8 and fp.every == 4  # 1000 states: every 4th is checked
     for j in range(0, 1000, 3):  # recomputing the same values passes
         fp.seen(j, states[j])
-    fp.seen(7, states[7] + 1)  # not a checked state: its value was dropped
-    with pytest.raises(TransformError, match=r"recomputing state 8 .*one of steps 7\.\.7|"
-                                             r"recomputing state 8 .*step 7 "):
-        fp.seen(8, states[8] * (1 + 1e-9))
-    fp.seen(8, states[8] * (1 + 1e-14))  # within the float64 tolerance (GPU reductions)
+    fp.loaded(4, states[4])  # a recomputation from the snapshot of state 4
+    fp.seen(5, states[5])
+    fp.seen(6, [states[6][0] + 1])  # not a checked state: its value was dropped
+    fp.seen(7, [states[7][0] + 1])
+    fp.seen(8, [states[8][0] * (1 + 1e-14)])  # within the float64 tolerance (GPU sums)
+    with pytest.raises(TransformError, match=r"recomputing state 12 .* one of steps 8\.\.11 "
+                                             r"is not deterministic"):
+        fp.seen(12, [states[12][0] * (1 + 1e-9)])
+    with pytest.raises(TransformError, match=r"the snapshot of state 20 changed after it was "
+                                             r"saved"):
+        fp.loaded(20, [states[20][0] + 1])
 
 
 # -- item 4: step calls are counted exactly -----------------------------------------------
