@@ -56,6 +56,9 @@ def test_an_in_place_step_is_refused_and_never_changes_the_callers_state(to_back
     np.testing.assert_array_equal(snapshot(u0), before)
     with pytest.raises(TransformError, match=r"in place at step 0 \(state\)"):
         dk.checkpoint.while_loop(lambda u, i, k: i < 5, heat_in_place, u0, (0.2,))
+    with pytest.raises(TransformError, match=r"in place at step 1 \(state\)"):
+        dk.grad(lambda u: dnp.sum(dk.checkpoint.while_loop(
+            lambda u, i, k: i < STEPS, heat_in_place, u, (0.2,), TIGHT_ONLINE)))(u0)
     np.testing.assert_array_equal(snapshot(u0), before)
 
 
@@ -179,6 +182,22 @@ def test_while_loop_replays_the_generator_and_detects_a_random_step(backend, to_
     g = to_numpy(dk.grad(lambda u: J(u, TIGHT_ONLINE, preserve_rng_state=True))(u0))
     np.testing.assert_allclose(g, g_ref_value, rtol=1e-12)
     assert np.abs(g_ref - g_ref_value).max() > 1e-6
+
+
+def test_jacrev_reruns_the_forward_sweep_with_the_same_draws():
+    step = global_noise("numpy")
+
+    def F(budget, **options):
+        return lambda u: dk.checkpoint.loop(step, u, 30, (0.2,), budget, **options)[:3]
+
+    np.random.seed(1)
+    with pytest.raises(TransformError, match=r"recomputing state 1 .* step 0 is not det"):
+        dk.jacrev(F(BIG))(initial())  # the second row reruns the whole loop
+    np.random.seed(1)
+    J_all = dk.jacrev(F(BIG, preserve_rng_state=True))(initial())
+    np.random.seed(1)
+    np.testing.assert_allclose(dk.jacrev(F(TIGHT, preserve_rng_state=True))(initial()), J_all,
+                               rtol=1e-12)
 
 
 def test_a_generator_held_by_the_step_is_an_error_naming_the_step():
