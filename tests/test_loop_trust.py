@@ -232,24 +232,24 @@ def test_a_deterministic_step_passes_the_check_on_every_schedule(tmp_path):
 
 
 def test_fingerprints_stay_within_their_cap_and_still_check():
-    fp = Fingerprints(state_bytes=1000)  # cap: 256 values
+    fp = Fingerprints(state_bytes=1000)  # cap: 128 values
     states = [[np.full(10, float(j))] for j in range(1000)]  # flat leaf lists
     for j, leaves in enumerate(states):
         fp.seen(j, leaves)
-    assert fp.nbytes == 256 * 8 and fp.every == 4  # 1000 states: every 4th is checked
+    assert fp.nbytes == 128 * 8 and fp.every == 8  # 1000 states: every 8th is checked
     for j in range(0, 1000, 3):  # recomputing the same values passes
         fp.seen(j, states[j])
-    fp.loaded(4, states[4])  # a recomputation from the snapshot of state 4
-    fp.seen(5, states[5])
-    fp.seen(6, [states[6][0] + 1])  # not a checked state: its value was dropped
-    fp.seen(7, [states[7][0] + 1])
-    fp.seen(8, [states[8][0] * (1 + 1e-14)])  # within the float64 tolerance (GPU sums)
-    with pytest.raises(TransformError, match=r"recomputing state 12 .* one of steps 8\.\.11 "
+    fp.loaded(8, states[8])  # a recomputation from the snapshot of state 8
+    fp.seen(9, states[9])
+    fp.seen(10, [states[10][0] + 1])  # not a checked state: its value was dropped
+    fp.seen(16, [states[16][0] * (1 + 1e-14)])  # within the float64 tolerance (GPU sums)
+    fp.seen(17, [states[17][0] + 1])
+    with pytest.raises(TransformError, match=r"recomputing state 24 .* one of steps 16\.\.23 "
                                              r"is not deterministic"):
-        fp.seen(12, [states[12][0] * (1 + 1e-9)])
-    with pytest.raises(TransformError, match=r"the snapshot of state 20 changed after it was "
+        fp.seen(24, [states[24][0] * (1 + 1e-9)])
+    with pytest.raises(TransformError, match=r"the snapshot of state 40 changed after it was "
                                              r"saved"):
-        fp.loaded(20, [states[20][0] + 1])
+        fp.loaded(40, [states[40][0] + 1])
 
 
 # -- item 4: step calls are counted exactly -----------------------------------------------

@@ -123,12 +123,12 @@ class Fingerprints:
 
     Recorded when a state is first computed (states are first computed in order 0, 1, ...,
     so index > `frontier` means new), compared when it is computed again. At most `cap`
-    values are kept (8 * cap bytes: 2 KiB, or an eighth of a state if more): past that,
+    values are kept (8 * cap bytes: 1 KiB, or an eighth of a state if more): past that,
     every second value is dropped and only every `every`-th state is checked.
     """
 
     def __init__(self, state_bytes: int):
-        self.cap = max(256, state_bytes // 128 * 2)  # even: halving keeps every second
+        self.cap = max(128, state_bytes // 128 * 2)  # even: halving keeps every second
         self.values = np.empty(self.cap)
         self.every, self.frontier, self.last_ok = 1, -1, 0
 
