@@ -10,8 +10,9 @@ never a silent wrong gradient.
   not reproduce itself (a random draw, a changed global) silently breaks the gradient.
   `Fingerprints` keeps 8 bytes per state when first computed and compares them whenever
   that state is computed again (`check_recompute=`).
-* Random steps. `RngState` captures and restores the global NumPy and torch generators with
-  each snapshot (`preserve_rng_state=`, like `torch.utils.checkpoint`).
+* Random steps. `RngReplay` captures the global NumPy and torch generators (`RngState`)
+  with each snapshot and restores them with it (`preserve_rng_state=`, as
+  `torch.utils.checkpoint`).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from diffkit.core.tracer import Tracer
 from diffkit.errors import TransformError
 
 __all__ = ["call_step", "call_protected", "protect", "owned_tensors", "Fingerprints", "RngState",
-           "leaf_paths"]
+           "RngReplay", "leaf_paths"]
 
 
 # -- in-place writes ---------------------------------------------------------------------
@@ -294,3 +295,42 @@ class RngState:
             torch.set_rng_state(self.torch)
         if self.cuda is not None:
             torch.cuda.set_rng_state_all(self.cuda)
+
+
+class RngReplay:
+    """The generators' state before each snapshot's step, so that recomputing from a
+    snapshot draws what the forward sweep drew (`preserve_rng_state=True`)."""
+
+    def __init__(self):
+        self.start, self.keep, self.at = None, None, {}
+
+    def begin(self) -> None:
+        """A forward sweep starts: take the state (or, on a rerun for jacrev, restore it)."""
+        if self.start is None:
+            self.start = RngState()
+        else:
+            self.start.restore()
+        self.at = {}
+
+    def before_step(self, i: int) -> None:
+        """The online sweep keeps the state before its latest step (it may be the last)."""
+        self.keep = (i, RngState() if i else self.start)
+
+    def save(self, key, step: int) -> None:
+        """State `step` is saved under `key`; step 0 was already run by the measurement."""
+        if step == 0:
+            self.at[key] = self.start
+        elif self.keep is not None and self.keep[0] == step:
+            self.at[key] = self.keep[1]
+        else:
+            self.at[key] = RngState()
+
+    def load(self, key) -> None:
+        self.at[key].restore()
+
+    def discard(self, key) -> None:
+        del self.at[key]
+
+    def resume_keep(self) -> None:
+        """The online reverse sweep starts by taping the kept last step."""
+        self.keep[1].restore()
