@@ -4,6 +4,8 @@ global random generators on request, count every step call, and take NumPy step 
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 
@@ -287,6 +289,9 @@ def test_step_count_may_be_a_numpy_or_torch_integer(to_backend):
                                       expect)
         g = dk.grad(lambda x, n=n: dnp.sum(dk.checkpoint.loop(lambda x, i: 0.5 * x, x, n)))(x0)
         np.testing.assert_allclose(to_numpy(g), 0.125)
-    for bad in (3.0, True, np.array([3]), -1, np.array(3.0)):
+    bad_counts = [3.0, True, np.array([3]), -1, np.array(3.0), np.array(True)]
+    if "torch" in sys.modules:
+        bad_counts += [sys.modules["torch"].tensor(True), sys.modules["torch"].tensor([3])]
+    for bad in bad_counts:
         with pytest.raises(TransformError, match=r"n_steps must be an integer >= 0"):
             dk.checkpoint.loop(lambda x, i: x, x0, bad)
