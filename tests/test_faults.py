@@ -53,9 +53,9 @@ def step(u, i):
 def J(budget):
     return lambda u: dnp.sum(dk.checkpoint.loop(step, u, n, budget=budget))
 
-disk = {"budget": {"memory": "16KiB", "disk": {"path": path, "size": "64MiB"}},
+disk = {"budget": {"memory": "2MiB", "disk": {"path": path, "size": "1GiB"}},
         "schedule": "multilevel", "costs": {"disk_write": 0.01, "disk_read": 0.01}}
-u0 = np.linspace(0, 1, 100)
+u0 = np.linspace(0, 1, 1000)  # 8 kB states: most go to disk
 g = dk.grad(J(disk))(u0)
 assert dk.checkpoint.last_report().peak_snapshots["disk"] > 0
 got.append(0)  # no second SIGTERM in the store-all run
@@ -108,18 +108,18 @@ def test_sigterm_with_a_handler_that_returns_keeps_the_run_going(tmp_path):
 
 
 def _disk_budget(path):
-    return {"budget": {"memory": "16KiB", "disk": {"path": str(path), "size": "64MiB"}},
+    return {"budget": {"memory": "256KiB", "disk": {"path": str(path), "size": "1GiB"}},
             "schedule": "multilevel", "costs": {"disk_write": 0.01, "disk_read": 0.01}}
 
 
-def _disk_grad(path, seen=None, n=60):
+def _disk_grad(path, seen=None, n=200):
     def step(u, i):
         if seen is not None and i == n // 2:
             seen.append(signal.getsignal(signal.SIGTERM))
         return 0.5 * dnp.sin(u) + 0.5 * u
 
     g = dk.grad(lambda u: dnp.sum(dk.checkpoint.loop(step, u, n, budget=_disk_budget(path))))(
-        np.linspace(0, 1, 100))
+        np.linspace(0, 1, 1000))  # 8 kB states: most go to disk
     assert dk.checkpoint.last_report().peak_snapshots["disk"] > 0
     return g
 
@@ -305,11 +305,13 @@ def test_plugins_disabled_by_environment_and_configuration_file_are_not_loaded(t
     config = tmp_path / "config.yaml"
     config.write_text("plugins:\n  disable: [good]\n")
     result, listing = _probe(_install(tmp_path / "site"), DIFFKIT_CONFIG=str(config),
-                             DIFFKIT_DISABLE_PLUGINS="badimport, badprims,badkernels,dk_badsig")
+                             DIFFKIT_DISABLE_PLUGINS="badimport, badprims,badkernels,dk_badsig,"
+                                                     "torch")
     assert result == {"sin": pytest.approx(np.sin(1.0) + 1.0), "cube": None, "broken": [],
                       "warnings": []}
     assert ("disabled plugins (DIFFKIT_DISABLE_PLUGINS or the user configuration file): "
-            "badimport, badkernels, badprims, dk_badsig, good") in listing
+            "badimport, badkernels, badprims, dk_badsig, good, torch") in listing
+    assert "from plugin torch" not in listing
 
 
 @pytest.mark.parametrize("text,match", [
