@@ -38,6 +38,7 @@ _previous = None  # the SIGTERM handler ours replaced, while ours is installed
 def make_run_directory(base: str) -> str:
     """A fresh run directory under `base` (created if needed), marked as this process's, after
     removing the stale ones left there by dead processes."""
+    base = os.path.realpath(base)  # one spelling per directory, for `_open`
     os.makedirs(base, exist_ok=True)
     sweep_stale(base)
     path = tempfile.mkdtemp(prefix=PREFIX, dir=base)
@@ -63,6 +64,7 @@ def sweep_stale(base: str) -> list[str]:
     """Remove the run directories under `base` whose owner process on this host is gone; those
     of other hosts (a shared file system) and those without a marker are left alone.
     Returns the removed paths."""
+    base = os.path.realpath(base)
     try:
         names = os.listdir(base)
     except OSError:
