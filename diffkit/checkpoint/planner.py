@@ -30,7 +30,7 @@ from diffkit.checkpoint.online import Online
 from diffkit.checkpoint.revolve import Revolve
 from diffkit.errors import BudgetError
 
-__all__ = ["Plan", "plan", "candidates"]
+__all__ = ["Plan", "plan", "candidates", "stream_bytes"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +157,19 @@ def candidates(n_steps: int | None, state_bytes: int, budget: Budget,
         out["multilevel"] = make(ml, ml.slots, ml.ram.slots * state_bytes + work
                                  + reverse_bytes)
     return out
+
+
+_STREAM_FIXED = 16 * 2**10  # the executor's and a schedule's own Python objects
+_STREAM_PER_STEP = 64  # Revolve's templates: up to ~55 B/step measured (n=2000, 14 slots)
+_STREAM_CAP = 3 * 2**20  # templates are capped at 2**16 actions (~40 B each) per stream
+
+
+def stream_bytes(n_steps: int | None) -> int:
+    """An upper bound on the Python objects of a running schedule and its executor (action
+    streams, Revolve's templates), which a loop's working set must include: tracemalloc
+    sees ~100 KB for Revolve(2000, 5) and ~800 KB for Revolve(20000, 100). For an unknown
+    step count (a while loop) only the fixed part is known."""
+    return min(_STREAM_CAP, _STREAM_FIXED + _STREAM_PER_STEP * (n_steps or 0))
 
 
 def _periodic_every(n: int, state: int, work: int, memory: int) -> int | None:

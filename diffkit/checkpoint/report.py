@@ -24,7 +24,13 @@ def set_last_report(report: Report) -> None:
 
 @dataclass
 class Report:
-    """Counts measured while executing a schedule (filled in by the executor)."""
+    """What the executor did, counted as it ran, next to its plan.
+
+    ``held_bytes`` is the exact running total of the RAM snapshots and step tapes the loop
+    holds (each counted when kept and when released, with ``tree_nbytes`` and
+    ``tape.nbytes()``); ``peak_held`` its maximum; ``peak_bytes`` adds the step working
+    set measured on step 0 (``reverse_bytes``), the part the planner cannot see per step.
+    """
 
     plan: object
     state_bytes: int
@@ -34,25 +40,35 @@ class Report:
     advances: int = 0
     reversed: int = 0
     peak_snapshots: dict = field(default_factory=dict)
-    peak_bytes: int = 0
+    held_bytes: int = 0
+    peak_held: int = 0
     disk_written: int = 0
     disk_read: int = 0
     forward_seconds: float = 0.0
     reverse_seconds: float = 0.0
 
-    def held(self, ram_snapshots: int, tapes: int) -> None:
-        """Track the bytes held: RAM snapshots, kept step tapes, one reverse step's extra."""
-        self.peak_bytes = max(self.peak_bytes, ram_snapshots * self.state_bytes
-                              + max(tapes, 1) * self.work_bytes + self.reverse_bytes)
+    @property
+    def peak_bytes(self) -> int:
+        """The measured peak of snapshots and tapes held, plus the measured working set."""
+        return self.peak_held + self.reverse_bytes
+
+    def hold(self, nbytes: int) -> int:
+        """Count `nbytes` more held (negative: released); the new total."""
+        self.held_bytes += nbytes
+        self.peak_held = max(self.peak_held, self.held_bytes)
+        return self.held_bytes
 
     def __str__(self) -> str:
         p = self.plan
+        planned_held = None if p.peak_bytes is None else p.peak_bytes - self.reverse_bytes
         rows = [
             ("", "planned", "done"),
             ("steps", _v(p.n_steps), _v(self.n_steps)),
             ("forward advances", _v(p.forward_advances), _v(self.advances)),
             ("reversed steps", _v(p.n_steps), _v(self.reversed)),
             ("snapshots per tier", _v(p.slots), _v(self.peak_snapshots)),
+            ("peak snapshots + tapes", _v(planned_held), _v(self.peak_held)),
+            ("step working set", _v(self.reverse_bytes), "(measured on step 0)"),
             ("peak bytes", _v(p.peak_bytes), _v(self.peak_bytes)),
             ("disk written", _v(p.disk_bytes_written), _v(self.disk_written)),
             ("disk read", _v(p.disk_bytes_read), _v(self.disk_read)),

@@ -11,10 +11,11 @@ say. This is what bounds a store-all tape to the state plus what its rules truly
 from __future__ import annotations
 
 import dis
+import functools
 import inspect
 from collections.abc import Callable
 
-__all__ = ["keep_plan", "rule_reads"]
+__all__ = ["keep_plan", "passes_through", "rule_reads"]
 
 _VARARGS = inspect.CO_VARARGS
 
@@ -69,3 +70,15 @@ def _plan(prim, mask: int, nargs: int):
     else:
         keep_args = True if all(reads) else tuple(reads)
     return keep_args, prim.saves_ans and reads_ans
+
+
+@functools.lru_cache(maxsize=1024)
+def passes_through(rule: Callable) -> bool:
+    """Whether a VJP rule `(g, ans, *args)` returns its cotangent `g` itself (add's and
+    subtract's first argument): it allocates nothing, which the memory model uses."""
+    code = getattr(rule, "__code__", None)
+    if code is None or code.co_argcount < 1 or getattr(rule, "reads_from", None) is not None:
+        return False
+    ops = [(i.opname, i.argval) for i in dis.get_instructions(code) if i.opname != "RESUME"]
+    g = code.co_varnames[0]
+    return ops == [("LOAD_FAST", g), ("RETURN_VALUE", None)]

@@ -9,21 +9,25 @@ topological sort, no reference cycles for the garbage collector to chase.
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import threading
+import weakref
 
 from diffkit.core.forward import fit_to
-from diffkit.core.residuals import keep_plan
+from diffkit.core.primitive import Primitive
+from diffkit.core.residuals import keep_plan, passes_through
 from diffkit.core.tracer import Trace, Tracer
 from diffkit.core.zeros import Zero
 from diffkit.errors import InternalError
 
-__all__ = ["VJPTrace", "VJPTracer"]
+__all__ = ["LiveBytesTrace", "VJPTrace", "VJPTracer"]
 
 _NONES = [(None,) * n for n in range(64)]
 _NO_PARAMS: dict = {}  # shared by every node of a primitive called without parameters
 _NODE_BYTES = 512  # Python objects per recorded node (tracemalloc: ~520 B with 0-d arrays)
 _TAPE_BYTES = 1536  # per tape: the trace, its lists, a kept step's VJP closure (~1 KB measured)
+_ARRAY_BYTES = 112  # the Python object of one array (NumPy's header)
 
 
 # A tape node is a plain tuple (built at C speed; one per recorded primitive call):
@@ -132,32 +136,62 @@ class VJPTrace(Trace):
         """Bytes the tape keeps: its arrays' data (each counted once) plus the Python
         objects of each node (node, tracer, parents, array headers: ~0.5 KB measured) and
         of the tape itself (trace, node list, a kept VJP closure: ~1.5 KB)."""
-        seen, total = set(), _TAPE_BYTES
+        kept, n = {}, 0
         for node in self.nodes:
             if node is None or node[0] is None:
                 continue
-            total += _NODE_BYTES
-            values = list(node[1] or ())
-            values.extend(node[3] if isinstance(node[3], tuple) else (node[3],))
-            for v in values:
-                while isinstance(v, Tracer):
-                    v = v.primal
-                if v is not None and id(v) not in seen:
-                    seen.add(id(v))
-                    total += int(getattr(v, "nbytes", 0))
-        return total
+            n += 1
+            args, ans = node[1], node[3]
+            if args is not None and args is not _NONES[len(args)]:
+                for v in args:
+                    if v is not None:
+                        kept[id(v)] = v
+            if ans is not None:
+                for v in ans if type(ans) is tuple else (ans,):
+                    kept[id(v)] = v
+        return _TAPE_BYTES + n * _NODE_BYTES + sum(_data_nbytes(v) for v in kept.values())
 
     def cotangent_nbytes(self) -> int:
-        """An upper bound on the cotangents a backward pass over this tape creates: one
-        per distinct traced value that feeds a node (what `backward` accumulates)."""
-        sizes: dict = {}
-        for node in self.nodes:
+        """Peak bytes of the cotangents `backward(consume=True)` holds at once over this
+        tape, beyond the incoming ones: replays its order (a value's cotangent lives from its
+        last consumer's rule until its own node runs) and charges each rule call an output
+        and a temporary the size of the larger of g and the input (none for a rule that
+        returns g), plus the sum that accumulates it. Leaf cotangents stay to the end."""
+        nodes = self.nodes
+        size: dict = {}  # (node, output) -> bytes of its cotangent
+        for node in nodes:
             for _, pidx, pout, shape, dtype in node[4] if node is not None else ():
-                n = 1
-                for d in shape:
-                    n *= d
-                sizes[pidx, pout] = n * getattr(dtype, "itemsize", 8)
-        return sum(sizes.values())
+                size[pidx, pout] = _array_nbytes(shape, dtype)
+        live: dict = {}  # (node, output) -> its cotangent, an object id (None: the caller's)
+        refs: dict = {}  # object id -> [bytes, references]
+        held = peak = 0
+        for i in range(len(nodes) - 1, -1, -1):
+            node = nodes[i]
+            if node is None or node[0] is None:
+                continue
+            mine = [k for k in ((i, -1), *((i, j) for j in range(_n_out(node)))) if k in live]
+            g = max((size[k] for k in mine), default=0)
+            g_obj = live[mine[0]] if len(mine) == 1 else None
+            rules = node[0].vjp_args if isinstance(node[0], Primitive) else None
+            for pos, pidx, pout, _, _ in node[4]:
+                if rules is not None and rules[pos] is None:
+                    continue  # no cotangent flows to this input
+                key, sp = (pidx, pout), size[pidx, pout]
+                same = rules is not None and passes_through(rules[pos])
+                new = 0 if same else 2 * max(g, sp)
+                peak = max(peak, held + new + (sp if key in live else 0))
+                obj = g_obj if same else len(refs) + 1
+                if key in live or not same:  # a new array: the rule's output or the sum
+                    obj = len(refs) + 1
+                    refs[obj] = [sp, 0]
+                    held += sp
+                    held -= _drop(refs, live.get(key))
+                live[key] = obj
+                if obj is not None:
+                    refs[obj][1] += 1
+            for k in mine:
+                held -= _drop(refs, live.pop(k))
+        return max(peak, held) + 8 * len(nodes)
 
     def add_node(self, rule, args, ans, parents, n_out: int):
         """Record a node for a custom rule (custom_vjp/custom_jvp); returns its index."""
@@ -228,6 +262,70 @@ def _accumulate(acc, nodes, idx, out, ct):
             raise InternalError("cotangent reached a consumed tape node: a diffkit bug")
         slots = acc[idx] = [None] * len(node[3])
     slots[out] = ct if slots[out] is None else slots[out] + ct
+
+
+class LiveBytesTrace(VJPTrace):
+    """A VJP trace that also measures the peak bytes of the values it records that are alive
+    at once (a weak reference on each), for planning a checkpointed loop from one step:
+    the step's locals and temporaries, not only what its tape keeps."""
+
+    __slots__ = ("live", "peak", "_refs")
+
+    def __init__(self, transform: str = "vjp"):
+        super().__init__(transform)
+        self.live = self.peak = 0
+        self._refs: list | None = []
+
+    def process(self, prim, args, params):
+        out = super().process(prim, args, params)
+        for v in out if type(out) is tuple else (out,):
+            self._track(v.primal if type(v) is VJPTracer else v)
+        return out
+
+    def _track(self, value) -> None:
+        n = _data_nbytes(value) + _ARRAY_BYTES
+        self.live += n
+        self.peak = max(self.peak, self.live)
+        if self._refs is not None:
+            with contextlib.suppress(TypeError):  # no weak reference (a NumPy scalar): kept
+                self._refs.append(weakref.ref(value, functools.partial(self._free, n)))
+
+    def _free(self, n: int, _ref) -> None:
+        self.live -= n
+
+    def stop(self) -> int:
+        """Stop measuring; the peak bytes of recorded values alive at once, plus the tape's
+        own objects (the same bookkeeping `nbytes` counts)."""
+        self._refs = None
+        n = sum(1 for node in self.nodes if node is not None and node[0] is not None)
+        return self.peak + _TAPE_BYTES + n * _NODE_BYTES
+
+
+def _drop(refs: dict, obj) -> int:
+    """Release one reference to a simulated cotangent; its bytes if that was the last."""
+    if obj is None:
+        return 0
+    r = refs[obj]
+    r[1] -= 1
+    return r[0] if r[1] == 0 else 0
+
+
+def _n_out(node) -> int:
+    ans = node[3]
+    return len(ans) if type(ans) is tuple else 0
+
+
+def _array_nbytes(shape, dtype) -> int:
+    n = getattr(dtype, "itemsize", 8)
+    for d in shape:
+        n *= d
+    return n + _ARRAY_BYTES
+
+
+def _data_nbytes(v) -> int:
+    while isinstance(v, Tracer):
+        v = v.primal
+    return int(getattr(v, "nbytes", 0))
 
 
 class _Like:
