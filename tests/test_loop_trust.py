@@ -4,6 +4,7 @@ global random generators on request, count every step call, and take NumPy step 
 
 from __future__ import annotations
 
+import functools
 import sys
 
 import numpy as np
@@ -16,8 +17,6 @@ from diffkit.errors import TransformError
 from diffkit.testing import to_numpy
 
 N, STEPS = 128, 60
-TIGHT = {"budget": {"memory": "24KiB"}, "schedule": "revolve"}  # 2-3 snapshots: recomputes
-TIGHT_ONLINE = {"budget": {"memory": "24KiB"}}  # while_loop: the online schedule
 BIG = {"budget": {"memory": "1GiB"}}
 
 
@@ -40,6 +39,19 @@ def loss(step, budget, n=STEPS, **options):
     return lambda u0: dnp.sum(dk.checkpoint.loop(step, u0, n, (0.2,), budget, **options) ** 2)
 
 
+@functools.cache
+def store_all_peak(n=STEPS):
+    dk.grad(loss(heat, BIG, n))(initial())
+    return dk.checkpoint.last_report().plan.peak_bytes
+
+
+def tight(fraction=10, schedule="revolve", n=STEPS):
+    """A budget of a fraction of store-all's planned peak: the schedule recomputes states.
+    `schedule=None` lets the planner choose (while_loop: the online schedule)."""
+    budget = {"budget": {"memory": store_all_peak(n) // fraction}}
+    return budget if schedule is None else {**budget, "schedule": schedule}
+
+
 def snapshot(x):
     return np.array(to_numpy(x), copy=True)
 
@@ -54,20 +66,20 @@ def test_an_in_place_step_is_refused_and_never_changes_the_callers_state(to_back
     # under a tight budget the schedule advances untaped: the first untaped step is refused
     # (it used to overwrite the snapshots: a silently wrong gradient)
     with pytest.raises(TransformError, match=r"in place at step \d+ \(state\)"):
-        dk.grad(loss(heat_in_place, TIGHT))(u0)
+        dk.grad(loss(heat_in_place, tight()))(u0)
     np.testing.assert_array_equal(snapshot(u0), before)
     with pytest.raises(TransformError, match=r"in place at step 0 \(state\)"):
         dk.checkpoint.while_loop(lambda u, i, k: i < 5, heat_in_place, u0, (0.2,))
     with pytest.raises(TransformError, match=r"in place at step 1 \(state\)"):
         dk.grad(lambda u: dnp.sum(dk.checkpoint.while_loop(
-            lambda u, i, k: i < STEPS, heat_in_place, u, (0.2,), TIGHT_ONLINE)))(u0)
+            lambda u, i, k: i < STEPS, heat_in_place, u, (0.2,), tight(schedule=None))))(u0)
     np.testing.assert_array_equal(snapshot(u0), before)
 
 
 def test_the_functional_step_agrees_and_copying_first_is_allowed(to_backend):
     u0 = to_backend(initial())
     g_all = to_numpy(dk.grad(loss(heat, BIG))(u0))
-    g_tight = to_numpy(dk.grad(loss(heat, TIGHT))(u0))
+    g_tight = to_numpy(dk.grad(loss(heat, tight()))(u0))
     assert dk.checkpoint.last_report().plan.schedule.__class__.__name__ == "Revolve"
     np.testing.assert_allclose(g_tight, g_all, rtol=1e-12)
 
@@ -76,7 +88,7 @@ def test_the_functional_step_agrees_and_copying_first_is_allowed(to_backend):
         u += k * (dnp.roll(u, 1) - 2 * u + dnp.roll(u, -1)) - 0.01 * u * u
         return u
 
-    np.testing.assert_allclose(to_numpy(dk.grad(loss(copy_then_write, TIGHT))(u0)), g_all,
+    np.testing.assert_allclose(to_numpy(dk.grad(loss(copy_then_write, tight()))(u0)), g_all,
                                rtol=1e-12)
 
 
@@ -106,7 +118,7 @@ def test_a_snapshot_written_into_after_it_was_saved_is_an_error(to_backend):
         return out
 
     with pytest.raises(TransformError, match=r"snapshot of state \d+ (changed|was written)"):
-        dk.grad(loss(step, TIGHT))(to_backend(initial()))
+        dk.grad(loss(step, tight()))(to_backend(initial()))
 
 
 def test_forward_mode_runs_an_in_place_step_on_tracers_and_keeps_state0(to_backend):
@@ -150,18 +162,18 @@ def test_a_random_step_is_an_error_unless_its_generator_is_replayed(backend, to_
     step = global_noise(backend)
     with pytest.raises(TransformError, match=r"recomputing state \d+ did not reproduce.*step "
                                              r"\d+ is not deterministic.*preserve_rng_state"):
-        dk.grad(loss(step, TIGHT))(u0)
+        dk.grad(loss(step, tight()))(u0)
     seed(backend, 3)
     g_all = to_numpy(dk.grad(loss(step, BIG))(u0))  # store-all: each step runs once
     after_all = float(np.random.random()) if backend == "numpy" else None
     seed(backend, 3)
-    g = to_numpy(dk.grad(loss(step, TIGHT, preserve_rng_state=True))(u0))
+    g = to_numpy(dk.grad(loss(step, tight(), preserve_rng_state=True))(u0))
     assert dk.checkpoint.last_report().advances > 2 * STEPS  # it did recompute
     np.testing.assert_allclose(g, g_all, rtol=1e-12)
     if after_all is not None:  # the generator ends where the forward sweep left it
         assert float(np.random.random()) == after_all
     # switched off, the check stays silent (and the gradient is that of another trajectory)
-    g_off = to_numpy(dk.grad(loss(step, TIGHT, check_recompute=False))(u0))
+    g_off = to_numpy(dk.grad(loss(step, tight(), check_recompute=False))(u0))
     assert np.abs(g_off - g_all).max() > 1e-6
 
 
@@ -175,13 +187,13 @@ def test_while_loop_replays_the_generator_and_detects_a_random_step(backend, to_
                                                 budget, **options) ** 2)
 
     with pytest.raises(TransformError, match=r"did not reproduce the forward sweep"):
-        dk.grad(J)(u0, TIGHT_ONLINE)
+        dk.grad(J)(u0, tight(schedule=None))
     seed(backend, 5)
-    g_ref = to_numpy(dk.grad(lambda u: J(u, TIGHT_ONLINE, check_recompute=False))(u0))
+    g_ref = to_numpy(dk.grad(lambda u: J(u, tight(schedule=None), check_recompute=False))(u0))
     seed(backend, 5)
     g_ref_value = to_numpy(dk.grad(loss(step, BIG))(u0))  # the same draws, store-all
     seed(backend, 5)
-    g = to_numpy(dk.grad(lambda u: J(u, TIGHT_ONLINE, preserve_rng_state=True))(u0))
+    g = to_numpy(dk.grad(lambda u: J(u, tight(schedule=None), preserve_rng_state=True))(u0))
     np.testing.assert_allclose(g, g_ref_value, rtol=1e-12)
     assert np.abs(g_ref - g_ref_value).max() > 1e-6
 
@@ -198,7 +210,7 @@ def test_jacrev_reruns_the_forward_sweep_with_the_same_draws():
     np.random.seed(1)
     J_all = dk.jacrev(F(BIG, preserve_rng_state=True))(initial())
     np.random.seed(1)
-    np.testing.assert_allclose(dk.jacrev(F(TIGHT, preserve_rng_state=True))(initial()), J_all,
+    np.testing.assert_allclose(dk.jacrev(F(tight(), preserve_rng_state=True))(initial()), J_all,
                                rtol=1e-12)
 
 
@@ -211,7 +223,7 @@ def test_a_generator_held_by_the_step_is_an_error_naming_the_step():
     with pytest.raises(TransformError, match=r"state (\d+) did not reproduce the forward "
                                              r"sweep: step \d+ is not deterministic.*"
                                              r"default_rng\(\[seed, i\]\)"):
-        dk.grad(loss(step, TIGHT, preserve_rng_state=True))(initial())
+        dk.grad(loss(step, tight(), preserve_rng_state=True))(initial())
 
 
 def test_randomness_derived_from_the_step_index_is_reproducible():
@@ -219,15 +231,15 @@ def test_randomness_derived_from_the_step_index_is_reproducible():
         return heat(u, i, k) + 1e-3 * np.random.default_rng([7, i]).standard_normal(N)
 
     g_all = dk.grad(loss(step, BIG))(initial())
-    np.testing.assert_allclose(dk.grad(loss(step, TIGHT))(initial()), g_all, rtol=1e-12)
+    np.testing.assert_allclose(dk.grad(loss(step, tight()))(initial()), g_all, rtol=1e-12)
 
 
 def test_a_deterministic_step_passes_the_check_on_every_schedule(tmp_path):
-    disk = {"budget": {"memory": "32KiB", "disk": {"path": str(tmp_path), "size": "64MiB"}},
+    ram = tight(20, n=200)["budget"]["memory"]
+    disk = {"budget": {"memory": ram, "disk": {"path": str(tmp_path), "size": "64MiB"}},
             "schedule": "multilevel", "costs": {"disk_write": 0.01, "disk_read": 0.01}}
     g_all = dk.grad(loss(heat, BIG, n=200))(initial())
-    for budget in (TIGHT, {"budget": {"memory": "40KiB"}}, disk,
-                   {"budget": {"memory": "160KiB"}, "schedule": "periodic"}):
+    for budget in (tight(n=200), tight(3, None, n=200), disk, tight(2, "periodic", n=200)):
         np.testing.assert_allclose(dk.grad(loss(heat, budget, n=200))(initial()), g_all,
                                    rtol=1e-12)
         assert dk.checkpoint.last_report().advances > 200  # each one recomputed states
@@ -255,8 +267,9 @@ def test_fingerprints_stay_within_their_cap_and_still_check():
 
 
 # -- item 4: step calls are counted exactly -----------------------------------------------
-@pytest.mark.parametrize("budget", [BIG, TIGHT, {"budget": {"memory": "40KiB"}}])
-def test_the_report_counts_every_step_call(budget):
+@pytest.mark.parametrize("fraction", [None, 10, 3])
+def test_the_report_counts_every_step_call(fraction):
+    budget = BIG if fraction is None else tight(fraction, schedule=None)
     calls = [0]
 
     def step(u, i, k):
@@ -267,9 +280,8 @@ def test_the_report_counts_every_step_call(budget):
     rep = dk.checkpoint.last_report()
     assert rep.advances == calls[0] == rep.plan.forward_advances  # step 0's tape is reused
     calls[0] = 0
-    online = {"budget": budget["budget"]}
     dk.grad(lambda u: dnp.sum(dk.checkpoint.while_loop(lambda u, i, k: i < STEPS, step, u,
-                                                       (0.2,), online)))(initial())
+                                                       (0.2,), budget)))(initial())
     assert dk.checkpoint.last_report().advances == calls[0]
 
 
