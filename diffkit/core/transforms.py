@@ -69,6 +69,15 @@ def _why_not_inexact(x) -> str:
             f"out of argnums (or close over it).")
 
 
+def _refuse_non_arrays(leaves, transform: str) -> None:
+    """Forward mode treats integer leaves as constants; a leaf that is no array and no
+    number (an unregistered class) would silently be one too: refuse it, as grad does."""
+    for i, x in enumerate(leaves):
+        if not (isinstance(x, Number) or hasattr(x, "dtype")):
+            raise NonDifferentiableError(
+                f"{transform}: primal leaf {i}: {_why_not_inexact(x)}")
+
+
 def _arg_name(f, n: int) -> str:
     try:
         params = list(inspect.signature(f).parameters.values())
@@ -278,6 +287,7 @@ def jvp(f: Callable, primals: Sequence, tangents: Sequence, has_aux: bool = Fals
         raise TransformError(
             f"jvp: primals have structure {tree_p!r} but tangents have {tree_t!r}"
         )
+    _refuse_non_arrays(flat_p, "jvp")
     trace = JVPTrace()
     boxed = []
     like = _array_like(flat_p)
@@ -313,6 +323,7 @@ def linearize(f: Callable, *primals):
     Unlike JAX, diffkit does not stage out a linear program: `f_jvp` re-runs the forward
     pass under `jvp` each call (same results, the cost of one JVP per call).
     """
+    _refuse_non_arrays(pytree.leaves(primals), "linearize")
     out = f(*primals)
 
     def f_jvp(*tangents):

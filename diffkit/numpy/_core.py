@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from diffkit.core.tracer import Tracer
+from diffkit.core.tracer import Tracer, _inexact, _live_trace
+from diffkit.errors import ConcretizationError
 
 __all__ = ["asarray", "array", "iscomplexobj", "isrealobj", "ndim", "shape", "size"]
 
@@ -19,13 +20,43 @@ def _has_tracer(seq) -> bool:
     )
 
 
+def is_traced(v) -> bool:
+    """True if `v` (a value, or a list/tuple of them) holds a float/complex value traced by
+    a transform that is still running: one whose derivative is live."""
+    if isinstance(v, list | tuple):
+        return any(is_traced(e) for e in v)
+    return (isinstance(v, Tracer) and _live_trace(v) is not None
+            and _inexact(v._base().dtype))
+
+
+def concrete(v, fn: str, arg: str, why: str):
+    """`v` as plain data, for a parameter that is a size, an order or a mode rather than an
+    operand. A live traced float is refused naming `fn` and `arg` (`why` says why it carries
+    no derivative): silently using its value would drop that derivative."""
+    if is_traced(v):
+        trace = _live_trace(next(e for e in _flat(v) if is_traced(e)))
+        raise ConcretizationError(
+            f"{fn}: `{arg}` is a float traced by `{trace.transform}`, but {why}, so its "
+            f"derivative would be lost. Pass a plain number, or dk.stop_gradient({arg}) to "
+            f"use its value with no derivative (import diffkit as dk)."
+        )
+    if isinstance(v, list | tuple):
+        return type(v)(concrete(e, fn, arg, why) for e in v)
+    return _base(v)
+
+
+def _flat(v) -> list:
+    return [x for e in v for x in _flat(e)] if isinstance(v, list | tuple) else [v]
+
+
 def asarray(a, dtype=None, *, like=None):
     """Like `np.asarray`: arrays of any backend stay on it; lists of traced scalars are
     stacked (so `dnp.array([x, y])` is differentiable)."""
     if isinstance(a, list | tuple) and _has_tracer(a):
         from diffkit.numpy._shape import stack
 
-        out = stack([asarray(v) for v in a])
+        tracer = next(v for v in _flat(a) if isinstance(v, Tracer))  # numbers join its backend
+        out = stack([asarray(v, like=tracer) for v in a])
         return out if dtype is None else out.astype(dtype)
     if isinstance(a, Tracer):
         return a if dtype is None else a.astype(dtype)

@@ -1,22 +1,18 @@
 """Array creation with NumPy's signatures, `like=` included: `dnp.zeros(3, like=x)` creates
-on x's backend (and device). Constants carry no derivative, except where JAX's do:
-`full` in its fill value and `linspace` in start/stop, when those are traced."""
+on x's backend (and device). Constants carry no derivative, except where the values depend
+on traced floats: `full`/`full_like` in the fill value, `linspace` in start/stop and
+`arange` in start/step (lists holding traced values included). Sizes carry none."""
 
 from __future__ import annotations
 
+import math
 import operator
 
-from diffkit.core.tracer import Tracer
+from diffkit.numpy._core import _base, _has_tracer, is_traced
 from diffkit.primitives import creation as P
 
 __all__ = ["zeros", "ones", "full", "empty", "eye", "identity", "tri", "arange", "linspace",
            "zeros_like", "ones_like", "full_like", "empty_like"]
-
-
-def _base(x):
-    while isinstance(x, Tracer):
-        x = x.primal
-    return x
 
 
 def _shape(shape) -> tuple:
@@ -25,8 +21,15 @@ def _shape(shape) -> tuple:
     return tuple(operator.index(s) for s in shape)
 
 
+def _composed(*values) -> bool:
+    """Values that are traced, or lists (array-likes the kernels do not take): these are
+    handled by composing primitives (a broadcast, a ramp), which carries the derivative."""
+    return _has_tracer(values) or any(isinstance(v, list | tuple) for v in values)
+
+
 def _scalar(v):
-    """A concrete Python number for a bound, size or step given as a (traced) 0-d array."""
+    """A concrete Python number for a bound, size or step given as a 0-d array (callers
+    take the traced-float path first: this drops a derivative)."""
     v = _base(v)
     return v.item() if hasattr(v, "item") else v
 
@@ -45,9 +48,12 @@ def empty(shape, dtype=None, order="C", *, like=None):
 
 
 def full(shape, fill_value, dtype=None, order="C", *, like=None):
-    """Like `np.full`; differentiable in a traced `fill_value` (a broadcast)."""
-    if isinstance(fill_value, Tracer):
-        return _broadcast_fill(fill_value, _shape(shape), dtype)
+    """Like `np.full`; differentiable in a traced `fill_value` (or a list holding traced
+    values): the result is its broadcast."""
+    if _composed(fill_value):
+        from diffkit import numpy as dnp
+
+        return _broadcast_fill(dnp.asarray(fill_value, like=like), _shape(shape), dtype)
     if like is None and hasattr(fill_value, "shape"):
         like = fill_value
     return P.full.bind(_base(like), shape=_shape(shape), fill_value=_scalar_or_array(fill_value),
@@ -78,14 +84,24 @@ def tri(N, M=None, k=0, dtype=None, *, like=None):
 
 
 def arange(start, stop=None, step=None, dtype=None, *, like=None):
-    """Like `np.arange([start,] stop[, step])`; bounds are concrete numbers."""
+    """Like `np.arange([start,] stop[, step])`. Differentiable in a traced float `start` or
+    `step`: the samples are start + i * step. The length, a step function of the bounds,
+    carries no derivative (so neither does `stop`)."""
     if stop is None:
         start, stop = 0, start
-    step = 1 if step is None else _scalar(step)
-    if step == 0:
+    step = 1 if step is None else step
+    if like is None:
+        like = next((v for v in (start, stop, step) if hasattr(v, "shape")), None)
+    lo, hi, d = _scalar(start), _scalar(stop), _scalar(step)
+    if d == 0:
         raise ValueError("dnp.arange: step must not be zero")
-    return P.arange.bind(_base(like), start=_scalar(start), stop=_scalar(stop), step=step,
-                         dtype=dtype)
+    if is_traced([start, step]):
+        ref = start if is_traced([start]) else step
+        ramp = P.arange.bind(_base(ref), start=0, stop=max(0, math.ceil((hi - lo) / d)),
+                             step=1, dtype=ref.dtype)
+        out = start + step * ramp
+        return out if dtype is None else out.astype(dtype)
+    return P.arange.bind(_base(like), start=lo, stop=hi, step=d, dtype=dtype)
 
 
 def linspace(start, stop, num=50, endpoint=True, retstep=False, dtype=None, axis=0, *,
@@ -96,8 +112,8 @@ def linspace(start, stop, num=50, endpoint=True, retstep=False, dtype=None, axis
     if num < 0:
         raise ValueError(f"dnp.linspace: num must be non-negative, got {num}")
     div = (num - 1) if endpoint else num
-    if isinstance(start, Tracer) or isinstance(stop, Tracer):
-        out, step = _linspace_traced(start, stop, num, endpoint, div, axis)
+    if _composed(start, stop):
+        out, step = _linspace_composed(start, stop, num, endpoint, div, axis)
         if dtype is not None:
             from diffkit.numpy import astype
 
@@ -116,10 +132,15 @@ def _scalar_or_array(v):
     return _scalar(v) if not getattr(v, "shape", ()) else v
 
 
-def _linspace_traced(start, stop, num, endpoint, div, axis):
+def _linspace_composed(start, stop, num, endpoint, div, axis):
     from diffkit import numpy as dnp
 
-    start, stop = dnp.asarray(start), dnp.asarray(stop)
+    if _has_tracer([start]):  # the traced endpoint picks the backend
+        start = dnp.asarray(start)
+        stop = dnp.asarray(stop, like=start)
+    else:
+        stop = dnp.asarray(stop)
+        start = dnp.asarray(start, like=stop)
     shape = dnp.broadcast_shapes(dnp.shape(start), dnp.shape(stop))
     nd = len(shape) + 1
     axis = axis % nd
@@ -142,10 +163,11 @@ def ones_like(a, dtype=None, shape=None):
 
 def full_like(a, fill_value, dtype=None, shape=None):
     """Like `np.full_like`; differentiable in a traced `fill_value` (a broadcast)."""
-    if isinstance(fill_value, Tracer):
+    if _composed(fill_value):
         from diffkit import numpy as dnp
 
         a = dnp.asarray(a)
+        fill_value = dnp.asarray(fill_value, like=a)
         return _broadcast_fill(fill_value, a.shape if shape is None else _shape(shape),
                                a.dtype if dtype is None else dtype)
     return P.full_like.bind(a, fill_value=_scalar_or_array(fill_value), dtype=dtype,

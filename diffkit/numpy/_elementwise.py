@@ -4,7 +4,10 @@ promotion come from the backend's kernels)."""
 from __future__ import annotations
 
 from diffkit.core.tracer import Tracer
+from diffkit.numpy._core import _has_tracer, concrete
 from diffkit.primitives import elementwise as P
+
+_INF = float("inf")
 
 __all__ = [
     "negative", "positive", "reciprocal", "square", "sqrt", "cbrt", "fabs", "exp", "exp2",
@@ -156,6 +159,7 @@ def round(a, decimals=0, out=None):  # noqa: A001 (NumPy's name)
     """Like `numpy.round` (half to even); its derivative is zero everywhere."""
     if out is not None:
         raise TypeError("dnp.round does not support out=: diffkit arrays are immutable")
+    decimals = concrete(decimals, "dnp.round", "decimals", "it is a number of decimal places")
     return P.round.bind(a, decimals=int(decimals))
 
 
@@ -195,8 +199,23 @@ def where(condition, x=None, y=None):
 
 
 def nan_to_num(x, copy=True, nan=0.0, posinf=None, neginf=None):
-    """Like `numpy.nan_to_num`; the derivative is 1 where x is finite, 0 where replaced."""
-    return P.nan_to_num.bind(x, nan=nan, posinf=posinf, neginf=neginf)
+    """Like `numpy.nan_to_num`; the derivative is 1 where x is finite, 0 where replaced
+    (and a traced replacement value gets the derivative of the places it fills)."""
+    if not _has_tracer([nan, posinf, neginf]):
+        return P.nan_to_num.bind(x, nan=nan, posinf=posinf, neginf=neginf)
+    from diffkit.numpy._core import iscomplexobj
+
+    if iscomplexobj(x):  # NumPy replaces in the real and imaginary parts separately
+        return add(nan_to_num(real(x), copy, nan, posinf, neginf),
+                   multiply(1j, nan_to_num(imag(x), copy, nan, posinf, neginf)))
+    out = P.nan_to_num.bind(x, nan=0.0 if _has_tracer([nan]) else nan,
+                            posinf=None if _has_tracer([posinf]) else posinf,
+                            neginf=None if _has_tracer([neginf]) else neginf)
+    filled = out
+    for where_, v in ((isnan(x), nan), (equal(x, _INF), posinf), (equal(x, -_INF), neginf)):
+        if _has_tracer([v]):
+            filled = where(where_, v, filled)
+    return filled if filled.dtype == out.dtype else astype(filled, out.dtype)
 
 
 def astype(x, dtype, /, *, copy=True, device=None):

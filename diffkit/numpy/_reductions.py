@@ -7,7 +7,7 @@ import builtins
 import math
 
 from diffkit import numpy as dnp
-from diffkit.numpy._core import asarray, iscomplexobj, ndim, shape
+from diffkit.numpy._core import _has_tracer, asarray, iscomplexobj, ndim, shape
 from diffkit.primitives import reductions as P
 
 __all__ = [
@@ -129,7 +129,11 @@ def std(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False):
     """Standard deviation; where it is 0 its gradient is 0 (not the nan of d sqrt(0))."""
     _no_out("std", out)
     a = _cast(asarray(a), dtype)
-    return P.std.bind(a, axis=_axis("std", axis, ndim(a)), ddof=ddof, keepdims=keepdims)
+    axis = _axis("std", axis, ndim(a))
+    if _has_tracer([ddof]):  # differentiable in ddof too: std(ddof) = std(0) sqrt(n / (n - ddof))
+        n = _count(a, axis)
+        return P.std.bind(a, axis=axis, ddof=0, keepdims=keepdims) * dnp.sqrt(n / (n - ddof))
+    return P.std.bind(a, axis=axis, ddof=ddof, keepdims=keepdims)
 
 
 def _cumulative(name: str, prim):
@@ -180,13 +184,16 @@ def average(a, axis=None, weights=None, returned=False, *, keepdims=False):
 def quantile(a, q, axis=None, out=None, overwrite_input=False, method="linear",
              keepdims=False):
     """Quantiles (NumPy's methods linear, lower, higher, midpoint, nearest). The gradient
-    flows to the order statistics q is interpolated between; `q` itself gets none."""
+    flows to the order statistics q is interpolated between, and to a traced `q`: with
+    the linear method, (n - 1) times the gap between them (the other methods are steps)."""
     _no_out("quantile", out)
     if method not in ("linear", "lower", "higher", "midpoint", "nearest"):
         raise ValueError(f"dnp.quantile: method {method!r} is not supported; use linear, "
                          f"lower, higher, midpoint or nearest")
     a = asarray(a)
     axis = _axis("quantile", axis, ndim(a))
+    if _has_tracer([q]):
+        return _quantile_in_q(a, asarray(q), axis, method, keepdims)
     qs = q.tolist() if hasattr(q, "tolist") else q
     flat = qs if isinstance(qs, list | tuple) else [qs]
     flat = _flatten(flat)
@@ -197,6 +204,31 @@ def quantile(a, q, axis=None, out=None, overwrite_input=False, method="linear",
     if not isinstance(qs, list | tuple):
         return outs[0]
     return dnp.reshape(dnp.stack(outs), _qshape(qs) + shape(outs[0]))
+
+
+def _quantile_in_q(a, q, axis, method, keepdims):
+    """quantile at a traced q: its value at q's value plus (q - that value) times dQ/dq,
+    (n - 1) (s[hi] - s[lo]) / (hi - lo) for the order statistics s around q (n - 1); at one
+    of them, the mean of the gaps on either side."""
+    q0 = dnp.stop_gradient(q)
+    out = quantile(a, q0.tolist(), axis, None, False, method, keepdims)
+    n = _count(a, axis)
+    if method != "linear" or n == 1:
+        return out
+    slopes = [_q_slope(a, v * (n - 1), n, axis, keepdims) for v in _flatten(q0.tolist())]
+    slope = dnp.reshape(dnp.stack(slopes), shape(q) + shape(slopes[0]))
+    dq = dnp.reshape(q - q0, shape(q) + (1,) * len(shape(slopes[0])))
+    return out + dnp.where(dnp.isfinite(slope), dq * slope, 0)  # inf gaps: no nan value
+
+
+def _q_slope(a, pos, n, axis, keepdims):
+    k = math.floor(pos)
+    lo, hi = (builtins.max(k - 1, 0), builtins.min(k + 1, n - 1)) if pos == k else (k, k + 1)
+
+    def order_stat(i):
+        return quantile(a, i / (n - 1), axis, None, False, "nearest", keepdims)
+
+    return (order_stat(hi) - order_stat(lo)) * ((n - 1) / (hi - lo))
 
 
 def _flatten(v) -> list:
@@ -212,6 +244,11 @@ def _qshape(v) -> tuple:
 def percentile(a, q, axis=None, out=None, overwrite_input=False, method="linear",
                keepdims=False):
     """Like `quantile` with q in percent."""
+    if _has_tracer([q]):
+        q = asarray(q)
+        if not builtins.all(0 <= v <= 100 for v in _flatten(dnp.stop_gradient(q).tolist())):
+            raise ValueError("dnp.percentile: percentiles must be in the range [0, 100]")
+        return quantile(a, q * 0.01, axis, out, overwrite_input, method, keepdims)
     qs = q.tolist() if hasattr(q, "tolist") else q
     scaled = _scale(qs, 0.01)
     if builtins.any(v < 0 or v > 1 for v in _flatten(scaled)):

@@ -15,7 +15,7 @@ import numpy as np  # static bookkeeping on shapes and index arrays only
 
 from diffkit.core.tracer import Tracer
 from diffkit.errors import DiffkitError
-from diffkit.numpy._core import asarray
+from diffkit.numpy._core import _has_tracer, asarray, concrete
 from diffkit.numpy._core import shape as _shape_of
 from diffkit.primitives import shape as P
 
@@ -380,8 +380,7 @@ def repeat(a, repeats, axis=None):
         a, axis = ravel(a), 0
     axis = normalize_axis("repeat", axis, len(a.shape))
     n = a.shape[axis]
-    if isinstance(repeats, Tracer):
-        repeats = repeats._base()
+    repeats = concrete(repeats, "dnp.repeat", "repeats", "it counts copies (an integer)")
     if isinstance(repeats, int) or getattr(repeats, "shape", None) == ():
         r = int(repeats)
         shape = tuple(a.shape)
@@ -403,7 +402,7 @@ def pad(array, pad_width, mode="constant", **kwargs):
     if mode == "empty":
         mode = "constant"
     if mode == "constant":
-        values = np.broadcast_to(np.asarray(kwargs.pop("constant_values", 0)), (nd, 2))
+        values = _pad_values(kwargs.pop("constant_values", 0), nd, array)
     elif mode not in ("edge", "reflect", "symmetric", "wrap"):
         raise NotImplementedError(
             f"dnp.pad: mode {mode!r} is not supported (supported: constant, edge, reflect, "
@@ -422,12 +421,21 @@ def pad(array, pad_width, mode="constant", **kwargs):
             parts = []
             for width, value in ((before, values[ax, 0]), (after, values[ax, 1])):
                 shape[ax] = width
-                parts.append(full(tuple(shape), value.item(), dtype=out.dtype, like=out))
+                value = value if isinstance(value, Tracer) else value.item()
+                parts.append(full(tuple(shape), value, dtype=out.dtype, like=out))
             out = concatenate([parts[0], out, parts[1]], ax)
         else:
             idx = np.pad(np.arange(out.shape[ax]), (before, after), mode=mode)
             out = take(out, idx, ax)
     return out
+
+
+def _pad_values(values, nd: int, like):
+    """`constant_values` as one (before, after) pair per axis, broadcast as NumPy does;
+    traced values stay traced, so the padding carries their derivative."""
+    if _has_tracer([values]):
+        return broadcast_to(asarray(values, like=like), (nd, 2))
+    return np.broadcast_to(np.asarray(values), (nd, 2))
 
 
 def diff(a, n=1, axis=-1, prepend=None, append=None):

@@ -1,13 +1,14 @@
 """convolve, correlate and interp with NumPy's signatures, differentiable.
 
 convolve and correlate are slices of one full 1-D convolution primitive (bilinear: both
-arguments differentiable). interp is differentiable in x and fp; the knots xp are data.
+arguments differentiable). interp is a primitive differentiable in x and fp; with traced
+knots it is composed of differentiable steps.
 """
 
 from __future__ import annotations
 
 from diffkit import numpy as dnp
-from diffkit.core.tracer import Tracer
+from diffkit.numpy._core import _has_tracer, concrete, is_traced
 from diffkit.primitives import fft as P
 
 __all__ = ["convolve", "correlate", "interp"]
@@ -54,11 +55,9 @@ def correlate(a, v, mode="valid"):
     return _slice(full, mode, start, na, nv)
 
 
-def _edge(value, name):
+def _edge(value):
     if value is None:
         return None
-    if isinstance(value, Tracer):
-        raise TypeError(f"interp: {name} must be a constant (it carries no derivative)")
     value = complex(value)
     return value.real if value.imag == 0 else value
 
@@ -67,16 +66,54 @@ def interp(x, xp, fp, left=None, right=None, period=None):
     """One-dimensional piecewise-linear interpolation, as np.interp.
 
     Differentiable in x (the slope; at a knot the mean of the slopes on either side,
-    outside the knots 0) and in fp. xp are the knots: no derivative flows to them.
+    outside the knots 0), in fp, in traced `left`/`right`, and in traced knots xp (without
+    `period`): at a knot, the mean of the two sides there too.
     """
     x, xp, fp = dnp.asarray(x), dnp.asarray(xp), dnp.asarray(fp)
     if xp.ndim != 1 or fp.ndim != 1 or xp.shape != fp.shape:
         raise ValueError(f"interp: xp and fp must be 1-D of the same length; got shapes "
                          f"{xp.shape} and {fp.shape}")
     if period is not None:
-        period = float(period)
+        period = float(concrete(period, "dnp.interp", "period",
+                                "the derivative in the period is not implemented"))
         if period == 0:
             raise ValueError("period must be a non-zero value")
+        concrete(xp, "dnp.interp", "xp",
+                 "with period= the derivative in the knots is not implemented")
         left = right = None
-    return P.interp.bind(x, dnp.stop_gradient(xp), fp, left=_edge(left, "left"),
-                         right=_edge(right, "right"), period=period)
+    if not (is_traced(xp) or _has_tracer([left, right])):
+        return P.interp.bind(x, dnp.stop_gradient(xp), fp, left=_edge(left),
+                             right=_edge(right), period=period)
+    if is_traced(xp):
+        out = _interp_in_knots(x, xp, fp)
+    else:
+        out = P.interp.bind(x, dnp.stop_gradient(xp), fp, period=period)
+    if left is not None:
+        out = dnp.where(x < xp[0], left, out)
+    if right is not None:
+        out = dnp.where(x > xp[-1], right, out)
+    return out
+
+
+def _interp_in_knots(x, xp, fp):
+    """interp composed of differentiable steps, for traced knots: on [xp_i, xp_i+1] the
+    value is fp_i + (fp_i+1 - fp_i) (x - xp_i) / (xp_i+1 - xp_i), the interval found from
+    the values (no derivative). At a knot it is the mean of the formulas of the intervals
+    on either side (the mean of the one-sided derivatives); outside, fp's end values."""
+    n = xp.shape[0]
+    x0, k0 = dnp.stop_gradient(x), dnp.stop_gradient(xp)
+    if n == 1:
+        return dnp.zeros_like(x0, dtype=fp.dtype) + fp[0]
+    u = P.interp.bind(x0, k0, dnp.arange(n, dtype=k0.dtype, like=k0))  # position in knots
+    inside = (x0 >= k0[0]) & (x0 <= k0[-1])
+    xs = dnp.where(inside, x, k0[0])  # no inf/nan from outside reaches the formula
+
+    def piece(i):
+        i = dnp.astype(dnp.clip(i, 0, n - 2), "int64")
+        a, fa = dnp.take(xp, i), dnp.take(fp, i)
+        return fa + (dnp.take(fp, i + 1) - fa) * ((xs - a) / (dnp.take(xp, i + 1) - a))
+
+    below = dnp.where(x0 <= k0[0], fp[0], piece(dnp.ceil(u) - 1))  # the interval left of x
+    above = dnp.where(x0 >= k0[-1], fp[-1], piece(dnp.floor(u)))  # the one right of x
+    out = 0.5 * (below + above)
+    return dnp.where(x0 < k0[0], fp[0], dnp.where(x0 > k0[-1], fp[-1], out))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import operator
 
 from diffkit import numpy as dnp
+from diffkit.numpy._core import is_traced
 from diffkit.primitives import fft as P
 
 __all__ = [
@@ -160,13 +161,22 @@ def ifftshift(x, axes=None):
 
 
 def fftfreq(n, d=1.0, device=None, *, like=None):
-    """Sample frequencies of an n-point DFT (a constant); `like` picks the backend."""
-    return P.fftfreq.bind(_like(like, device), n=operator.index(n), d=float(d))
+    """Sample frequencies of an n-point DFT, k / (n d); `like` picks the backend.
+    Differentiable in a traced spacing `d`."""
+    return _freq(n, d, device, like, real=False)
 
 
 def rfftfreq(n, d=1.0, device=None, *, like=None):
-    """Sample frequencies of rfft's n // 2 + 1 outputs (a constant)."""
-    return P.fftfreq.bind(_like(like, device), n=operator.index(n), d=float(d), real=True)
+    """Sample frequencies of rfft's n // 2 + 1 outputs; differentiable in a traced `d`."""
+    return _freq(n, d, device, like, real=True)
+
+
+def _freq(n, d, device, like, real: bool):
+    if is_traced(d):  # k / (n d) = (k / n) / d
+        unit = P.fftfreq.bind(_like(d if like is None else like, device), n=operator.index(n),
+                              d=1.0, real=real)
+        return unit / d
+    return P.fftfreq.bind(_like(like, device), n=operator.index(n), d=float(d), real=real)
 
 
 def _like(like, device):

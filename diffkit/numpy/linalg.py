@@ -14,6 +14,7 @@ from typing import NamedTuple
 
 from diffkit import numpy as dnp
 from diffkit.core.transforms import is_inexact
+from diffkit.numpy._core import _base, concrete, is_traced
 from diffkit.primitives import linalg as P
 
 __all__ = [
@@ -85,7 +86,7 @@ def slogdet(a) -> SlogdetResult:
 def pinv(a, rcond=None, hermitian=False, *, rtol=None):
     """Moore-Penrose pseudo-inverse; singular values below rtol * max(s) count as zero
     (default max(M, N) * eps, as NumPy). Differentiable where the rank is locally constant."""
-    return P.pinv.bind(_float(a), rtol=rcond if rcond is not None else rtol)
+    return P.pinv.bind(_float(a), rtol=_threshold(rcond if rcond is not None else rtol))
 
 
 def matrix_power(a, n):
@@ -147,7 +148,13 @@ def matrix_rank(A, tol=None, hermitian=False, *, rtol=None):
     A = _float(A)
     if tol is not None:
         return dnp.sum(dnp.stop_gradient(svdvals(A)) > tol, axis=-1)
-    return P.matrix_rank.bind(A, rtol=rtol)
+    return P.matrix_rank.bind(A, rtol=_threshold(rtol))
+
+
+def _threshold(t):
+    """A rank threshold as plain data: the results change with it only in steps (when a
+    singular value crosses it), so its derivative is 0 and dropping it is exact."""
+    return _base(t)
 
 
 # -- decompositions ---------------------------------------------------------------------------
@@ -260,6 +267,12 @@ def matrix_norm(x, /, *, keepdims=False, ord="fro"):
 
 
 def _vector_norm(x, ord, axis, keepdims):
+    if is_traced(ord):  # differentiable in the order p, by the general formula
+        p = float(_base(ord))
+        if p in (0, _INF, -_INF):
+            concrete(ord, "dnp.linalg.norm", "ord", f"ord = {p} is a count, a max or a min, "
+                     f"with no derivative in the order")
+        return dnp.sum(dnp.abs(x) ** ord, axis=axis, keepdims=keepdims) ** (1 / ord)
     if isinstance(ord, str):
         raise ValueError(f"Invalid norm order {ord!r} for vectors")
     if ord is None or ord == 2:
@@ -278,6 +291,8 @@ def _vector_norm(x, ord, axis, keepdims):
 
 
 def _matrix_norm(x, ord, axis, keepdims):
+    ord = concrete(ord, "dnp.linalg.norm", "ord", "a matrix norm's order picks one of a few "
+                   "formulas (1, 2, inf, 'fro', 'nuc'), with no derivative in the order")
     row, col = axis
     if ord in (None, "fro", "f"):
         return P.vector_norm2.bind(x, axis=axis, keepdims=keepdims)

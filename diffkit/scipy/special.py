@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 from diffkit import numpy as dnp
+from diffkit.numpy._core import concrete
 from diffkit.primitives import special as P
 
 __all__ = ["erf", "erfc", "erfinv", "expit", "logit", "softplus", "gammaln", "digamma", "psi",
@@ -58,6 +59,7 @@ psi = digamma
 def polygamma(n, x):
     """The n-th derivative of digamma (n a non-negative integer or integer array; no
     derivative flows into n)."""
+    n = concrete(n, "polygamma", "n", "it is the integer order of the derivative")
     return P.polygamma.bind(n, x)
 
 
