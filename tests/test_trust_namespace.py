@@ -158,6 +158,10 @@ REFUSED = {
                           r"dnp\.linalg\.norm: `ord` is a float traced by `grad`"),
     "matrix norm ord": (lambda x: dnp.linalg.norm(K(M, x), ord=x),
                         r"dnp\.linalg\.norm: `ord` is a float traced by `grad`"),
+    "cond p": (lambda x: dnp.linalg.cond(K(M, x), p=2 * x),
+               r"dnp\.linalg\.cond: `p` is a float traced by `grad`"),
+    "roll shift": (lambda x: dnp.roll(K(B, x), x), r"dnp\.roll: `shift` is a float traced"),
+    "tile reps": (lambda x: dnp.tile(K(B, x), x), r"dnp\.tile: `reps` is a float traced"),
 }
 
 
@@ -176,6 +180,9 @@ def test_refused_parameters_work_with_stop_gradient_and_integers(to_backend):
     np.testing.assert_allclose(to_numpy(g), 2 * sum(B))
     g = dk.grad(lambda x: dnp.sum(dnp.round(b * x, dnp.astype(dk.stop_gradient(x), int))))(x)
     assert to_numpy(g) == 0.0
+    n = dnp.astype(dk.stop_gradient(x), int)
+    g = dk.grad(lambda x: dnp.sum(dnp.tile(dnp.roll(b * x, n), n)))(x)
+    np.testing.assert_allclose(to_numpy(g), 2 * sum(B))
     g = dk.grad(lambda x: sps.polygamma(1, x))(x)
     np.testing.assert_allclose(to_numpy(g), to_numpy(sps.polygamma(2, x)))
 

@@ -332,7 +332,7 @@ def roll(a, shift, axis=None):
             return P.roll.bind(a, shift=(shift,), axis=(0,))
         return reshape(roll(ravel(a), shift, 0), tuple(a.shape))
     axes = (axis,) if isinstance(axis, int) else tuple(axis)
-    shifts = (shift,) if isinstance(shift, int) else tuple(shift)
+    shifts = _counts(shift, "dnp.roll", "shift")
     if len(shifts) == 1:
         shifts = shifts * len(axes)
     elif len(axes) == 1:
@@ -341,6 +341,15 @@ def roll(a, shift, axis=None):
         raise ValueError("dnp.roll: shift and axis must have the same length")
     axes = tuple(normalize_axis("roll", ax, len(a.shape)) for ax in axes)
     return P.roll.bind(a, shift=tuple(operator.index(s) for s in shifts), axis=axes)
+
+
+def _counts(v, fn: str, arg: str) -> tuple:
+    """An integer or a sequence of them (Python, NumPy or 0-d/1-d arrays, traced ones
+    included) as a tuple of ints; a traced float is refused naming `fn` and `arg`."""
+    v = concrete(v, fn, arg, "it counts positions or copies (an integer)")
+    if not isinstance(v, list | tuple) and getattr(v, "ndim", 0) == 0:
+        return (operator.index(v),)
+    return tuple(operator.index(e) for e in v)
 
 
 def rot90(m, k=1, axes=(0, 1)):
@@ -364,7 +373,7 @@ def rot90(m, k=1, axes=(0, 1)):
 def tile(A, reps):
     """Like `np.tile`, as a broadcast: (1, a0, 1, a1, ...) -> (r0, a0, r1, a1, ...)."""
     A = _arr(A)
-    reps = (reps,) if isinstance(reps, int) else tuple(operator.index(r) for r in reps)
+    reps = _counts(reps, "dnp.tile", "reps")
     d = max(len(reps), len(A.shape))
     shape = (1,) * (d - len(A.shape)) + tuple(A.shape)
     reps = (1,) * (d - len(reps)) + reps

@@ -224,6 +224,8 @@ def qr(a, mode="reduced"):
 def cond(x, p=None):
     """Condition number; p None/2/-2 through the singular values, others norm * norm(inv)."""
     x = _float(x)
+    p = concrete(p, "dnp.linalg.cond", "p", "the order of a matrix norm picks one of a few "
+                 "formulas (None, 1, 2, inf, 'fro', 'nuc'), with no derivative in the order")
     if p in (None, 2, -2):
         s = svdvals(x)
         big, small = dnp.max(s, axis=-1), dnp.min(s, axis=-1)
