@@ -17,12 +17,15 @@ and a cProfile of the checkpointed Burgers gradient.
 
 Columns: `time` is the best wall time of a full gradient (forward + reverse) over the repeats,
 as a multiple of the hand-written adjoint's; `tracemalloc` is the peak of Python/NumPy
-allocations during one gradient, measured in a separate run (tracemalloc slows Python; it
+allocations during one gradient, measured in a separate warm run (tracemalloc slows Python; it
 does not see torch's allocator; rows whose memory grows linearly with n are traced over n/10
 steps and scaled); `RSS peak` is the rise of the process's resident high-water
 mark (/proc/self/status VmHWM, reset through /proc/self/clear_refs, after malloc_trim) during
 one timed run: the only memory figure that sees torch, coarse (page granularity, malloc
-caching); `rel err` is max|g - g_hand| / max|g_hand| over all gradient arrays.
+caching); `rel err` is max|g - g_hand| / max|g_hand| over all gradient arrays; `budget` and
+`peak/budget` the diffkit rows' budget.memory and the traced peak against it (diffkit
+checkpointed also at 4 and 8 slots' budgets, and with check_recompute=False: the
+fingerprint check's cost).
 
 Run: python benchmarks/bench_loops.py [--quick] [--no-profile]   (docs/benchmarks.md)
 (BLAS pinned to one thread; --quick: 1/50 of the steps, one repeat, a smoke test.)
@@ -150,11 +153,11 @@ def hand_revolve(p: Problem, n: int, slots: int):
     return (g, *g_args)
 
 
-def diffkit_grad(p: Problem, n: int, budget):
+def diffkit_grad(p: Problem, n: int, budget, check: bool = True):
     step = p.make_step(dnp)
 
     def loss(u0, *args):
-        u = dk.checkpoint.loop(step, u0, n, args, budget)
+        u = dk.checkpoint.loop(step, u0, n, args, budget, check_recompute=check)
         return dnp.sum(u * u)
 
     out = dk.grad(loss, argnums=tuple(range(1 + len(p.args))))(p.u0, *p.args)
@@ -264,10 +267,14 @@ def timed(fn, repeat: int):
 
 
 def traced_peak(fn) -> int:
+    """tracemalloc peak of `fn()` once warm: one run under tracing first, so that what
+    CPython allocates once (code caches, the free lists a gc.collect() emptied) is not
+    charged to it -- that alone read 1.1-1.4x over the budget at 8 KB states."""
     gc.collect()
     tracemalloc.start()
-    tracemalloc.reset_peak()
+    fn()
     base = tracemalloc.get_traced_memory()[0]
+    tracemalloc.reset_peak()
     fn()
     peak = tracemalloc.get_traced_memory()[1] - base
     tracemalloc.stop()
@@ -297,7 +304,7 @@ class Bench:
         return self.refs[n]
 
     def add(self, name, make, steps=None, mem_steps=None, *, traced=True, repeat=None,
-            note=""):
+            note="", budget=None):
         """Time `make(k)()`, the gradient over k = `steps` steps, and trace its memory over
         `mem_steps`; figures from fewer than n steps are scaled linearly to n (and say so)."""
         n = self.p.n
@@ -312,16 +319,18 @@ class Bench:
         if traced and mem_steps < n:
             scaled.append(f"tracemalloc over {mem_steps} steps x{n / mem_steps:g}")
         note = "; ".join([*scaled, note] if note else scaled)
-        self.rows.append((name, t * n / steps, peak, rss, rel_err(g, self.ref(steps)), note))
+        self.rows.append((name, t * n / steps, peak, rss, rel_err(g, self.ref(steps)), note,
+                          budget))
         return t * n / steps, peak
 
     def print(self):
         hand = self.hand_time
         print(f"  {'method':<40} {'time':>8} {'tracemalloc':>14} {'RSS peak':>14} "
-              f"{'rel err':>9}")
-        for name, t, peak, rss, err, note in self.rows:
-            print(f"  {name:<40} {t / hand:7.2f}x {mib(peak):>14} {mib(rss):>14} {err:9.1e}"
-                  + (f"   ({note})" if note else ""))
+              f"{'rel err':>9} {'budget':>14} {'peak/budget':>11}")
+        for name, t, peak, rss, err, note, budget in self.rows:
+            ratio = "n/a" if budget is None or peak is None else f"{peak / budget:.3f}"
+            print(f"  {name:<40} {t / hand:7.2f}x {mib(peak):>14} {mib(rss):>14} {err:9.1e} "
+                  f"{mib(budget):>14} {ratio:>11}" + (f"   ({note})" if note else ""))
 
     def run(self, profile: bool):
         p, n = self.p, self.p.n
@@ -348,13 +357,13 @@ class Bench:
         p, n = self.p, self.p.n
         reports = {}
 
-        def run(key, budget, gc_off=False):
+        def run(key, budget, gc_off=False, check=True):
             def make(k):
                 def f():
                     if gc_off:
                         gc.disable()
                     try:
-                        out = diffkit_grad(p, k, budget)
+                        out = diffkit_grad(p, k, budget, check)
                     finally:
                         gc.enable()
                     if k == n:
@@ -370,15 +379,25 @@ class Bench:
 
         big = {"budget": {"memory": "64GiB"}}
         _, self.store_peak = self.add("diffkit store-all", run("store", big),
-                                      mem_steps=max(2, n // 10))
+                                      mem_steps=max(2, n // 10), budget=64 * 2**30)
         self.add("diffkit store-all, gc.disable()", run("nogc", big, True), traced=False,
                  note="Python's cyclic GC off during the gradient")
         store = best("store")
-        self.budget = {"budget": {"memory": store.plan.peak_bytes // 20}}
-        _, self.ckpt_peak = self.add("diffkit checkpointed (1/20 budget)",
-                                     run("ckpt", self.budget))
+        floor = 12 * (p.u0.nbytes + 192) + store.reverse_bytes + store.work_bytes
+        memory = max(store.plan.peak_bytes // 20, floor)  # --quick: 1/20 can be too small
+        self.budget = {"budget": {"memory": memory}}
+        t_on, self.ckpt_peak = self.add("diffkit checkpointed (1/20 budget)",
+                                        run("ckpt", self.budget), budget=memory)
         ckpt = best("ckpt")
-        self.rows[-1] = (*self.rows[-1][:-1], repr(ckpt.plan.schedule))
+        self.rows[-1] = (*self.rows[-1][:-2], repr(ckpt.plan.schedule), memory)
+        t_off, _ = self.add("  same, check_recompute=False", run("nocheck", self.budget,
+                                                                  check=False), budget=memory)
+        self.check_cost = t_on / t_off - 1
+        for states in (4, 8):  # tight budgets: the peak against the budget
+            tight = states * (p.u0.nbytes + 192) + store.reverse_bytes + store.work_bytes
+            self.add(f"diffkit checkpointed ({states}-slot budget)",
+                     run(f"t{states}", {"budget": {"memory": tight}}), budget=tight, repeat=1)
+            self.rows[-1] = (*self.rows[-1][:-2], repr(best(f"t{states}").plan.schedule), tight)
         return store, best("nogc"), ckpt
 
     def peer_rows(self):
@@ -430,6 +449,8 @@ class Bench:
             print(f"    predicted from the {label} run's steps: {plan.forward_advances:,} x "
                   f"{fwd * 1e6:.1f} us + {n:,} x {rev * 1e6:.1f} us = {predicted:.3f} s; "
                   f"actual/predicted {actual / predicted:.2f} (target <= 1.2)")
+        print(f"  fingerprint check (check_recompute=True) costs {self.check_cost:+.1%} of "
+              f"the checkpointed gradient's time (best of the repeats, on vs off)")
         budget = plan.budget.memory
         print(f"  diffkit checkpointed memory: traced peak {mib(self.ckpt_peak).strip()}, "
               f"executor's count {mib(ckpt.peak_bytes).strip()}, plan "
