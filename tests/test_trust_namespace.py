@@ -211,9 +211,22 @@ def test_linearize_refuses_a_primal_that_is_no_array(to_backend):
         dk.linearize(lambda x, c: x * c.v, x, Opaque(x))
 
 
+def test_jvp_refuses_a_nonzero_tangent_for_an_integer_primal(to_backend):
+    """It would count as zero: d/dn x ** n along 1.0 silently came out 0."""
+    x, n = to_backend(np.array(1.5)), to_backend(np.array(3))
+    with pytest.raises(NonDifferentiableError, match=r"jvp: tangent leaf 0 is nonzero, but "
+                       r"its primal has dtype .*int64, and integer.*or a zero tangent"):
+        dk.jvp(lambda n, x: x ** n, (n, x), (1.0, 0.0))
+    with pytest.raises(NonDifferentiableError, match=r"tangent leaf 1 is nonzero.*dtype int"):
+        dk.linearize(lambda x, n: x * n, x, 3)[1](1.0, 2.0)
+
+
 def test_jvp_keeps_integers_and_registered_nodes_as_before(to_backend):
     x = to_backend(np.array(1.5))
     out, t = dk.jvp(lambda n, x: x ** n, (3, x), (0, 1.0))
+    np.testing.assert_allclose(to_numpy(t), 3 * 1.5 ** 2)
+    n, zero = to_backend(np.array(3)), to_backend(np.array(0))
+    out, t = dk.jvp(lambda n, x: x ** n, (n, x), (zero, 1.0))
     np.testing.assert_allclose(to_numpy(t), 3 * 1.5 ** 2)
     out, t = dk.jvp(lambda d: d["a"] * d["b"], ({"a": x, "b": x},), ({"a": 1.0, "b": 0.0},))
     np.testing.assert_allclose(to_numpy(t), 1.5)

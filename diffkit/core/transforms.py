@@ -78,6 +78,16 @@ def _refuse_non_arrays(leaves, transform: str) -> None:
                 f"{transform}: primal leaf {i}: {_why_not_inexact(x)}")
 
 
+def _refuse_integer_direction(t, p, i: int) -> None:
+    """A nonzero tangent for an integer primal asks for a derivative it does not carry
+    (it would silently count as zero); a zero tangent (JAX's float0) is fine."""
+    if t is not None and bool(dnp.any(dnp.not_equal(t, 0))):
+        raise NonDifferentiableError(
+            f"jvp: tangent leaf {i} is nonzero, but its primal has dtype "
+            f"{getattr(p, 'dtype', type(p).__name__)}, and integer or boolean values carry "
+            f"no derivative. Pass a float primal (x.astype(float)) or a zero tangent for it.")
+
+
 def _arg_name(f, n: int) -> str:
     try:
         params = list(inspect.signature(f).parameters.values())
@@ -295,6 +305,7 @@ def jvp(f: Callable, primals: Sequence, tangents: Sequence, has_aux: bool = Fals
         if isinstance(p, float | complex):
             p = dnp.asarray(p, like=like)
         if not is_inexact(p):
+            _refuse_integer_direction(t, p, i)
             boxed.append(p)  # integers carry no tangent: constant
             continue
         boxed.append(trace.box(p, _fit_user(t, p, f"jvp: tangent leaf {i}", "primal")))
