@@ -85,6 +85,35 @@ def predict(n: int, snapshots: int) -> Prediction:
     return Prediction(n, snapshots, r, advances, peak)
 
 
+def _profile(n: int, snapshots: int) -> tuple[int, int, int]:
+    """``(r, x, y)``: how often Revolve's splits advance each step untaped, in closed form.
+
+    ``C(a + s - 1, s - 1)`` steps are advanced exactly ``a`` times for every ``a <= r - 2``,
+    ``x`` steps ``r - 1`` times and ``y`` steps ``r`` times (``r = repetitions(n, s)``). The
+    binomial levels are those of ``n = C(s + r, s)``; ``x`` and ``y`` follow from the step count
+    and the advance total ``r n - C(s + r, r - 1)`` (tested against the streams).
+    """
+    s, r = snapshots, repetitions(n, snapshots)
+    if r <= 1:
+        return r, r, n - r  # one step (0 times) or, with r = 1, one step 0 times, n-1 once
+    below = comb(r - 2 + s, s)  # steps advanced at most r - 2 times, and their advances:
+    below_advances = s * comb(r - 2 + s, s + 1)
+    top = r * n - comb(s + r, r - 1) - below_advances - (r - 1) * (n - below)
+    return r, n - below - top, top
+
+
+def _save_count(n: int, snapshots: int) -> int:
+    """``Save`` actions of ``reverse_segment`` over ``n`` steps from a saved, current start
+    (state 0's own save not counted), in closed form: the count at ``n = C(s + r - 1, s)``,
+    plus one per step among the last ``C(s + r - 2, r)`` of the repetition level (tested
+    against the streams). Its loads are ``n - 1``: one per step but the last."""
+    s = snapshots
+    if s == 1 or n <= 2:
+        return 0
+    r = repetitions(n, s)
+    return comb(s + r - 2, r - 1) - 1 + max(0, n - comb(s + r, s) + comb(s + r - 2, r))
+
+
 def _check_args(n: int, snapshots: int) -> None:
     if not isinstance(n, int) or n < 1:
         raise ScheduleError(f"Revolve needs n_steps >= 1 (an int), got {n!r}")
