@@ -6,11 +6,13 @@ Online at 10^6 steps (and checkpoint_schedules' when installed, as ratios); the 
 offline-optimum ratio grid; MultiLevel against equidistant two-level placement and the
 partition DP; MultiLevel planning time against that O(n^2) DP at n = 1000; and MultiLevel
 against the optimal two-level (Disk-Revolve model) cost of ``two_level_reference.py``, with
-unlimited and with limited disk slots (``--two-level``: that grid only, ~35 s).
+unlimited and with limited disk slots (``--two-level``: that grid only, ~35 s); and the
+planning time of ``plan`` with a disk tier up to n = 10^9 (``--planning``: that part only).
 """
 
 from __future__ import annotations
 
+import itertools
 import statistics
 import sys
 import time
@@ -19,7 +21,7 @@ from collections import deque
 from math import comb
 from pathlib import Path
 
-from diffkit.checkpoint import MultiLevel, Online, Revolve, StepCosts, Tier, predict
+from diffkit.checkpoint import MultiLevel, Online, Revolve, StepCosts, Tier, plan, predict
 from diffkit.checkpoint.multilevel import _time, partition_dp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -176,9 +178,44 @@ def two_level_grid():
               f"{statistics.median(equis):.4f}", flush=True)
 
 
+def planning_times():
+    """``plan`` with a disk tier: the issue-10 cases first (before: > 45 s, > 45 s, 20 s), then
+    other shapes, then the slowest MultiLevel over a grid up to n = 10^9 (best of 3, CPU)."""
+    print("\nplan() with a disk tier (CPU time, best of 3)")
+    kib, mib = 2**10, 2**20
+    cases = [(10**7, 8 * kib, "64KiB", "20GiB"), (10**9, 8 * mib, "64MiB", "20GiB"),
+             (10**6, 200, "256MiB", "1TiB"), (10**9, 200, "64KiB", "1TiB"),
+             (10**9, 8 * kib, "64KiB", "1MiB"), (10**9, 8 * mib, "32MiB", "64MiB"),
+             (10**9, 1, "1TiB", "1TiB"), (10**5, 8 * mib, "512MiB", "20GiB")]
+    print(f"{'n':>6} {'state':>8} {'memory':>7} {'disk':>6} {'schedule':>10} {'segments':>11} "
+          f"{'ms':>7}")
+    for n, state, memory, disk in cases:
+        budget = {"budget": {"memory": memory, "disk": {"path": "/tmp", "size": disk}}}
+        best = float("inf")
+        for _ in range(3):
+            t = time.process_time()
+            p = plan(n, state, budget)
+            best = min(best, time.process_time() - t)
+        segments = len(p.schedule.lengths) if isinstance(p.schedule, MultiLevel) else "-"
+        print(f"{n:>6.0e} {state:>8} {memory:>7} {disk:>6} {type(p.schedule).__name__:>10} "
+              f"{segments:>11} {best * 1e3:>7.2f}")
+    worst = (0.0, None)
+    for n, ram, disk, w, u_b in itertools.product(
+            (10**3, 10**6, 10**9), (1, 2, 3, 7, 50, 254), (1, 2, 3, 10, 2560, 2**21, 5 * 10**9),
+            (0.0, 0.5, 5.0), (1.0, 2.0)):
+        t = time.process_time()
+        MultiLevel(n, [Tier("ram", ram), Tier("disk", disk, w, w)], StepCosts(1.0, u_b))
+        worst = max(worst, (time.process_time() - t, (n, ram, disk, w, u_b)))
+    print(f"slowest MultiLevel over 756 plans (n <= 1e9, ram 1-254, disk 1-5e9 slots): "
+          f"{worst[0] * 1e3:.1f} ms at (n, ram, disk, w, u_b) = {worst[1]}")
+
+
 def main():
     if "--two-level" in sys.argv[1:]:  # only the MultiLevel vs optimum grid
         two_level_grid()
+        return
+    if "--planning" in sys.argv[1:]:  # only the planning times
+        planning_times()
         return
     n = 10**6
     r20 = stream(lambda: Revolve(n, 20).actions(), "Revolve(10**6, 20)")
@@ -187,6 +224,7 @@ def main():
     peers(n, 20, r20)
     online_grid()
     multilevel_grid()
+    planning_times()
     two_level_grid()
 
 
