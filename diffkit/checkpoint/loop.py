@@ -231,6 +231,7 @@ class _Executor:
             self.budget = dataclasses.replace(self.budget, disk=None)  # tracers stay in RAM
         self.progress_enabled = progress
         self.used, self.cond = False, None
+        self.tape_floor, self.replans, self.replanning = 0, 0, False
         self.checks, self.owned = checks, owned_tensors(self.state0)
         self.fp = None
         self.rng = RngReplay() if checks.preserve_rng_state else None
@@ -331,12 +332,16 @@ class _Executor:
                 f"or run the steps where it grows as a separate loop."
             )
 
-    def _hold(self, nbytes, i):
+    def _hold(self, nbytes, i, tape=False):
         """Count snapshot or tape bytes held (negative: released); refuse, naming the step,
-        a total that no longer fits the budget next to the measured working set."""
+        a total that no longer fits the budget next to the measured working set. A tape kept
+        by the forward sweep that outgrew step 0's (more work at some `i`, such as an
+        observation every k steps) asks for a new plan instead (`_Replan`)."""
         rep = self.report
         held = rep.hold(nbytes)
         if nbytes > 0 and held + rep.reverse_bytes > self.budget.memory:
+            if tape and self.replanning and nbytes > rep.work_bytes:
+                raise _Replan(nbytes, i)
             raise BudgetError(
                 f"checkpoint.loop holds {held:,} bytes of snapshots and step tapes at step "
                 f"{i}; with the {rep.reverse_bytes:,}-byte working set measured on step 0 "
@@ -367,9 +372,11 @@ class _Executor:
 
     def _start(self, n):
         state_bytes, tape, reverse = self._measure(n)
+        tape = max(tape, self.tape_floor)
         self.plan = make_plan(n, state_bytes, self.budget, step_tape_bytes=tape,
                               reverse_bytes=reverse)
-        self.report = Report(self.plan, state_bytes, tape or state_bytes, reverse, n_steps=n)
+        self.report = Report(self.plan, state_bytes, tape or state_bytes, reverse, n_steps=n,
+                             replans=self.replans)
         self.storage = Storage(self.budget.disk.path if self.budget.disk else None)
         self.tapes, self.progress = {}, Progress(self.progress_enabled, n)
         self.held = {}  # (what, step) -> bytes: RAM snapshots and kept tapes
@@ -386,7 +393,27 @@ class _Executor:
             self.rng.begin()
 
     def forward_offline(self, n):
-        self.n = n
+        """The forward sweep; planned again (at most `_MAX_REPLANS` times) for the largest
+        step tape seen when a kept tape outgrows the one measured on step 0."""
+        self.n, self.tape_floor, self.replans = n, 0, 0
+        while True:
+            self.replanning = self.replans < _MAX_REPLANS
+            try:
+                return self._sweep_offline(n)
+            except _Replan as grown:
+                self.tape_floor, self.replans = grown.nbytes, self.replans + 1
+                self.grown_at = grown.step
+            except BudgetError as e:
+                if not self.replans:
+                    raise
+                raise BudgetError(
+                    f"step {self.grown_at}'s tape keeps {self.tape_floor:,} bytes, more than "
+                    f"the step tape measured on step 0 (the step does more work at some i), "
+                    f"and no plan for tapes of that size fits: {e}") from None
+            finally:
+                self.replanning = False
+
+    def _sweep_offline(self, n):
         self._begin()
         self._start(n)
         self.actions = iter(self.plan.actions())
@@ -400,7 +427,7 @@ class _Executor:
             if at == n - 1 and self.pending == Reverse(n - 1) and not self.tapes:
                 current, self.tapes[n - 1] = self._tape_or_reuse(current, n - 1)
                 self.held["tape", n - 1] = nbytes = self.tapes[n - 1].tape.nbytes()
-                self._hold(nbytes, n - 1)
+                self._hold(nbytes, n - 1, tape=True)
             elif at != n:
                 raise InternalError(f"the schedule's forward sweep stopped at state {at} "
                                     f"of {n}: a diffkit bug")
@@ -475,7 +502,7 @@ class _Executor:
                 _expect(at, step, action)
                 current, self.tapes[step] = self._tape_or_reuse(current, step)
                 self.held["tape", step] = nbytes = self.tapes[step].tape.nbytes()
-                self._hold(nbytes, step)
+                self._hold(nbytes, step, tape=True)
                 return current, step + 1
         raise InternalError(f"unexpected action {action!r} outside a reverse step")
 
@@ -536,6 +563,17 @@ class _Executor:
         if done != self.n:
             raise InternalError(f"the schedule reversed {done} of {self.n} steps: a diffkit bug")
         return ct, ct_args or [None] * len(self.flat_args)
+
+
+_MAX_REPLANS = 3  # a step whose tape keeps growing with i is refused after this many
+
+
+class _Replan(Exception):
+    """A tape kept in the forward sweep outgrew the plan's: plan again for `nbytes`."""
+
+    def __init__(self, nbytes: int, step: int):
+        super().__init__(nbytes, step)
+        self.nbytes, self.step = nbytes, step
 
 
 def _expect(at, step, action):

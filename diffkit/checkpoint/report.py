@@ -46,6 +46,7 @@ class Report:
     disk_read: int = 0
     forward_seconds: float = 0.0
     reverse_seconds: float = 0.0
+    replans: int = 0  # forward sweeps restarted because a kept step tape outgrew the plan's
 
     @property
     def peak_bytes(self) -> int:
@@ -74,6 +75,8 @@ class Report:
             ("disk read", _v(p.disk_bytes_read), _v(self.disk_read)),
             ("time (s)", "", f"{self.forward_seconds:.3f} fwd + {self.reverse_seconds:.3f} rev"),
         ]
+        if self.replans:
+            rows.append(("re-planned", "", f"{self.replans}x: a step tape outgrew step 0's"))
         w0 = max(len(r[0]) for r in rows)
         w1 = max(len(r[1]) for r in rows)
         return "\n".join(f"{a:<{w0}}  {b:>{w1}}  {c}" for a, b, c in rows)
