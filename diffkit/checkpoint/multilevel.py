@@ -329,20 +329,19 @@ class MultiLevel:
                                 f"{list(tiers)!r}; more than two tiers are not supported yet")
         self.n_steps, self.costs = n_steps, costs or StepCosts()
         self.ram, self.disk = tiers
-        self.lengths = self._best_lengths()
-        m = len(self.lengths) - 1
-        time, advances, writes, reads = self._unbound_time(self.lengths), \
-            self.lengths.advances, m, m
+        seg = self._best_lengths()
+        m = seg.count - 1
+        time, writes, reads = self._unbound_time(seg), m, m
         macro = self._best_macro(time) if m == self.disk.slots else None
         if macro is not None:
-            self.lengths = macro
-            time, advances = self._macro_time(macro), macro.advances
+            seg, time = macro, self._macro_time(macro)
             writes, reads = macro.saves + 1, macro.loads  # + 1: state 0 on disk
-            m = len(self.lengths) - 1
+            m = seg.count - 1
+        self.lengths = seg
         self.slots = {self.ram.name: self.ram.slots, self.disk.name: min(m, self.disk.slots)}
         self.tapes = 0
         self.predicted = MultiLevelPrediction(
-            n_steps, advances, {self.disk.name: writes}, {self.disk.name: reads}, time)
+            n_steps, seg.advances, {self.disk.name: writes}, {self.disk.name: reads}, time)
 
     def __repr__(self) -> str:
         return (f"MultiLevel(n_steps={self.n_steps}, ram={self.ram.slots}, "
