@@ -1,0 +1,415 @@
+"""The executor of one checkpointed loop under reverse mode: runs the planned schedule's
+forward sweep, records the loop as one tape node, and runs the reverse sweep when that node's
+VJP is called, taping one step at a time; it checks every step call (`stepcheck`) and counts
+the bytes of the snapshots and tapes it holds against the budget.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import NamedTuple
+
+from diffkit.checkpoint.actions import RAM, Advance, Discard, Forward, Load, Reverse, Save
+from diffkit.checkpoint.budget import Budget, load_budget
+from diffkit.checkpoint.planner import plan as make_plan
+from diffkit.checkpoint.planner import stream_bytes
+from diffkit.checkpoint.report import Progress, Report, set_last_report
+from diffkit.checkpoint.stepcheck import (
+    Fingerprints,
+    RngReplay,
+    RngState,
+    call_protected,
+    call_step,
+    owned_tensors,
+    protect,
+)
+from diffkit.checkpoint.storage import Storage, tree_nbytes
+from diffkit.core import pytree
+from diffkit.core.custom import carries_tangent, record_node, unbox
+from diffkit.core.reverse import LiveBytesTrace, VJPTrace, VJPTracer
+from diffkit.core.tracer import Tracer
+from diffkit.core.zeros import Zero
+from diffkit.errors import BudgetError, InternalError, TransformError
+
+__all__ = ["Checks", "Executor"]
+
+
+class Checks(NamedTuple):
+    """What a loop checks of its step (see `diffkit.checkpoint.loop`)."""
+
+    check_recompute: bool
+    preserve_rng_state: bool
+
+
+
+def _add(a, b):
+    return b if a is None else a if b is None else a + b
+
+
+class Executor:
+    """Runs one checkpoint schedule for one loop call: forward sweep, then reverse sweep."""
+
+    def __init__(self, trace, step, flat_in, in_tree, budget, progress, checks):
+        self.trace, self.step, self.flat_in = trace, step, flat_in
+        primals = unbox(flat_in, trace)
+        state0, args = pytree.unflatten(in_tree, primals)
+        self.state0, self.args = state0, tuple(args)
+        self.flat_args, self.a_tree = pytree.flatten(self.args)
+        # only the arguments the caller differentiates need cotangents (every state leaf
+        # that can carry one does: it may come to depend on a traced value)
+        n_s = len(flat_in) - len(self.flat_args)
+        self.arg_traced = [type(x) is VJPTracer and x._trace is trace for x in flat_in[n_s:]]
+        self.budget = budget if isinstance(budget, Budget) else load_budget(budget)
+        if any(isinstance(x, Tracer) for x in primals):
+            self.budget = dataclasses.replace(self.budget, disk=None)  # tracers stay in RAM
+        self.progress_enabled = progress
+        self.used, self.cond = False, None
+        self.tape_floor, self.replans, self.replanning = 0, 0, False
+        self.checks, self.owned = checks, owned_tensors(self.state0)
+        self.fp = None
+        self.rng = RngReplay() if checks.preserve_rng_state else None
+
+    # -- one step ---------------------------------------------------------------------
+    def _advance(self, state, i):
+        if i == 0 and self.first is not None and state is self.state0:
+            out, self.first = self.first[0], None  # step 0 was taped by _measure: reuse it
+            return out
+        self.calls += 1
+        out = call_step(self.step, state, i, self.args, self.owned)
+        leaves = pytree.leaves(out)
+        self._check_closure(leaves, i)
+        self._check_size(leaves, i)
+        if self.fp is not None:
+            self.fp.seen(i + 1, leaves)
+        return out
+
+    def _tape_or_reuse(self, state, i):
+        """`_tape(state, i)`, reusing the tape of step 0 that `_measure` made."""
+        if i == 0 and self.first is not None and state is self.state0:
+            first, self.first = self.first, None
+            return first
+        return self._tape(state, i)
+
+    def _tape(self, state, i, trace_type=VJPTrace):
+        """Tape step i from `state`: (next state, `step_vjp`), where `step_vjp(ct)` maps the
+        cotangents of the next state's leaves to those of this state's and the args' leaves
+        (flat lists, None where nothing flows). Uses a VJP trace directly: this runs once
+        per reversed step, so it does no pytree work it can avoid."""
+        flat_s, s_tree = pytree.flatten(state)
+        leaves, ns = flat_s + self.flat_args, len(flat_s)
+        trace = trace_type("checkpoint.loop")
+        boxed, pos = list(leaves), []
+        for k, x in enumerate(leaves):
+            if self.arg_traced[k - ns] if k >= ns else carries_tangent(x):
+                boxed[k] = trace.leaf(x)
+                pos.append(k)
+            elif k < ns:
+                boxed[k] = protect(x, self.owned)
+        self.calls += 1
+        try:
+            out = call_protected(self.step, s_tree, flat_s, boxed[:ns], i,
+                                 pytree.unflatten(self.a_tree, boxed[ns:]))
+        finally:
+            trace.active = False
+        flat_out, out_tree = pytree.flatten(out)
+        if out_tree != s_tree:
+            raise TransformError(
+                f"the step function of checkpoint.loop changed the structure of the state at "
+                f"step {i}: it returned {out_tree!r} for a state {s_tree!r}; return a state "
+                f"of the same structure as state0"
+            )
+        primal = [o.primal if type(o) is VJPTracer and o._trace is trace else o
+                  for o in flat_out]
+        self._check_closure(primal, i)
+        self._check_size(primal, i)
+        # where each output sits on the tape (not the tracers: they would keep the state)
+        refs = [(o.idx, o.out) if type(o) is VJPTracer and o._trace is trace else None
+                for o in flat_out]
+        n_leaves = len(leaves)
+        del flat_out, out, leaves, boxed, flat_s  # the closure below must not keep the state
+
+        def step_vjp(ct):
+            roots = [(*r, c) for r, c in zip(refs, ct, strict=True)
+                     if c is not None and r is not None]
+            acc = trace.backward(roots, consume=True)
+            cts = [None] * n_leaves
+            for j, k in enumerate(pos):  # leaf j of the tape is input leaf k
+                cts[k] = acc[j]
+            return cts[:ns], cts[ns:]
+
+        step_vjp.tape = trace
+        if self.fp is not None:
+            self.fp.seen(i + 1, primal)
+        return pytree.unflatten(s_tree, primal), step_vjp
+
+    def _check_closure(self, leaves, i):
+        for leaf in leaves:
+            if isinstance(leaf, Tracer) and leaf._trace.level >= self.trace.level:
+                raise TransformError(
+                    f"the step function of checkpoint.loop returned a value traced by "
+                    f"`{self.trace.transform}` at step {i}: it closes over a value being "
+                    f"differentiated. Pass that value in `args=` (step(state, i, *args)) "
+                    f"so that its gradient is computed."
+                )
+
+    def _check_size(self, leaves, i):
+        """A state larger than state0 would break the memory plan: refuse it (re-planning
+        a schedule half-run is not supported)."""
+        nbytes = tree_nbytes(leaves)
+        if nbytes > self.state_bytes:
+            raise BudgetError(
+                f"the step function of checkpoint.loop returned a larger state at step {i}: "
+                f"{nbytes:,} bytes where state0 has {self.state_bytes:,}. The memory plan "
+                f"(budget.memory = {self.budget.memory:,} bytes) was made for states of "
+                f"state0's size; keep the state's shapes fixed (pad it to its largest size), "
+                f"or run the steps where it grows as a separate loop."
+            )
+
+    def _hold(self, nbytes, i, tape=False):
+        """Count snapshot or tape bytes held (negative: released); refuse, naming the step,
+        a total that no longer fits the budget next to the measured working set. A tape kept
+        by the forward sweep that outgrew step 0's (more work at some `i`, such as an
+        observation every k steps) asks for a new plan instead (`_Replan`)."""
+        rep = self.report
+        held = rep.hold(nbytes)
+        if nbytes > 0 and held + rep.reverse_bytes > self.budget.memory:
+            if tape and self.replanning and nbytes > rep.work_bytes:
+                raise _Replan(nbytes, i)
+            raise BudgetError(
+                f"checkpoint.loop holds {held:,} bytes of snapshots and step tapes at step "
+                f"{i}; with the {rep.reverse_bytes:,}-byte working set measured on step 0 "
+                f"that exceeds budget.memory = {self.budget.memory:,} bytes: step {i}'s tape "
+                f"keeps more than step 0's ({rep.work_bytes:,} bytes) that the plan was made "
+                f"for. Give the step the same work at every i, or a larger budget."
+            )
+
+    # -- forward sweep ----------------------------------------------------------------
+    def _measure(self, n):
+        """Bytes of one state, of what one step's tape keeps (K), and of the working set
+        on top of the snapshots and kept tapes (R), from taping step 0 with a trace that
+        watches every value the step makes. R covers the worse of taping a step (the
+        current state plus the step's measured peak of live values, less K) and reversing
+        it (`cotangent_nbytes`), plus the cotangent coming in, the loop's output, the
+        arguments' cotangents (two: the sum and its new term), the fingerprints and the
+        schedule's own objects. The tracemalloc peak stays within the plan
+        (tests/test_loop_memory.py)."""
+        self.state_bytes = state_bytes = max(1, tree_nbytes(self.state0))
+        self.calls, self.first = 0, None
+        self.first = self._tape(self.state0, 0, LiveBytesTrace)  # kept for the first step
+        tape = self.first[1].tape
+        live, kept = tape.stop(), tape.nbytes()
+        reverse = (2 * state_bytes + 2 * tree_nbytes(self.args)
+                   + max(state_bytes + live - kept, tape.cotangent_nbytes())
+                   + (self.fp.nbytes if self.fp is not None else 0) + stream_bytes(n))
+        return state_bytes, kept, reverse
+
+    def _start(self, n):
+        state_bytes, tape, reverse = self._measure(n)
+        tape = max(tape, self.tape_floor)
+        self.plan = make_plan(n, state_bytes, self.budget, step_tape_bytes=tape,
+                              reverse_bytes=reverse)
+        self.report = Report(self.plan, state_bytes, tape or state_bytes, reverse, n_steps=n,
+                             replans=self.replans)
+        self.storage = Storage(self.budget.disk.path if self.budget.disk else None)
+        self.tapes, self.progress = {}, Progress(self.progress_enabled, n)
+        self.held = {}  # (what, step) -> bytes: RAM snapshots and kept tapes
+        self.t0 = time.perf_counter()
+
+    def _begin(self):
+        """Before a forward sweep: fingerprint state 0, and take (or, on a second sweep,
+        restore) the generators' state at the loop's start."""
+        if self.checks.check_recompute:
+            if self.fp is None:
+                self.fp = Fingerprints(tree_nbytes(self.state0))
+            self.fp.seen(0, pytree.leaves(self.state0))
+        if self.rng is not None:
+            self.rng.begin()
+
+    def forward_offline(self, n):
+        """The forward sweep; planned again (at most `_MAX_REPLANS` times) for the largest
+        step tape seen when a kept tape outgrows the one measured on step 0."""
+        self.n, self.tape_floor, self.replans = n, 0, 0
+        while True:
+            self.replanning = self.replans < _MAX_REPLANS
+            try:
+                return self._sweep_offline(n)
+            except _Replan as grown:
+                self.tape_floor, self.replans = grown.nbytes, self.replans + 1
+                self.grown_at = grown.step
+            except BudgetError as e:
+                if not self.replans:
+                    raise
+                raise BudgetError(
+                    f"step {self.grown_at}'s tape keeps {self.tape_floor:,} bytes, more than "
+                    f"the step tape measured on step 0 (the step does more work at some i), "
+                    f"and no plan for tapes of that size fits: {e}") from None
+            finally:
+                self.replanning = False
+
+    def _sweep_offline(self, n):
+        self._begin()
+        self._start(n)
+        self.actions = iter(self.plan.actions())
+        current, at = self.state0, 0
+        try:
+            for action in self.actions:
+                if isinstance(action, Reverse):
+                    self.pending = action
+                    break
+                current, at = self._do(action, current, at)
+            if at == n - 1 and self.pending == Reverse(n - 1) and not self.tapes:
+                current, self.tapes[n - 1] = self._tape_or_reuse(current, n - 1)
+                self.held["tape", n - 1] = nbytes = self.tapes[n - 1].tape.nbytes()
+                self._hold(nbytes, n - 1, tape=True)
+            elif at != n:
+                raise InternalError(f"the schedule's forward sweep stopped at state {at} "
+                                    f"of {n}: a diffkit bug")
+        except BaseException:
+            self.storage.close()
+            raise
+        self.resume = (None, None)
+        self._forward_done()
+        return current
+
+    def forward_online(self, cond):
+        self.cond = cond
+        self._begin()
+        self._start(None)
+        sched, current, keep, i = self.plan.schedule, self.state0, None, 0
+        try:
+            while cond(current, i, *self.args):
+                for action in sched.forward_step(i):
+                    self._do(action, keep, i - 1)
+                if self.rng is not None:
+                    self.rng.before_step(i)
+                keep, current = current, self._advance(current, i)
+                i += 1
+                self.progress.update("forward", i)
+        except BaseException:
+            self.storage.close()
+            raise
+        self.n = self.report.n_steps = i
+        self.actions = iter(sched.reverse(i))
+        self.pending = next(self.actions)
+        self.resume = (keep, i - 1)
+        self._forward_done()
+        return current
+
+    def _forward_done(self):
+        self.first = None  # unused only if the sweep never ran step 0 from state 0
+        self.report.forward_seconds = time.perf_counter() - self.t0
+
+    def _do(self, action, current, at):
+        rep = self.report
+        match action:
+            case Advance(start, stop):
+                _expect(at, start, action)
+                for i in range(start, stop):
+                    current = self._advance(current, i)
+                    self.progress.update("forward", i + 1)
+                return current, stop
+            case Save(step, tier):
+                _expect(at, step, action)
+                self.storage.save(step, tier, current)
+                if self.rng is not None:
+                    self.rng.save((tier, step), step)
+                if tier == RAM:
+                    self.held[RAM, step] = nbytes = tree_nbytes(current)
+                    self._hold(nbytes, step)
+                return current, at
+            case Load(step, tier):
+                current = self.storage.load(step, tier)
+                if self.fp is not None:
+                    self.fp.loaded(step, pytree.leaves(current))
+                if self.rng is not None:
+                    self.rng.load((tier, step))
+                return current, step
+            case Discard(step, tier):
+                self.storage.discard(step, tier)
+                if self.rng is not None:
+                    self.rng.discard((tier, step))
+                if tier == RAM:
+                    rep.hold(-self.held.pop((RAM, step)))
+                return current, at
+            case Forward(step):
+                _expect(at, step, action)
+                current, self.tapes[step] = self._tape_or_reuse(current, step)
+                self.held["tape", step] = nbytes = self.tapes[step].tape.nbytes()
+                self._hold(nbytes, step, tape=True)
+                return current, step + 1
+        raise InternalError(f"unexpected action {action!r} outside a reverse step")
+
+    # -- the tape node and the reverse sweep -------------------------------------------
+    def record(self, out):
+        """Put the loop on the caller's tape as one node whose VJP is the reverse sweep."""
+        return record_node(self.trace, "checkpoint.loop", self.flat_in, out, self._vjp_all)
+
+    def _vjp_all(self, g, ans):
+        if self.used:  # a second cotangent (jacrev): run the whole schedule again
+            if self.cond is None:
+                self.forward_offline(self.n)
+            else:
+                self.forward_online(self.cond)
+        self.used = True
+        ct = [None if isinstance(c, Zero) else c for c in g]
+        t0 = time.perf_counter()
+        after = RngState() if self.rng is not None else None  # put back when done
+        try:
+            ct, ct_args = self._reverse_sweep(ct)
+        finally:
+            self.storage.close()
+            self.progress.close()
+            if after is not None:
+                after.restore()
+        rep = self.report
+        rep.reverse_seconds = time.perf_counter() - t0
+        rep.peak_snapshots = dict(self.storage.peak)
+        rep.disk_written, rep.disk_read = self.storage.bytes_written, self.storage.bytes_read
+        set_last_report(rep)
+        return ct + ct_args
+
+    def _reverse_sweep(self, ct):
+        current, at = self.resume
+        if current is not None and self.rng is not None:
+            self.rng.resume_keep()
+        ct_args, action, done = None, self.pending, 0
+        while action is not None:
+            if isinstance(action, Reverse):
+                i = action.step
+                step_vjp = self.tapes.pop(i, None)
+                if step_vjp is None:
+                    _expect(at, i, action)
+                    step_vjp = self._tape_or_reuse(current, i)[1]  # not the next state
+                    self.held["tape", i] = nbytes = step_vjp.tape.nbytes()
+                    self._hold(nbytes, i)
+                current = at = None  # the tape keeps what the VJP reads of state i
+                ct, cta = step_vjp(ct)
+                self.report.hold(-self.held.pop(("tape", i)))
+                ct_args = cta if ct_args is None else [_add(a, b) for a, b in zip(ct_args, cta)]
+                step_vjp = None
+                done += 1
+                self.progress.update("reverse", done)
+            else:
+                current, at = self._do(action, current, at)
+            action = next(self.actions, None)
+        self.report.reversed, self.report.advances = done, self.calls
+        if done != self.n:
+            raise InternalError(f"the schedule reversed {done} of {self.n} steps: a diffkit bug")
+        return ct, ct_args or [None] * len(self.flat_args)
+
+
+_MAX_REPLANS = 3  # a step whose tape keeps growing with i is refused after this many
+
+
+class _Replan(Exception):
+    """A tape kept in the forward sweep outgrew the plan's: plan again for `nbytes`."""
+
+    def __init__(self, nbytes: int, step: int):
+        super().__init__(nbytes, step)
+        self.nbytes, self.step = nbytes, step
+
+
+def _expect(at, step, action):
+    if at != step:
+        raise InternalError(f"{action} while the current state is {at}: a diffkit bug")
