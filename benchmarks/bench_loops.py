@@ -267,11 +267,14 @@ def timed(fn, repeat: int):
 
 
 def traced_peak(fn) -> int:
-    """tracemalloc peak of `fn()` once warm: one run under tracing first, so that what
-    CPython allocates once (code caches, the free lists a gc.collect() emptied) is not
-    charged to it -- that alone read 1.1-1.4x over the budget at 8 KB states."""
+    """tracemalloc peak of `fn()` once warm: two runs under tracing first (as in
+    tests/test_loop_memory.py), so that what CPython allocates once (code caches, the free
+    lists a gc.collect() emptied) is not charged to it -- with one warm run after a
+    gc.collect() that still reads 1.0-1.06x the budget at 4 slots of 8 KB states, with two
+    0.76-0.89x (the loop's own peak is that, less the caller's loss and gradients)."""
     gc.collect()
     tracemalloc.start()
+    fn()
     fn()
     base = tracemalloc.get_traced_memory()[0]
     tracemalloc.reset_peak()
