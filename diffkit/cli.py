@@ -78,16 +78,25 @@ def _check(args) -> int:
               f"{', '.join(sorted(set(reg.origin.values())))}", file=sys.stderr)
         return 2
     backends = list(reg.backends) if args.backend == "all" else [args.backend]
-    failures = 0
+    failures = nondiff = 0
     for backend in backends:
         for name in names:
             try:
                 n = check_primitive(name, backend, order=args.order)
-                print(f"ok    {backend:<6} {name} ({n} cases)")
             except Exception as e:  # report every failure, then exit non-zero
                 failures += 1
                 print(f"FAIL  {backend:<6} {name}: {e}")
-    print(f"\n{len(names) * len(backends) - failures} passed, {failures} failed")
+                continue
+            if reg.primitives[name].nondiff:
+                nondiff += 1
+                print(f"ok    {backend:<6} {name} (non-differentiable: values and zero "
+                      f"derivatives checked)")
+            else:
+                print(f"ok    {backend:<6} {name} (derivatives checked in {n} cases)")
+    passed = len(names) * len(backends) - failures
+    print(f"\n{passed} passed, {failures} failed" + (
+        f" (of the passed, {nondiff} non-differentiable: values and zero derivatives checked)"
+        if nondiff else ""))
     return 1 if failures else 0
 
 

@@ -4,7 +4,9 @@
   differences, VJP against JVP by the dot-product test <v, J u> = <J^T v, u>, and the same
   checks on the derivative functions themselves up to `order` (autograd's and JAX's design).
 - `check_primitive(name, backend)`: `check_grads` on every sampled case of a registered
-  primitive, on the given backend. `diffkit check PLUGIN` runs it over a plugin's primitives.
+  primitive, on the given backend (a non-differentiable one: no derivative flows, kernels
+  agree with NumPy's); a differentiable primitive with no case checked is a failure.
+  `diffkit check PLUGIN` runs it over a plugin's primitives.
 """
 
 from __future__ import annotations
@@ -137,14 +139,15 @@ def _check_fd(g, primals, tangents, t_flat, eps, rtol, atol):
                   "JVP disagrees with central finite differences")
 
 
-def _check_case(prim, args, params, order, seed):
+def _check_case(prim, args, params, order, seed) -> int:
     """check_grads on one case, differentiating only the arguments the rules cover (a
-    per-argument rule of None declares an argument non-differentiable: keep it fixed)."""
+    per-argument rule of None declares an argument non-differentiable: keep it fixed).
+    Returns 1 if it checked something, 0 if no argument could be differentiated."""
     rules = prim.jvp_args
     pos = [i for i, a in enumerate(args)
            if is_inexact(a) and (rules is None or rules[i] is not None)]
     if not pos:
-        return
+        return 0
 
     def f(*dyn):
         full = list(args)
@@ -153,13 +156,18 @@ def _check_case(prim, args, params, order, seed):
         return prim.bind(*full, **params)
 
     check_grads(f, [args[i] for i in pos], order=order, seed=seed)
+    return 1
 
 
 def check_primitive(name: str, backend: str = "numpy", order: int = 2, seed: int = 0) -> int:
-    """Run `check_grads` on every sampled case of primitive `name` on `backend`.
+    """Check every sampled case of primitive `name` on `backend`; return how many cases had
+    their derivatives checked (`check_grads` on the arguments the rules cover).
 
-    Returns the number of cases checked. Non-differentiable primitives are only run.
-    Raises AssertionError naming the primitive, the case and the failing check.
+    A non-differentiable primitive (`nondiff=True`) returns 0: its cases are checked for what
+    applies (no tangent or cotangent flows through it; its kernel agrees with NumPy's). A
+    differentiable primitive none of whose cases has a floating input the rules cover raises:
+    "checked" never means "every case skipped". Failures are AssertionErrors naming the
+    primitive, the backend and the case.
     """
     from diffkit.plugins import registry
 
@@ -168,21 +176,66 @@ def check_primitive(name: str, backend: str = "numpy", order: int = 2, seed: int
     if prim.sample is None:
         raise AssertionError(f"primitive {name!r} has no sampling domain (sample=...)")
     be = reg.backends[backend]
-    cases = prim.sample(np.random.default_rng(seed))
-    for k, (args, params) in enumerate(cases):
+    checked = 0
+    for k, (raw, params) in enumerate(prim.sample(np.random.default_rng(seed))):
         args = tuple(be.asarray(a) if isinstance(a, np.ndarray | np.generic) else a
-                     for a in args)
+                     for a in raw)
         try:
             out = prim.bind(*args, **params)
             if prim.nondiff:
-                continue
-            if not any(is_inexact(o) for o in pytree.leaves(out)):
-                continue
-            _check_case(prim, args, params, order, seed + k)
+                _check_nondiff_case(prim, raw, args, params, backend, seed + k)
+            elif any(is_inexact(o) for o in pytree.leaves(out)):
+                checked += _check_case(prim, args, params, order, seed + k)
         except AssertionError as e:
             shapes = [tuple(getattr(a, "shape", ())) for a in args]
             raise AssertionError(
                 f"primitive {name!r} on backend {backend!r}, case {k} (argument shapes "
                 f"{shapes}, params {params}): {e}"
             ) from None
-    return len(cases)
+    if not prim.nondiff and not checked:
+        raise AssertionError(
+            f"primitive {name!r} on backend {backend!r}: no sampled case has a floating "
+            f"output and a floating argument its rules cover, so no derivative was checked; "
+            f"give sample= such a case (or declare the primitive nondiff=True)"
+        )
+    return checked
+
+
+def _check_nondiff_case(prim, raw, args, params, backend, seed):
+    """A non-differentiable primitive's case: random tangents give zero output tangents,
+    a random cotangent gives zero input cotangents, and the kernel agrees with NumPy's."""
+    if backend != "numpy":
+        _assert_same_values(prim.bind(*args, **params), prim.bind(*raw, **params), "numpy")
+    pos = _inexact_positions(args)
+    if not pos:
+        return
+    rng = np.random.default_rng(seed)
+
+    def f(*dyn):
+        full = list(args)
+        for i, d in zip(pos, dyn, strict=True):
+            full[i] = d
+        return prim.bind(*full, **params)
+
+    primals = [args[i] for i in pos]
+    out, t_out = jvp(f, primals, [_random_like(p, rng) for p in primals])
+    _assert_zero(pytree.leaves(t_out), "a tangent flows through a non-differentiable primitive")
+    _, f_vjp = vjp(f, *primals)
+    cts = pytree.unflatten(pytree.structure(out), [_random_like(o, rng) if is_inexact(o)
+                                                   else o for o in pytree.leaves(out)])
+    _assert_zero(f_vjp(cts), "a cotangent flows back through a non-differentiable primitive")
+
+
+def _assert_zero(leaves, what: str):
+    for k, x in enumerate(leaves):
+        a = to_numpy(x)
+        if np.any(a != 0):
+            raise AssertionError(f"{what}: leaf {k} is nonzero\n{a}")
+
+
+def _assert_same_values(got, want, other: str):
+    for k, (g, w) in enumerate(zip(pytree.leaves(got), pytree.leaves(want), strict=True)):
+        g, w = to_numpy(g), to_numpy(w)
+        if g.shape != w.shape or not np.allclose(g, w, rtol=1e-6, atol=0, equal_nan=True):
+            raise AssertionError(f"kernel disagrees with the {other} backend's on output leaf "
+                                 f"{k}:\ngot:\n{g}\nexpected:\n{w}")
