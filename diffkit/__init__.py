@@ -2,25 +2,13 @@
 
     import diffkit as dk
     import diffkit.numpy as dnp
+
+The transforms and `dk.checkpoint` load on first use (PEP 562), so that importing the
+core (`diffkit.core.*`) alone loads no namespace, no primitive and no plugin.
 """
 
-from diffkit import tree
-from diffkit import checkpoint
-from diffkit.core import tracer as _tracer  # noqa: F401  (first: breaks the import cycle)
-from diffkit.core.custom import custom_jvp, custom_vjp
-from diffkit.core.transforms import (
-    grad,
-    hessian,
-    hvp,
-    jacfwd,
-    jacrev,
-    jvp,
-    linearize,
-    stop_gradient,
-    value_and_grad,
-    vjp,
-)
-from diffkit.convert import asarray
+import importlib
+
 from diffkit.errors import DiffkitError
 
 __version__ = "0.1.0"
@@ -29,3 +17,25 @@ __all__ = [
     "grad", "value_and_grad", "vjp", "jvp", "linearize", "jacfwd", "jacrev", "hessian", "hvp",
     "custom_vjp", "custom_jvp", "stop_gradient", "tree", "asarray", "checkpoint", "DiffkitError",
 ]
+
+_LAZY = {  # public name -> the module that defines it
+    **dict.fromkeys(("grad", "value_and_grad", "vjp", "jvp", "linearize", "jacfwd", "jacrev",
+                     "hessian", "hvp", "stop_gradient"), "diffkit.transforms"),
+    "custom_vjp": "diffkit.custom", "custom_jvp": "diffkit.custom",
+    "asarray": "diffkit.convert", "checkpoint": "diffkit.checkpoint", "tree": "diffkit.tree",
+}
+
+
+def __getattr__(name: str):
+    """Load a public name's module on first use, and keep the name."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'diffkit' has no attribute {name!r}")
+    loaded = importlib.import_module(module)
+    value = loaded if module == f"diffkit.{name}" else getattr(loaded, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

@@ -5,15 +5,12 @@
 
 from __future__ import annotations
 
-import pluggy
-
 from diffkit.core.primitive import Primitive
 from diffkit.core.registry import Backend, Unsupported
 from diffkit.core.rules import bilinear, elementwise, linear, nondiff
-from diffkit.core.sampling import away_from, cases, uniform
 from diffkit.core.zeros import NoTangent, Zero, instantiate, is_zero
-
-hookimpl = pluggy.HookimplMarker("diffkit")
+from diffkit.plugins import hookimpl
+from diffkit.primitives.sampling import away_from, cases, uniform
 
 __all__ = [
     "Primitive", "Backend", "Unsupported", "elementwise", "linear", "bilinear", "nondiff",

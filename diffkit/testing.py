@@ -16,7 +16,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from diffkit.core import pytree
-from diffkit.core.transforms import is_inexact, jvp, vjp
+from diffkit.core.dispatch import is_inexact
+from diffkit.transforms import jvp, vjp
 
 __all__ = ["check_grads", "check_primitive", "to_numpy"]
 

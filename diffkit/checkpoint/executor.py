@@ -26,10 +26,10 @@ from diffkit.checkpoint.stepcheck import (
 )
 from diffkit.checkpoint.storage import Storage, tree_nbytes
 from diffkit.core import pytree
-from diffkit.core.custom import carries_tangent, record_node, unbox
 from diffkit.core.reverse import LiveBytesTrace, VJPTrace, VJPTracer
 from diffkit.core.tracer import Tracer
 from diffkit.core.zeros import Zero
+from diffkit.custom import carries_tangent, record_node, unbox
 from diffkit.errors import BudgetError, InternalError, TransformError
 
 __all__ = ["Checks", "Executor"]

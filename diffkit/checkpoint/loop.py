@@ -18,11 +18,11 @@ from diffkit.checkpoint.budget import Budget
 from diffkit.checkpoint.executor import Checks, Executor
 from diffkit.checkpoint.stepcheck import call_step, owned_tensors
 from diffkit.core import pytree
-from diffkit.core.custom import carries_tangent, top_trace, unbox
 from diffkit.core.forward import JVPTrace, JVPTracer
 from diffkit.core.tracer import Tracer
-from diffkit.core.transforms import jvp
+from diffkit.custom import carries_tangent, top_trace, unbox
 from diffkit.errors import TransformError
+from diffkit.transforms import jvp
 
 __all__ = ["loop", "while_loop"]
 

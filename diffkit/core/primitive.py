@@ -10,11 +10,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from diffkit.core.dispatch import SCALAR_TYPES, dispatch_slow, kernel_failed
 from diffkit.core.tracer import Tracer
 
 __all__ = ["Primitive", "SCALAR_TYPES"]
-
-SCALAR_TYPES = frozenset({int, float, complex, bool, type(None)})
 
 
 class Primitive:
@@ -143,6 +142,3 @@ def _split_rule(rule):
     if not any(r is not None for r in rules):
         return None, None
     return rules, None
-
-
-from diffkit.plugins import dispatch_slow, kernel_failed  # noqa: E402  (cycle: registry)

@@ -7,6 +7,7 @@ its arrays appear.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -30,6 +31,10 @@ class Backend:
         describe: short text for error messages, e.g. "torch.Tensor on cuda:0".
         explain: `explain(prim_name, args, exc) -> exception | None`, asked only after one
             of its kernels raised, for a clearer error (tensors on two devices, ...).
+        inexact: `inexact(dtype) -> bool | None`: whether values of one of its dtypes carry
+            derivatives (floating or complex); None for a dtype that is not its own.
+        default: lists, tuples and Python numbers become arrays of this backend (diffkit's
+            NumPy backend); at most one backend is the default.
     """
 
     name: str
@@ -38,6 +43,8 @@ class Backend:
     to_numpy: Callable[[Any], Any]
     describe: Callable[[Any], str] = field(default=lambda x: type(x).__name__)
     explain: Callable[..., BaseException | None] | None = None
+    inexact: Callable[[Any], bool | None] | None = None
+    default: bool = False
 
 
 @dataclass(frozen=True)
@@ -72,6 +79,13 @@ class Registry:
                         f"{backend_origin[b.name]!r} and plugin {plugin_name!r}; "
                         f"uninstall or unregister one of them"
                     )
+                other = next((o for o in backends.values() if o.default), None)
+                if b.default and other is not None:
+                    raise RegistryError(
+                        f"backends {other.name!r} (plugin {backend_origin[other.name]!r}) and "
+                        f"{b.name!r} (plugin {plugin_name!r}) both say they are the default; "
+                        f"only diffkit's NumPy backend is"
+                    )
                 backends[b.name] = b
                 backend_origin[b.name] = plugin_name
         self.primitives = MappingProxyType(prims)
@@ -81,6 +95,7 @@ class Registry:
         self._kernels: dict[str, MappingProxyType] = {}
         self._kernel_origin: dict[str, dict[str, str]] = {}
         self._type_backend: dict[type, Backend | None] = {}
+        self._inexact: dict = {}  # dtype -> bool, as its backend says
 
     def _each_impl(self, hook_name: str, **kwargs):
         """Call every implementation of a hook separately, yielding (plugin name, result);
@@ -157,6 +172,35 @@ class Registry:
         return k
 
     # -- types -------------------------------------------------------------------------
+    @property
+    def default_backend(self) -> Backend:
+        """The backend that lists, tuples and Python numbers become arrays of."""
+        for b in self.backends.values():
+            if b.default:
+                return b
+        raise RegistryError(
+            f"no backend is the default (of {', '.join(self.backends) or 'none'}); diffkit's "
+            f"NumPy backend is (Backend(..., default=True)): reinstall diffkit"
+        )
+
+    def is_inexact(self, dtype) -> bool:
+        """Whether values of `dtype` carry derivatives, as the backend owning it says."""
+        try:
+            return self._inexact[dtype]
+        except (KeyError, TypeError):
+            pass
+        for b in self.backends.values():
+            answer = b.inexact(dtype) if b.inexact is not None else None
+            if answer is not None:
+                with contextlib.suppress(TypeError):  # an unhashable dtype: not cached
+                    self._inexact[dtype] = bool(answer)
+                return bool(answer)
+        raise RegistryError(
+            f"no backend ({', '.join(self.backends)}) owns dtype {dtype!r}, so diffkit "
+            f"cannot tell whether it carries derivatives; the backend of these arrays must "
+            f"declare Backend(..., inexact=lambda dtype: ...)"
+        )
+
     def backend_of(self, t: type) -> Backend | None:
         """The backend owning array type `t` (None for anything else), cached."""
         try:

@@ -14,7 +14,7 @@ import gc
 import threading
 import weakref
 
-from diffkit.core.forward import fit_to
+from diffkit.core import ops
 from diffkit.core.primitive import Primitive
 from diffkit.core.residuals import keep_plan, passes_through
 from diffkit.core.tracer import Trace, Tracer
@@ -344,4 +344,4 @@ def _fit(ct, shape, dtype):
             return ct
     except AttributeError:
         pass
-    return fit_to(ct, _Like(tuple(shape), dtype))
+    return ops.fit_to(ct, _Like(tuple(shape), dtype))

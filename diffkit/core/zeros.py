@@ -7,6 +7,8 @@ integer and boolean values, which carry no derivative at all (ChainRules' distin
 
 from __future__ import annotations
 
+from diffkit.core import ops
+
 __all__ = ["Zero", "NoTangent", "instantiate", "is_zero"]
 
 
@@ -41,10 +43,8 @@ def is_zero(t) -> bool:
 def instantiate(t, like=None):
     """A real array for a possibly symbolic tangent `t` (zeros shaped like its primal)."""
     if isinstance(t, Zero):
-        return dnp.zeros_like(t.like)
+        return ops.zeros_like(t.like)
     if t is None or isinstance(t, NoTangent):
-        return dnp.zeros_like(like)
+        return ops.zeros_like(like)
     return t
 
-
-from diffkit import numpy as dnp  # noqa: E402  (cycle: diffkit.numpy builds on the core)

@@ -4,12 +4,15 @@ backend, differentiable. A call on plain arrays returns a plain array of that ba
     import diffkit.numpy as dnp
 """
 
+from diffkit.numpy import fft, linalg  # noqa: F401
 from diffkit.numpy._core import *  # noqa: F403
 from diffkit.numpy._creation import *  # noqa: F403
 from diffkit.numpy._elementwise import *  # noqa: F403
-from diffkit.numpy._reductions import *  # noqa: F403
-from diffkit.numpy._products import *  # noqa: F403
-from diffkit.numpy._shape import *  # noqa: F403
 from diffkit.numpy._indexing import *  # noqa: F403
+from diffkit.numpy._methods import install_tracer_methods as _install
+from diffkit.numpy._products import *  # noqa: F403
+from diffkit.numpy._reductions import *  # noqa: F403
+from diffkit.numpy._shape import *  # noqa: F403
 from diffkit.numpy._signal import *  # noqa: F403
-from diffkit.numpy import fft, linalg  # noqa: F401
+
+_install()  # every Tracer operator and method comes from this namespace

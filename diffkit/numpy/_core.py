@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from diffkit.core.tracer import Tracer, _inexact, _live_trace
+from diffkit.core.dispatch import is_inexact
+from diffkit.core.tracer import Tracer, _live_trace
 from diffkit.errors import ConcretizationError
 
 __all__ = ["asarray", "array", "iscomplexobj", "isrealobj", "ndim", "shape", "size"]
@@ -26,7 +27,7 @@ def is_traced(v) -> bool:
     if isinstance(v, list | tuple):
         return any(is_traced(e) for e in v)
     return (isinstance(v, Tracer) and _live_trace(v) is not None
-            and _inexact(v._base().dtype))
+            and is_inexact(v._base()))
 
 
 def concrete(v, fn: str, arg: str, why: str):

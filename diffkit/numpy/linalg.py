@@ -13,7 +13,7 @@ import operator
 from typing import NamedTuple
 
 from diffkit import numpy as dnp
-from diffkit.core.transforms import is_inexact
+from diffkit.core.dispatch import is_inexact
 from diffkit.numpy._core import _base, concrete, is_traced
 from diffkit.primitives import linalg as P
 

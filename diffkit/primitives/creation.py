@@ -9,7 +9,7 @@ name, or a dtype of like's backend.
 from __future__ import annotations
 
 from diffkit.core.rules import nondiff
-from diffkit.core.sampling import cases, uniform
+from diffkit.primitives.sampling import cases, uniform
 
 
 def _like(*params: dict):

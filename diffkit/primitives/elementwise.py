@@ -12,10 +12,10 @@ from __future__ import annotations
 import math
 
 from diffkit import numpy as dnp
+from diffkit.core.dispatch import is_inexact
 from diffkit.core.primitive import Primitive
 from diffkit.core.rules import elementwise, linear, nondiff
-from diffkit.core.sampling import SHAPES, away_from, cases, uniform
-from diffkit.core.transforms import is_inexact
+from diffkit.primitives.sampling import SHAPES, away_from, cases, uniform
 
 LN2, LN10 = math.log(2.0), math.log(10.0)
 

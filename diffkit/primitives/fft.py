@@ -16,7 +16,7 @@ from __future__ import annotations
 from diffkit import numpy as dnp
 from diffkit.core.primitive import Primitive
 from diffkit.core.rules import bilinear, linear, nondiff
-from diffkit.core.sampling import cases
+from diffkit.primitives.sampling import cases
 
 
 def _cplx(r, shape):

@@ -14,9 +14,9 @@ import numpy as np  # sample data only (the rules below use diffkit.numpy)
 from diffkit import numpy as dnp
 from diffkit.core.primitive import Primitive
 from diffkit.core.rules import linear, nondiff
-from diffkit.core.sampling import cases
 from diffkit.core.tracer import Tracer
 from diffkit.core.zeros import Zero
+from diffkit.primitives.sampling import cases
 
 
 def is_bool_array(i) -> bool:

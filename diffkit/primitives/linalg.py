@@ -16,9 +16,9 @@ from __future__ import annotations
 from diffkit import numpy as dnp
 from diffkit.core.primitive import Primitive
 from diffkit.core.rules import nondiff
-from diffkit.core.sampling import cases
 from diffkit.core.zeros import is_zero
 from diffkit.errors import RuleError
+from diffkit.primitives.sampling import cases
 
 
 # -- helpers (diffkit operations only) -------------------------------------------------------

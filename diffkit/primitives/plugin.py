@@ -3,7 +3,7 @@ any third-party plugin's."""
 
 from __future__ import annotations
 
-from diffkit.extend import hookimpl
+from diffkit.plugins import hookimpl
 from diffkit.primitives import (
     creation,
     elementwise,

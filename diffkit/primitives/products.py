@@ -12,7 +12,7 @@ import string
 from diffkit import numpy as dnp
 from diffkit.core.primitive import Primitive
 from diffkit.core.rules import bilinear
-from diffkit.core.sampling import cases
+from diffkit.primitives.sampling import cases
 
 
 def _mT(a):

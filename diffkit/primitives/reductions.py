@@ -13,7 +13,7 @@ import math
 from diffkit import numpy as dnp
 from diffkit.core.primitive import Primitive
 from diffkit.core.rules import linear, nondiff
-from diffkit.core.sampling import cases, uniform
+from diffkit.primitives.sampling import cases, uniform
 
 
 def _axes(axis, ndim: int) -> tuple:

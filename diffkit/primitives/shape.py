@@ -9,8 +9,8 @@ from __future__ import annotations
 from diffkit import numpy as dnp
 from diffkit.core.primitive import Primitive
 from diffkit.core.rules import linear
-from diffkit.core.sampling import cases
 from diffkit.core.zeros import instantiate
+from diffkit.primitives.sampling import cases
 
 
 def _normal(*shapes):

@@ -10,7 +10,7 @@ import math
 
 from diffkit import numpy as dnp
 from diffkit.core.rules import elementwise
-from diffkit.core.sampling import cases, uniform
+from diffkit.primitives.sampling import cases, uniform
 
 _2_SQRTPI = 2 / math.sqrt(math.pi)
 

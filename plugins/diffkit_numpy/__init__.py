@@ -47,6 +47,8 @@ BACKEND = Backend(
     asarray=_asarray,
     to_numpy=np.asarray,
     describe=lambda x: f"numpy.ndarray of dtype {x.dtype}",
+    inexact=lambda dt: dt.kind in "fc" if isinstance(dt, np.dtype) else None,
+    default=True,
 )
 
 

@@ -104,6 +104,13 @@ def describe(x) -> str:
     return f"torch.Tensor of dtype {x.dtype} on {x.device}"
 
 
+def _inexact(dtype) -> bool | None:
+    """Floating or complex, for a torch dtype; None for any other."""
+    if type(dtype).__module__ != "torch":
+        return None
+    return dtype.is_floating_point or dtype.is_complex
+
+
 def _explain(prim_name: str, args, exc: BaseException) -> BaseException | None:
     from diffkit_torch.devices import explain
 
@@ -112,7 +119,7 @@ def _explain(prim_name: str, args, exc: BaseException) -> BaseException | None:
 
 BACKEND = Backend(
     name="torch", recognizes=_recognizes, asarray=asarray, to_numpy=to_numpy,
-    describe=describe, explain=_explain,
+    describe=describe, explain=_explain, inexact=_inexact,
 )
 
 

@@ -16,10 +16,10 @@ from collections.abc import Callable
 import torch
 
 from diffkit.core import pytree
-from diffkit.core.custom import custom_vjp
 from diffkit.core.tracer import Tracer
-from diffkit.core.transforms import vjp
+from diffkit.custom import custom_vjp
 from diffkit.errors import TransformError
+from diffkit.transforms import vjp
 
 __all__ = ["to_torch", "from_torch", "module_params"]
 

@@ -10,13 +10,16 @@ import dataclasses
 import functools
 from collections.abc import Callable
 
+from diffkit import numpy as dnp
 from diffkit.core import pytree
-from diffkit.core.forward import JVPTrace, JVPTracer, fit_to
+from diffkit.core.dispatch import is_inexact
+from diffkit.core.forward import JVPTrace, JVPTracer
 from diffkit.core.reverse import VJPTrace, VJPTracer
 from diffkit.core.tracer import Tracer
-from diffkit.core.transforms import is_inexact
 from diffkit.core.zeros import Zero, instantiate
 from diffkit.errors import RuleError, TransformError
+from diffkit.primitives.fit import fit_to
+from diffkit.transforms import vjp
 
 __all__ = ["custom_vjp", "custom_jvp"]
 
@@ -362,6 +365,3 @@ def _same_structure(rule: str, p_out, out) -> None:
             f"primal output must be the function's output"
         )
 
-
-from diffkit import numpy as dnp  # noqa: E402  (cycle: diffkit.numpy builds on the core)
-from diffkit.core.transforms import vjp  # noqa: E402

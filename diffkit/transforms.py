@@ -13,11 +13,14 @@ from collections.abc import Callable, Sequence
 from numbers import Number
 from typing import Any
 
+from diffkit import numpy as dnp
 from diffkit.core import pytree
-from diffkit.core.forward import JVPTrace, JVPTracer, fit_to
+from diffkit.core.dispatch import is_inexact
+from diffkit.core.forward import JVPTrace, JVPTracer
 from diffkit.core.reverse import VJPTrace, VJPTracer, young_gc_only
 from diffkit.core.tracer import Tracer
 from diffkit.errors import NonDifferentiableError, TransformError
+from diffkit.primitives.fit import fit_to
 
 __all__ = [
     "vjp", "jvp", "grad", "value_and_grad", "linearize", "jacfwd", "jacrev", "hessian", "hvp",
@@ -26,17 +29,6 @@ __all__ = [
 
 
 # -- helpers -----------------------------------------------------------------------------
-def is_inexact(x) -> bool:
-    """True for floating and complex values (the ones that carry derivatives)."""
-    dt = getattr(x, "dtype", None)
-    if dt is None:
-        return isinstance(x, (float, complex))
-    kind = getattr(dt, "kind", None)
-    if kind is not None:
-        return kind in "fc"
-    return bool(getattr(dt, "is_floating_point", False) or getattr(dt, "is_complex", False))
-
-
 def _array_like(leaves):
     """The first input that is an array, whose backend Python scalars will join."""
     return next((x for x in leaves if hasattr(x, "dtype")), None)
@@ -457,5 +449,3 @@ def hessian(f: Callable, argnums: int | Sequence[int] = 0):
     """The Hessian of scalar `f`: `jacfwd(jacrev(f))` (forward-over-reverse)."""
     return jacfwd(jacrev(f, argnums), argnums)
 
-
-from diffkit import numpy as dnp  # noqa: E402  (cycle: diffkit.numpy builds on the core)
