@@ -235,6 +235,7 @@ def test_jvp_structure_mismatch_is_a_clear_error():
         dk.jvp(dnp.sin, (np.ones(3),), (np.ones(2),))
 
 
+@pytest.mark.slow
 def test_million_primitive_chain_has_no_recursion_limit():
     def chain(x):
         for _ in range(1_000_000):

@@ -25,6 +25,7 @@ def closed_form(n: int, s: int) -> int:
     return n + r * n - (comb(s + r, r - 1) if r else 0)
 
 
+@pytest.mark.slow
 def test_counting_path_matches_closed_form_for_every_n_and_s():
     # count_advances(n, s) follows the generator's own splits; rows for s-1 feed s.
     for s in range(1, 65):
