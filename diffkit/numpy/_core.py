@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from diffkit.core.dispatch import is_inexact
+from diffkit.core.dispatch import is_inexact, registry
 from diffkit.core.tracer import Tracer, _live_trace
 from diffkit.errors import ConcretizationError
 
@@ -61,14 +61,12 @@ def asarray(a, dtype=None, *, like=None):
         return out if dtype is None else out.astype(dtype)
     if isinstance(a, Tracer):
         return a if dtype is None else a.astype(dtype)
-    from diffkit.plugins import registry
-
     reg = registry()
     like_b = reg.backend_of(type(_base(like))) if like is not None else None
     own = reg.backend_of(type(a))
     if own is not None and (like_b is None or like_b is own):
         return a if dtype is None else own.asarray(a, dtype=dtype)
-    backend = like_b or reg.backends["numpy"]
+    backend = like_b or reg.default_backend
     device = getattr(_base(like), "device", None) if like is not None else None
     return backend.asarray(a, dtype=dtype, device=device)
 
