@@ -1,46 +1,57 @@
-"""What a tape node keeps: only the values its VJP rules will read.
+"""What a tape node keeps: only the values its VJP rules declare they read.
 
-A node keeps, for the arguments that are traced in this call, the inputs (and output)
-their per-argument VJP rules read. Which ones a rule reads is found once, from the rule's
-bytecode (`x * 3.0` keeps 3.0, not x; `3.0 * x + 0` keeps nothing the caller made), and the
-answer per pattern of traced arguments is cached on the primitive. A rule that cannot be
-inspected, or a primitive with one all-argument VJP, keeps what `saves_args`/`saves_ans`
-say. This is what bounds a store-all tape to the state plus what its rules truly need.
+A VJP rule `rule(g, ans, *args, **params)` declares what it reads by its parameter names:
+a parameter whose name starts with `_` (`_ans`, `_x`, `*_unread`) is not read, every other
+one is. Rules built by `core.rules.elementwise` declare through their derivative
+`d(ans, *args)` (`reads_from`). The names are read once per primitive and pattern of traced
+arguments (`inspect.signature`, cached on the primitive). A rule whose signature cannot be
+read or does not cover every argument position, and a primitive with one all-argument VJP
+of that kind, keep what `saves_args`/`saves_ans` allow: never less than a rule reads.
 """
 
 from __future__ import annotations
 
-import dis
-import functools
 import inspect
 from collections.abc import Callable
 
-__all__ = ["keep_plan", "passes_through", "rule_reads"]
+__all__ = ["keep_plan", "pass_cotangent", "passes_through", "rule_reads"]
 
-_VARARGS = inspect.CO_VARARGS
+_POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+
+
+def pass_cotangent(g, *_unread, **_params):
+    """The VJP rule that returns its cotangent itself (add, positive, real, copy): it reads
+    nothing and allocates nothing, which the memory model counts (`passes_through`)."""
+    return g
+
+
+def passes_through(rule: Callable) -> bool:
+    """Whether a VJP rule is `pass_cotangent` (declared, not guessed from its code)."""
+    return rule is pass_cotangent
 
 
 def rule_reads(rule: Callable, nargs: int) -> tuple[bool, tuple[bool, ...]] | None:
-    """(reads the output, reads argument i for each i) for a VJP rule, or None if unknown.
-
-    Rules built by `elementwise` name their derivative expression in `reads_from`
-    (signature `(ans, *args)`); other rules have the signature `(g, ans, *args)`.
-    """
+    """(reads the output, reads argument i for each i) as the rule's parameter names declare
+    them, or None when its signature cannot say (then everything is kept)."""
     d = getattr(rule, "reads_from", None)
     fn, skip = (d, 0) if d is not None else (rule, 1)
-    code = getattr(fn, "__code__", None)
-    if code is None or code.co_flags & _VARARGS:
+    try:
+        params = list(inspect.signature(fn).parameters.values())[skip:]
+    except (TypeError, ValueError):  # a builtin or a callable without a signature
         return None
-    names = code.co_varnames[skip:code.co_argcount]
-    if len(names) != 1 + nargs:
+    reads = []
+    for p in params:
+        if len(reads) == 1 + nargs:
+            break
+        if p.kind in _POSITIONAL:
+            reads.append(not p.name.startswith("_"))
+        elif p.kind is inspect.Parameter.VAR_POSITIONAL:
+            reads.extend([not p.name.startswith("_")] * (1 + nargs - len(reads)))
+        else:
+            break
+    if len(reads) != 1 + nargs:
         return None
-    loaded = set(code.co_cellvars)  # captured by an inner function: assume read
-    for ins in dis.get_instructions(code):
-        if ins.opname.startswith("LOAD_FAST") or ins.opname in ("LOAD_DEREF", "LOAD_CLOSURE"):
-            v = ins.argval
-            loaded.update(v if isinstance(v, tuple) else (v,))
-    used = [n in loaded for n in names]
-    return used[0], tuple(used[1:])
+    return reads[0], tuple(reads[1:])
 
 
 def keep_plan(prim, mask: int, nargs: int):
@@ -52,33 +63,22 @@ def keep_plan(prim, mask: int, nargs: int):
 
 
 def _plan(prim, mask: int, nargs: int):
-    conservative = (prim.saves_args, prim.saves_ans or prim.multiple_results)
-    rules = prim.vjp_args
-    if rules is None or prim.multiple_results or len(rules) != nargs:
-        return conservative
+    if prim.vjp_args is not None:
+        if len(prim.vjp_args) != nargs:
+            return prim.saves_args, prim.saves_ans or prim.multiple_results
+        rules = [r for i, r in enumerate(prim.vjp_args) if r is not None and mask >> i & 1]
+    else:
+        rules = [prim.vjp_all]
     reads_ans, reads = False, [False] * nargs
-    for i, rule in enumerate(rules):
-        if rule is None or not mask >> i & 1:
-            continue
+    for rule in rules:
         r = rule_reads(rule, nargs)
         if r is None:
-            return conservative
+            return prim.saves_args, prim.saves_ans or prim.multiple_results
         reads_ans = reads_ans or r[0]
         reads = [a or b for a, b in zip(reads, r[1], strict=True)]
     if not prim.saves_args or not any(reads):
         keep_args = False
     else:
         keep_args = True if all(reads) else tuple(reads)
-    return keep_args, prim.saves_ans and reads_ans
-
-
-@functools.lru_cache(maxsize=1024)
-def passes_through(rule: Callable) -> bool:
-    """Whether a VJP rule `(g, ans, *args)` returns its cotangent `g` itself (add's and
-    subtract's first argument): it allocates nothing, which the memory model uses."""
-    code = getattr(rule, "__code__", None)
-    if code is None or code.co_argcount < 1 or getattr(rule, "reads_from", None) is not None:
-        return False
-    ops = [(i.opname, i.argval) for i in dis.get_instructions(code) if i.opname != "RESUME"]
-    g = code.co_varnames[0]
-    return ops == [("LOAD_FAST", g), ("RETURN_VALUE", None)]
+    # a multiple-result node keeps its outputs: the backward walk reads their count and shapes
+    return keep_args, prim.multiple_results or prim.saves_ans and reads_ans

@@ -6,6 +6,10 @@
 - `linear(name, transpose)`: the JVP applies the primitive itself to the tangent.
 - `bilinear(name, vjp_x, vjp_y)`: JVP f(t, y) + f(x, t).
 - `nondiff(name)`: outputs carry no derivative.
+- `pass_cotangent`: the VJP rule `g -> g` (add, positive, real).
+
+A VJP rule declares what the tape must keep by its parameter names: `_ans`, `_x` (any name
+starting with `_`) are not read, so not kept (see `core.residuals`).
 """
 
 from __future__ import annotations
@@ -13,8 +17,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from diffkit.core.primitive import Primitive
+from diffkit.core.residuals import pass_cotangent
 
-__all__ = ["elementwise", "linear", "bilinear", "nondiff"]
+__all__ = ["elementwise", "linear", "bilinear", "nondiff", "pass_cotangent"]
 
 
 def _times(d: Callable, nargs: int) -> Callable:
@@ -26,7 +31,7 @@ def _times(d: Callable, nargs: int) -> Callable:
         rule = lambda t, ans, x, y, **params: t * d(ans, x, y, **params)
     else:
         rule = lambda t, ans, *args, **params: t * d(ans, *args, **params)
-    rule.reads_from = d  # what the tape must keep is what d reads (core.residuals)
+    rule.reads_from = d  # the tape keeps what d's parameter names declare (core.residuals)
     return rule
 
 

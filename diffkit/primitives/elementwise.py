@@ -14,6 +14,7 @@ import math
 from diffkit import numpy as dnp
 from diffkit.core.dispatch import is_inexact
 from diffkit.core.primitive import Primitive
+from diffkit.core.residuals import pass_cotangent
 from diffkit.core.rules import elementwise, linear, nondiff
 from diffkit.primitives.sampling import SHAPES, away_from, cases, uniform
 
@@ -59,17 +60,17 @@ def _safe(den):
 add = Primitive(
     "add",
     jvp=(lambda t, ans, x, y: t, lambda t, ans, x, y: t),
-    vjp=(lambda g, ans, x, y: g, lambda g, ans, x, y: g),
+    vjp=(pass_cotangent, pass_cotangent),
     saves_args=False, saves_ans=False, sample=_also_complex(uniform(nargs=2), 2),
 )
 subtract = Primitive(
     "subtract",
     jvp=(lambda t, ans, x, y: t, lambda t, ans, x, y: -t),
-    vjp=(lambda g, ans, x, y: g, lambda g, ans, x, y: -g),
+    vjp=(pass_cotangent, lambda g, _ans, _x, _y: -g),
     saves_args=False, saves_ans=False, sample=_also_complex(uniform(nargs=2), 2),
 )
 multiply = elementwise(
-    "multiply", lambda ans, x, y: y, lambda ans, x, y: x, saves_ans=False,
+    "multiply", lambda _ans, _x, y: y, lambda _ans, x, _y: x, saves_ans=False,
     sample=_also_complex(uniform(nargs=2), 2),
 )
 # d/dx is `t / y`, not `t * (1 / y)`: y may be a Python number, and Python's `1 / 0` raises
@@ -77,23 +78,23 @@ multiply = elementwise(
 divide = Primitive(
     "divide",
     jvp=(lambda t, ans, x, y: t / y, lambda t, ans, x, y: t * (-ans / y)),
-    vjp=(lambda g, ans, x, y: g / y, lambda g, ans, x, y: g * (-ans / y)),
+    vjp=(lambda g, _ans, _x, y: g / y, lambda g, ans, _x, y: g * (-ans / y)),
     sample=_also_complex(away_from([0.0], nargs=2), 2, 0.5, 2.0),
 )
 mod = elementwise(
-    "mod", lambda ans, x, y: 1, lambda ans, x, y: -dnp.floor_divide(x, y),
+    "mod", lambda _ans, _x, _y: 1, lambda _ans, x, y: -dnp.floor_divide(x, y),
     saves_ans=False, subgradient="at the jumps (x/y an integer): the one-sided 1, -floor(x/y)",
     sample=cases((_mod_args, {})),
 )
 fmod = elementwise(
-    "fmod", lambda ans, x, y: 1, lambda ans, x, y: -dnp.trunc(x / y),
+    "fmod", lambda _ans, _x, _y: 1, lambda _ans, x, y: -dnp.trunc(x / y),
     saves_ans=False, subgradient="at the jumps (x/y an integer): the one-sided 1, -trunc(x/y)",
     sample=cases((_mod_args, {})),
 )
 def _d_power_x(pow_fn):
     """y * x**(y-1), and 0 where y == 0 (not 0 * 0**-1 = nan at x = 0)."""
 
-    def d(ans, x, y):
+    def d(_ans, x, y):
         if isinstance(y, int | float):
             return 0 if y == 0 else y * pow_fn(x, y - 1)
         return y * pow_fn(x, dnp.where(y == 0, 1, y) - 1)
@@ -104,7 +105,7 @@ def _d_power_x(pow_fn):
 power = elementwise(
     "power",
     _d_power_x(lambda x, y: dnp.power(x, y)),
-    lambda ans, x, y: dnp.log(dnp.where(x == 0, 1, x)) * ans,  # log(1) = 0 at x = 0
+    lambda ans, x, _y: dnp.log(dnp.where(x == 0, 1, x)) * ans,  # log(1) = 0 at x = 0
     subgradient="d/dx = 0 where y == 0; d/dy = 0 where x == 0",
     sample=lambda rng: uniform(0.2, 2.0, nargs=2)(rng) + cases(
         (lambda r: (r.uniform(-2, 2, (3,)), 3), {}),
@@ -115,22 +116,22 @@ power = elementwise(
 float_power = elementwise(
     "float_power",
     _d_power_x(lambda x, y: dnp.float_power(x, y)),
-    lambda ans, x, y: dnp.log(dnp.where(x == 0, 1, x)) * ans,
+    lambda ans, x, _y: dnp.log(dnp.where(x == 0, 1, x)) * ans,
     subgradient="d/dx = 0 where y == 0; d/dy = 0 where x == 0",
     sample=uniform(0.2, 2.0, nargs=2),
 )
-negative = linear("negative", lambda g, ans, x: -g, saves_args=False, saves_ans=False,
+negative = linear("negative", lambda g, _ans, _x: -g, saves_args=False, saves_ans=False,
                   sample=_also_complex(uniform()))
-positive = linear("positive", lambda g, ans, x: g, saves_args=False, saves_ans=False,
+positive = linear("positive", pass_cotangent, saves_args=False, saves_ans=False,
                   sample=uniform())
-reciprocal = elementwise("reciprocal", lambda ans, x: -ans * ans, saves_args=False,
+reciprocal = elementwise("reciprocal", lambda ans, _x: -ans * ans, saves_args=False,
                          sample=_also_complex(away_from([0.0]), 1, 0.5, 2.0))
-square = elementwise("square", lambda ans, x: 2 * x, saves_ans=False,
+square = elementwise("square", lambda _ans, x: 2 * x, saves_ans=False,
                      sample=_also_complex(uniform()))
-sqrt = elementwise("sqrt", lambda ans, x: 0.5 / ans, saves_args=False,
+sqrt = elementwise("sqrt", lambda ans, _x: 0.5 / ans, saves_args=False,
                    subgradient="sqrt'(0) = inf (0.5 / sqrt(0), as JAX and PyTorch)",
                    sample=_also_complex(uniform(0.1, 3.0), 1, 0.2, 2.0))
-cbrt = elementwise("cbrt", lambda ans, x: 1 / (3 * ans * ans), saves_args=False,
+cbrt = elementwise("cbrt", lambda ans, _x: 1 / (3 * ans * ans), saves_args=False,
                    subgradient="cbrt'(0) = inf", sample=away_from([0.0]))
 
 
@@ -144,71 +145,71 @@ abs = elementwise(  # noqa: A001 (NumPy's name)
     "abs", _d_abs, subgradient="abs'(0) = 0 (real and complex)",
     sample=_also_complex(away_from([0.0])),
 )
-fabs = elementwise("fabs", lambda ans, x: dnp.sign(x), saves_ans=False,
+fabs = elementwise("fabs", lambda _ans, x: dnp.sign(x), saves_ans=False,
                    subgradient="fabs'(0) = 0", sample=away_from([0.0]))
 
 # -- exp / log -----------------------------------------------------------------------------
-exp = elementwise("exp", lambda ans, x: ans, saves_args=False, sample=_also_complex(uniform()))
-exp2 = elementwise("exp2", lambda ans, x: ans * LN2, saves_args=False, sample=uniform())
-expm1 = elementwise("expm1", lambda ans, x: ans + 1, saves_args=False, sample=uniform())
-log = elementwise("log", lambda ans, x: 1 / x, saves_ans=False,
+exp = elementwise("exp", lambda ans, _x: ans, saves_args=False, sample=_also_complex(uniform()))
+exp2 = elementwise("exp2", lambda ans, _x: ans * LN2, saves_args=False, sample=uniform())
+expm1 = elementwise("expm1", lambda ans, _x: ans + 1, saves_args=False, sample=uniform())
+log = elementwise("log", lambda _ans, x: 1 / x, saves_ans=False,
                   sample=_also_complex(uniform(0.1, 3.0), 1, 0.2, 2.0))
-log2 = elementwise("log2", lambda ans, x: 1 / (x * LN2), saves_ans=False,
+log2 = elementwise("log2", lambda _ans, x: 1 / (x * LN2), saves_ans=False,
                    sample=uniform(0.1, 3.0))
-log10 = elementwise("log10", lambda ans, x: 1 / (x * LN10), saves_ans=False,
+log10 = elementwise("log10", lambda _ans, x: 1 / (x * LN10), saves_ans=False,
                     sample=uniform(0.1, 3.0))
-log1p = elementwise("log1p", lambda ans, x: 1 / (1 + x), saves_ans=False,
+log1p = elementwise("log1p", lambda _ans, x: 1 / (1 + x), saves_ans=False,
                     sample=uniform(-0.9, 3.0))
-logaddexp = elementwise("logaddexp", lambda ans, x, y: dnp.exp(x - ans),
-                        lambda ans, x, y: dnp.exp(y - ans), sample=uniform(nargs=2))
-logaddexp2 = elementwise("logaddexp2", lambda ans, x, y: dnp.exp2(x - ans),
-                         lambda ans, x, y: dnp.exp2(y - ans), sample=uniform(nargs=2))
+logaddexp = elementwise("logaddexp", lambda ans, x, _y: dnp.exp(x - ans),
+                        lambda ans, _x, y: dnp.exp(y - ans), sample=uniform(nargs=2))
+logaddexp2 = elementwise("logaddexp2", lambda ans, x, _y: dnp.exp2(x - ans),
+                         lambda ans, _x, y: dnp.exp2(y - ans), sample=uniform(nargs=2))
 
 # -- trigonometric and hyperbolic -------------------------------------------------------------
-sin = elementwise("sin", lambda ans, x: dnp.cos(x), saves_ans=False,
+sin = elementwise("sin", lambda _ans, x: dnp.cos(x), saves_ans=False,
                   sample=_also_complex(uniform()))
-cos = elementwise("cos", lambda ans, x: -dnp.sin(x), saves_ans=False,
+cos = elementwise("cos", lambda _ans, x: -dnp.sin(x), saves_ans=False,
                   sample=_also_complex(uniform()))
-tan = elementwise("tan", lambda ans, x: 1 + ans * ans, saves_args=False,
+tan = elementwise("tan", lambda ans, _x: 1 + ans * ans, saves_args=False,
                   sample=_also_complex(uniform(-1.2, 1.2), 1, -1.0, 1.0))
-arcsin = elementwise("arcsin", lambda ans, x: 1 / dnp.sqrt(1 - x * x), saves_ans=False,
+arcsin = elementwise("arcsin", lambda _ans, x: 1 / dnp.sqrt(1 - x * x), saves_ans=False,
                      sample=uniform(-0.9, 0.9))
-arccos = elementwise("arccos", lambda ans, x: -1 / dnp.sqrt(1 - x * x), saves_ans=False,
+arccos = elementwise("arccos", lambda _ans, x: -1 / dnp.sqrt(1 - x * x), saves_ans=False,
                      sample=uniform(-0.9, 0.9))
-arctan = elementwise("arctan", lambda ans, x: 1 / (1 + x * x), saves_ans=False,
+arctan = elementwise("arctan", lambda _ans, x: 1 / (1 + x * x), saves_ans=False,
                      sample=uniform())
 arctan2 = elementwise(
-    "arctan2", lambda ans, y, x: x / (x * x + y * y), lambda ans, y, x: -y / (x * x + y * y),
+    "arctan2", lambda _ans, y, x: x / (x * x + y * y), lambda _ans, y, x: -y / (x * x + y * y),
     saves_ans=False, sample=away_from([0.0], nargs=2),  # away from the cut y = 0, x < 0
 )
 hypot = elementwise(
-    "hypot", lambda ans, x, y: x / _safe(ans), lambda ans, x, y: y / _safe(ans),
+    "hypot", lambda ans, x, _y: x / _safe(ans), lambda ans, _x, y: y / _safe(ans),
     subgradient="0 at x = y = 0", sample=away_from([0.0], nargs=2),
 )
-sinh = elementwise("sinh", lambda ans, x: dnp.cosh(x), saves_ans=False,
+sinh = elementwise("sinh", lambda _ans, x: dnp.cosh(x), saves_ans=False,
                    sample=_also_complex(uniform()))
-cosh = elementwise("cosh", lambda ans, x: dnp.sinh(x), saves_ans=False,
+cosh = elementwise("cosh", lambda _ans, x: dnp.sinh(x), saves_ans=False,
                    sample=_also_complex(uniform()))
 # tanh's cotangent g * (1 - y*y) is one primitive (one kernel where the backend fuses it,
 # one dispatch everywhere): on the 256x512 dense-loss benchmark it removes two kernels.
-tanh_grad = elementwise("tanh_grad", lambda ans, g, y: 1 - y * y, lambda ans, g, y: -2 * g * y,
+tanh_grad = elementwise("tanh_grad", lambda _ans, _g, y: 1 - y * y, lambda _ans, g, y: -2 * g * y,
                         saves_ans=False, sample=_also_complex(uniform(nargs=2), 2, -1.0, 1.0))
 tanh = Primitive("tanh", jvp=(lambda t, ans, x: tanh_grad(t, ans),),
-                 vjp=(lambda g, ans, x: tanh_grad(g, ans),), saves_args=False,
+                 vjp=(lambda g, ans, _x: tanh_grad(g, ans),), saves_args=False,
                  sample=_also_complex(uniform(), 1, -1.0, 1.0))
-arcsinh = elementwise("arcsinh", lambda ans, x: 1 / dnp.sqrt(x * x + 1), saves_ans=False,
+arcsinh = elementwise("arcsinh", lambda _ans, x: 1 / dnp.sqrt(x * x + 1), saves_ans=False,
                       sample=uniform())
-arccosh = elementwise("arccosh", lambda ans, x: 1 / dnp.sqrt(x * x - 1), saves_ans=False,
+arccosh = elementwise("arccosh", lambda _ans, x: 1 / dnp.sqrt(x * x - 1), saves_ans=False,
                       sample=uniform(1.2, 3.0))
-arctanh = elementwise("arctanh", lambda ans, x: 1 / (1 - x * x), saves_ans=False,
+arctanh = elementwise("arctanh", lambda _ans, x: 1 / (1 - x * x), saves_ans=False,
                       sample=uniform(-0.9, 0.9))
-deg2rad = linear("deg2rad", lambda g, ans, x: g * (math.pi / 180), saves_args=False,
+deg2rad = linear("deg2rad", lambda g, _ans, _x: g * (math.pi / 180), saves_args=False,
                  saves_ans=False, sample=uniform())
-rad2deg = linear("rad2deg", lambda g, ans, x: g * (180 / math.pi), saves_args=False,
+rad2deg = linear("rad2deg", lambda g, _ans, _x: g * (180 / math.pi), saves_args=False,
                  saves_ans=False, sample=uniform())
 
 
-def _d_sinc(ans, x):
+def _d_sinc(_ans, x):
     """sinc'(x) = (cos(pi x) - sinc(x)) / x, by its Maclaurin series where |x| < 0.1 (exact
     at 0, free of the cancellation near it, and differentiable again there)."""
     small = dnp.abs(x) < 0.1
@@ -226,15 +227,15 @@ sinc = elementwise("sinc", _d_sinc, saves_ans=False,
                        (lambda r: (r.uniform(-0.12, 0.12, (4,)),), {}))(rng))
 
 # -- complex parts (JAX: real's transpose is ct -> complex(ct, 0), imag's is ct -> -1j ct) ------
-real = linear("real", lambda g, ans, x: g, saves_args=False, saves_ans=False,
+real = linear("real", pass_cotangent, saves_args=False, saves_ans=False,
               sample=_also_complex(uniform()))
-imag = linear("imag", lambda g, ans, x: -1j * g, saves_args=False, saves_ans=False,
+imag = linear("imag", lambda g, _ans, _x: -1j * g, saves_args=False, saves_ans=False,
               sample=_draw(_cplx()))
-conj = linear("conj", lambda g, ans, x: dnp.conj(g), saves_args=False, saves_ans=False,
+conj = linear("conj", lambda g, _ans, _x: dnp.conj(g), saves_args=False, saves_ans=False,
               sample=_also_complex(uniform()))
 
 
-def _d_angle(ans, x, deg=False):
+def _d_angle(_ans, x, deg=False):
     if not dnp.iscomplexobj(x):
         return 0  # 0 or pi, piecewise constant
     d = -1j / x  # d angle = Im(dz / z) = Re(-1j / z * dz)
@@ -257,39 +258,39 @@ def _isnan(v):
 
 
 maximum = elementwise(
-    "maximum", lambda ans, x, y: dnp.where(x > y, 1.0, _half(x, y)),
-    lambda ans, x, y: dnp.where(y > x, 1.0, _half(x, y)), saves_ans=False,
+    "maximum", lambda _ans, x, y: dnp.where(x > y, 1.0, _half(x, y)),
+    lambda _ans, x, y: dnp.where(y > x, 1.0, _half(x, y)), saves_ans=False,
     subgradient="ties split 0.5/0.5", sample=uniform(nargs=2),
 )
 minimum = elementwise(
-    "minimum", lambda ans, x, y: dnp.where(x < y, 1.0, _half(x, y)),
-    lambda ans, x, y: dnp.where(y < x, 1.0, _half(x, y)), saves_ans=False,
+    "minimum", lambda _ans, x, y: dnp.where(x < y, 1.0, _half(x, y)),
+    lambda _ans, x, y: dnp.where(y < x, 1.0, _half(x, y)), saves_ans=False,
     subgradient="ties split 0.5/0.5", sample=uniform(nargs=2),
 )
 fmax = elementwise(  # a NaN loses: the other argument takes the whole derivative
-    "fmax", lambda ans, x, y: dnp.where((x > y) | _isnan(y), 1.0, _half(x, y)),
-    lambda ans, x, y: dnp.where((y > x) | _isnan(x), 1.0, _half(x, y)), saves_ans=False,
+    "fmax", lambda _ans, x, y: dnp.where((x > y) | _isnan(y), 1.0, _half(x, y)),
+    lambda _ans, x, y: dnp.where((y > x) | _isnan(x), 1.0, _half(x, y)), saves_ans=False,
     subgradient="ties split 0.5/0.5", sample=uniform(nargs=2),
 )
 fmin = elementwise(
-    "fmin", lambda ans, x, y: dnp.where((x < y) | _isnan(y), 1.0, _half(x, y)),
-    lambda ans, x, y: dnp.where((y < x) | _isnan(x), 1.0, _half(x, y)), saves_ans=False,
+    "fmin", lambda _ans, x, y: dnp.where((x < y) | _isnan(y), 1.0, _half(x, y)),
+    lambda _ans, x, y: dnp.where((y < x) | _isnan(x), 1.0, _half(x, y)), saves_ans=False,
     subgradient="ties split 0.5/0.5", sample=uniform(nargs=2),
 )
 
 
 # clip(a, lo, hi) = minimum(maximum(a, lo), hi): exactly one of a, lo, hi takes each element's
 # derivative; `a` only strictly inside, an active bound (ties included) otherwise.
-def _clip_d_a(ans, a, lo, hi):
+def _clip_d_a(_ans, a, lo, hi):
     inside = (True if lo is None else a > lo) & (True if hi is None else a < hi)
     return dnp.where(inside, 1.0, 0.0)
 
 
-def _clip_d_lo(ans, a, lo, hi):
+def _clip_d_lo(_ans, a, lo, hi):
     return dnp.where((a <= lo) & (True if hi is None else lo < hi), 1.0, 0.0)
 
 
-def _clip_d_hi(ans, a, lo, hi):
+def _clip_d_hi(_ans, a, lo, hi):
     return dnp.where((a if lo is None else dnp.maximum(a, lo)) >= hi, 1.0, 0.0)
 
 
@@ -311,22 +312,22 @@ where = Primitive(
     "where",
     jvp=(None, lambda t, ans, c, x, y: dnp.where(c, t, 0),
          lambda t, ans, c, x, y: dnp.where(c, 0, t)),
-    vjp=(None, lambda g, ans, c, x, y: dnp.where(c, g, 0),
-         lambda g, ans, c, x, y: dnp.where(c, 0, g)),
+    vjp=(None, lambda g, _ans, c, _x, _y: dnp.where(c, g, 0),
+         lambda g, _ans, c, _x, _y: dnp.where(c, 0, g)),
     saves_ans=False,
     sample=lambda rng: [((_bools(rng, s), rng.normal(size=s), rng.normal(size=s)), {})
                         for s in SHAPES] + [((_bools(rng, (2, 3)), rng.normal(size=(3,)),
                                               rng.normal(size=(2, 1))), {})],
 )
 nan_to_num = elementwise(
-    "nan_to_num", lambda ans, x, **p: dnp.where(dnp.isfinite(x), 1.0, 0.0), saves_ans=False,
+    "nan_to_num", lambda _ans, x, **p: dnp.where(dnp.isfinite(x), 1.0, 0.0), saves_ans=False,
     subgradient="0 where x is replaced (nan, inf)",
     sample=lambda rng: uniform(nan=0.0, posinf=None, neginf=None)(rng) + cases(
         (lambda r: (r.uniform(-2, 2, (5,)) * [1, float("nan"), 1, float("inf"), 1],),
          {"nan": 1.0, "posinf": 9.0, "neginf": None}))(rng),
 )
 heaviside = elementwise(
-    "heaviside", None, lambda ans, x, h: dnp.where(x == 0, 1.0, 0.0), saves_ans=False,
+    "heaviside", None, lambda _ans, x, _h: dnp.where(x == 0, 1.0, 0.0), saves_ans=False,
     subgradient="0 in x everywhere (a step)",
     # integer x with zeros: only h is perturbed, so d/dh = [x == 0] is checked
     sample=cases((lambda r: (_ints(r, (2, 3)), r.uniform(0, 1, (3,))), {}),
@@ -345,7 +346,7 @@ def _astype_jvp(t, ans, x, dtype):
 
 astype = Primitive(
     "astype", jvp=(_astype_jvp,),
-    vjp=(lambda g, ans, x, dtype: g if is_inexact(g) else None,),  # `fit_to` casts back
+    vjp=(lambda g, _ans, _x, dtype: g if is_inexact(g) else None,),  # `fit_to` casts back
     saves_args=False, saves_ans=False,
     subgradient="zero derivative when casting to an integer or boolean dtype",
     sample=cases((lambda r: (r.normal(size=3).astype("float32"),), {"dtype": "float64"}),

@@ -26,7 +26,7 @@ def _cplx(r, shape):
 # -- transforms -------------------------------------------------------------------------------
 fft_c2c = linear(
     "fft_c2c",  # fftn / ifftn over `axes` (sizes as given: resize first)
-    lambda g, ans, x, axes, norm=None, inverse=False: fft_c2c.bind(
+    lambda g, _ans, _x, axes, norm=None, inverse=False: fft_c2c.bind(
         g, axes=axes, norm=norm, inverse=inverse),
     saves_args=False, saves_ans=False,
     sample=cases(
@@ -38,7 +38,7 @@ fft_c2c = linear(
 )
 
 
-def _resize_T(g, ans, x, axes, sizes):
+def _resize_T(g, _ans, x, axes, sizes):
     return fft_resize.bind(g, axes=axes, sizes=tuple(x.shape[a] for a in axes))
 
 
@@ -50,7 +50,7 @@ fft_resize = linear(
 )
 
 
-def _rfftn_T(g, ans, x, axes, norm=None):
+def _rfftn_T(g, _ans, x, axes, norm=None):
     n = x.shape[axes[-1]]
     full = fft_c2c.bind(fft_resize.bind(g, axes=axes[-1:], sizes=(n,)), axes=axes, norm=norm)
     return dnp.real(full)
@@ -74,7 +74,7 @@ def _irfft_weights(n, ndim, axis, like):
     return dnp.reshape(w, (h,) + (1,) * (ndim - 1 - axis % ndim))
 
 
-def _irfftn_T(g, ans, x, axes, n, norm=None):
+def _irfftn_T(g, _ans, x, axes, n, norm=None):
     last = axes[-1]
     spec = fft_c2c.bind(g, axes=axes, norm=norm, inverse=True)
     spec = fft_resize.bind(spec, axes=(last,), sizes=(n // 2 + 1,))
@@ -93,12 +93,12 @@ irfftn = linear(
 )
 
 fftshift = linear(
-    "fftshift", lambda g, ans, x, axes: ifftshift.bind(g, axes=axes),
+    "fftshift", lambda g, _ans, _x, axes: ifftshift.bind(g, axes=axes),
     saves_args=False, saves_ans=False,
     sample=cases((lambda r: (r.normal(size=(5, 4)),), {"axes": (0, 1)})),
 )
 ifftshift = linear(
-    "ifftshift", lambda g, ans, x, axes: fftshift.bind(g, axes=axes),
+    "ifftshift", lambda g, _ans, _x, axes: fftshift.bind(g, axes=axes),
     saves_args=False, saves_ans=False,
     sample=cases((lambda r: (r.normal(size=(5, 4)),), {"axes": (1,)})),
 )
@@ -114,8 +114,8 @@ def _convolve_T(g, other, n):
 
 convolve = bilinear(
     "convolve",
-    lambda g, ans, a, v: _convolve_T(g, v, a.shape[0]),
-    lambda g, ans, a, v: _convolve_T(g, a, v.shape[0]),
+    lambda g, _ans, a, v: _convolve_T(g, v, a.shape[0]),
+    lambda g, _ans, a, v: _convolve_T(g, a, v.shape[0]),
     saves_ans=False,
     sample=cases((lambda r: (r.normal(size=(5,)), r.normal(size=(3,))), {}),
                  (lambda r: (_cplx(r, (2,)), _cplx(r, (4,))), {})),
@@ -150,10 +150,10 @@ interp = Primitive(
          None,
          lambda t, ans, x, xp, fp, left=None, right=None, period=None:
          interp.bind(x, xp, t, left=_const_edge(left), right=_const_edge(right), period=period)),
-    vjp=(lambda g, ans, x, xp, fp, left=None, right=None, period=None:
+    vjp=(lambda g, _ans, x, xp, fp, left=None, right=None, period=None:
          g * interp_slope.bind(x, xp, fp, period=period),
          None,
-         lambda g, ans, x, xp, fp, left=None, right=None, period=None:
+         lambda g, _ans, x, xp, fp, left=None, right=None, period=None:
          interp_adjoint.bind(g, x, xp, n=fp.shape[0], left_const=left is not None,
                              right_const=right is not None, period=period)),
     saves_ans=False,
@@ -165,14 +165,14 @@ interp = Primitive(
 interp_slope = linear(
     "interp_slope",  # arguments (x, xp, fp); linear in fp, zero derivative in x
     None, None,
-    lambda g, ans, x, xp, fp, period=None: interp_adjoint.bind(
+    lambda g, _ans, x, xp, fp, period=None: interp_adjoint.bind(
         g, x, xp, n=fp.shape[0], deriv=True, period=period),
     saves_ans=False,
     sample=cases((_interp_args, {}), (_interp_args, {"period": 6.5})),
 )
 
 
-def _adjoint_T(h, ans, g, x, xp, n, deriv=False, left_const=False, right_const=False,
+def _adjoint_T(h, _ans, _g, x, xp, n, deriv=False, left_const=False, right_const=False,
                period=None):
     if deriv:
         return interp_slope.bind(x, xp, h, period=period)
@@ -187,7 +187,7 @@ def _adjoint_dx(t, ans, g, x, xp, n, deriv=False, left_const=False, right_const=
     return interp_adjoint.bind(g * t, x, xp, n=n, deriv=True, period=period)
 
 
-def _adjoint_x_T(h, ans, g, x, xp, n, deriv=False, left_const=False, right_const=False,
+def _adjoint_x_T(h, _ans, g, x, xp, n, deriv=False, left_const=False, right_const=False,
                  period=None):
     if deriv:
         return None

@@ -13,6 +13,7 @@ import numpy as np  # sample data only (the rules below use diffkit.numpy)
 
 from diffkit import numpy as dnp
 from diffkit.core.primitive import Primitive
+from diffkit.core.residuals import pass_cotangent
 from diffkit.core.rules import linear, nondiff
 from diffkit.core.tracer import Tracer
 from diffkit.core.zeros import Zero
@@ -51,7 +52,7 @@ def _scatter(t, ans, idx):
 
 getitem = linear(
     "getitem",
-    lambda g, ans, x, idx: _scatter(g, x, idx),
+    lambda g, _ans, x, idx: _scatter(g, x, idx),
     saves_ans=False,
     sample=cases(
         (lambda r: (r.normal(size=(3, 4)),), {"idx": (1, slice(None, None, -1))}),
@@ -66,7 +67,7 @@ getitem = linear(
 index_add = Primitive(
     "index_add",
     jvp=(lambda t, ans, x, v, idx: t, lambda t, ans, x, v, idx: _scatter(t, ans, idx)),
-    vjp=(lambda g, ans, x, v, idx: g, lambda g, ans, x, v, idx: getitem.bind(g, idx=idx)),
+    vjp=(pass_cotangent, lambda g, _ans, _x, _v, idx: getitem.bind(g, idx=idx)),
     saves_args=False, saves_ans=False,
     sample=cases(
         (lambda r: (r.normal(size=(4, 3)), r.normal(size=(3, 3))),
@@ -77,7 +78,7 @@ index_add = Primitive(
 
 
 # -- x.at[idx].set(v): out = x off idx, v on idx ----------------------------------------------
-def _set_ct_v(g, ans, x, v, idx):
+def _set_ct_v(g, _ans, _x, _v, idx):
     gv = getitem.bind(g, idx=idx)
     return gv * _winners(g, idx) if has_int_array(idx) else gv
 
@@ -86,7 +87,7 @@ index_set = Primitive(
     "index_set",
     jvp=(lambda t, ans, x, v, idx: index_set.bind(t, 0, idx=idx),
          lambda t, ans, x, v, idx: index_set.bind(dnp.zeros_like(ans), t, idx=idx)),
-    vjp=(lambda g, ans, x, v, idx: index_set.bind(g, 0, idx=idx), _set_ct_v),
+    vjp=(lambda g, _ans, _x, _v, idx: index_set.bind(g, 0, idx=idx), _set_ct_v),
     saves_args=False, saves_ans=False,
     subgradient="repeated indices: one write per element survives (the backend's choice, "
                 "NumPy's is the last); only that element of v gets a cotangent",
@@ -119,7 +120,7 @@ index_mul = Primitive(
     "index_mul",
     jvp=(lambda t, ans, x, v, idx: t * _mul_factor(x, v, idx),
          lambda t, ans, x, v, idx: _scatter(t * _mul_dv(x, v, ans, idx), ans, idx)),
-    vjp=(lambda g, ans, x, v, idx: g * _mul_factor(x, v, idx),
+    vjp=(lambda g, _ans, x, v, idx: g * _mul_factor(x, v, idx),
          lambda g, ans, x, v, idx: getitem.bind(g, idx=idx) * _mul_dv(x, v, ans, idx)),
     sample=cases(
         (lambda r: (r.normal(size=(4, 3)), r.uniform(0.5, 2, size=(3, 3))),

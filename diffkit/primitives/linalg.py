@@ -98,7 +98,7 @@ def _wellcond(r, shape):
 inv = Primitive(
     "inv",
     jvp=(lambda t, ans, a: -(ans @ t @ ans),),
-    vjp=(lambda g, ans, a: -(_T(ans) @ g @ _T(ans)),),
+    vjp=(lambda g, ans, _a: -(_T(ans) @ g @ _T(ans)),),
     saves_args=False,
     sample=cases(
         (lambda r: (_wellcond(r, (3, 3)),), {}),
@@ -107,7 +107,7 @@ inv = Primitive(
 )
 
 
-def _solve_vjp_b(g, ans, a, b):
+def _solve_vjp_b(g, _ans, a, _b):
     return solve.bind(_T(a), g)
 
 

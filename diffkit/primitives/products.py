@@ -32,8 +32,8 @@ def _normal(*shapes, complex_=False):
 # with reshapes. Leading (batch) dimensions broadcast; `fit_to` sums them back.
 matmul = bilinear(
     "matmul",
-    lambda g, ans, x, y: matmul.bind(g, _mT(y)),
-    lambda g, ans, x, y: matmul.bind(_mT(x), g),
+    lambda g, _ans, _x, y: matmul.bind(g, _mT(y)),
+    lambda g, _ans, x, _y: matmul.bind(_mT(x), g),
     saves_ans=False,
     sample=cases(
         (_normal((3, 4), (4, 2)), {}),
@@ -61,7 +61,7 @@ def _einsum_cotangent(k: int):
     broadcast against larger ones are summed back by `fit_to`.
     """
 
-    def rule(g, ans, *ops, subscripts):
+    def rule(g, _ans, *ops, subscripts):
         ins, out = subscripts.split("->")
         ins = ins.split(",")
         fresh = iter(c for c in string.ascii_letters if c not in subscripts)

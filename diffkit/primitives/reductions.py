@@ -51,7 +51,7 @@ _AXIS_CASES = (((2, 3, 4), {"axis": 1}), ((2, 3, 4), {"axis": (0, 2), "keepdims"
 # -- sum --------------------------------------------------------------------------------------
 sum = linear(  # noqa: A001 (NumPy's name)
     "sum",
-    lambda g, ans, x, axis=None, keepdims=False: _expand_reduced(g, x, axis, keepdims),
+    lambda g, _ans, x, axis=None, keepdims=False: _expand_reduced(g, x, axis, keepdims),
     saves_ans=False,
     sample=_sample(*_AXIS_CASES),
 )
@@ -61,7 +61,7 @@ sum = linear(  # noqa: A001 (NumPy's name)
 cumsum = linear(
     "cumsum",
     # the transpose of a running sum is the running sum taken from the other end
-    lambda g, ans, x, axis, reverse=False: cumsum.bind(g, axis=axis, reverse=not reverse),
+    lambda g, _ans, _x, axis, reverse=False: cumsum.bind(g, axis=axis, reverse=not reverse),
     saves_args=False, saves_ans=False,
     sample=_sample(((4,), {"axis": 0}), ((2, 3), {"axis": 1, "reverse": True}),
                    ((2, 3), {"axis": -2}), default=False),
@@ -88,7 +88,7 @@ cumprod = Primitive(
     jvp=(lambda t, ans, x, axis, reverse=False, exclusive=False: dnp.sum(
         _cumprod_jacobian(x, axis, reverse, exclusive) * dnp.expand_dims(t, axis % x.ndim + 1),
         axis % x.ndim),),
-    vjp=(lambda g, ans, x, axis, reverse=False, exclusive=False: dnp.sum(
+    vjp=(lambda g, _ans, x, axis, reverse=False, exclusive=False: dnp.sum(
         _cumprod_jacobian(x, axis, reverse, exclusive) * dnp.expand_dims(g, axis % x.ndim),
         axis % x.ndim + 1),),
     saves_ans=False,
@@ -120,7 +120,7 @@ prod = Primitive(
     "prod",
     jvp=(lambda t, ans, x, axis, keepdims=False: dnp.sum(
         t * _others(x, axis), axis, keepdims=keepdims),),
-    vjp=(lambda g, ans, x, axis, keepdims=False: _expand_reduced(g, x, axis, keepdims)
+    vjp=(lambda g, _ans, x, axis, keepdims=False: _expand_reduced(g, x, axis, keepdims)
          * _others(x, axis),),
     saves_ans=False,
     sample=cases(
@@ -211,7 +211,7 @@ quantile = Primitive(
     "quantile",
     jvp=(lambda t, ans, x, q, axis=None, keepdims=False, method="linear": dnp.sum(
         t * _quantile_weights(x, q, axis, keepdims, method), axis, keepdims=keepdims),),
-    vjp=(lambda g, ans, x, q, axis=None, keepdims=False, method="linear": _expand_reduced(
+    vjp=(lambda g, _ans, x, q, axis=None, keepdims=False, method="linear": _expand_reduced(
         g, x, axis, keepdims) * _quantile_weights(x, q, axis, keepdims, method),),
     saves_ans=False,
     subgradient="ties share each order statistic's weight equally",

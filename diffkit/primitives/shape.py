@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from diffkit import numpy as dnp
 from diffkit.core.primitive import Primitive
+from diffkit.core.residuals import pass_cotangent
 from diffkit.core.rules import linear
 from diffkit.core.zeros import instantiate
 from diffkit.primitives.sampling import cases
@@ -19,7 +20,7 @@ def _normal(*shapes):
 
 reshape = linear(
     "reshape",
-    lambda g, ans, x, shape, order="C": dnp.reshape(g, x.shape, order=order),
+    lambda g, _ans, x, shape, order="C": dnp.reshape(g, x.shape, order=order),
     saves_ans=False,
     sample=cases((_normal((2, 3)), {"shape": (3, 2)}),
                  (_normal((4,)), {"shape": (2, 1, 2)}),
@@ -27,14 +28,14 @@ reshape = linear(
 )
 broadcast_to = linear(
     "broadcast_to",
-    lambda g, ans, x, shape: g,  # `fit_to` sums the broadcast axes back
+    pass_cotangent,  # `fit_to` sums the broadcast axes back
     saves_ans=False,
     sample=cases((_normal((3,)), {"shape": (2, 3)}),
                  (_normal((2, 1)), {"shape": (2, 4)})),
 )
 expand_dims = linear(
     "expand_dims",
-    lambda g, ans, x, axis: dnp.reshape(g, x.shape),
+    lambda g, _ans, x, axis: dnp.reshape(g, x.shape),
     saves_ans=False,
     sample=cases((_normal((2, 3)), {"axis": 1}), (_normal((2, 3)), {"axis": (0, 3)})),
 )
@@ -49,7 +50,7 @@ def _inverse(perm: tuple) -> tuple:
 
 transpose = linear(
     "transpose",
-    lambda g, ans, x, axes: dnp.transpose(g, _inverse(axes)),
+    lambda g, _ans, _x, axes: dnp.transpose(g, _inverse(axes)),
     saves_args=False, saves_ans=False,
     sample=cases((_normal((2, 3)), {"axes": (1, 0)}), (_normal((2, 3, 4)), {"axes": (2, 0, 1)})),
 )
@@ -79,25 +80,25 @@ concatenate = Primitive(
 
 flip = linear(
     "flip",
-    lambda g, ans, x, axis: flip.bind(g, axis=axis),
+    lambda g, _ans, _x, axis: flip.bind(g, axis=axis),
     saves_args=False, saves_ans=False,
     sample=cases((_normal((2, 3)), {"axis": (1,)}), (_normal((2, 3, 2)), {"axis": (0, 2)})),
 )
 roll = linear(
     "roll",
-    lambda g, ans, x, shift, axis: roll.bind(g, shift=tuple(-s for s in shift), axis=axis),
+    lambda g, _ans, _x, shift, axis: roll.bind(g, shift=tuple(-s for s in shift), axis=axis),
     saves_args=False, saves_ans=False,
     sample=cases((_normal((5,)), {"shift": (2,), "axis": (0,)}),
                  (_normal((3, 4)), {"shift": (1, -5), "axis": (0, 1)})),
 )
 # tril/triu zero a fixed set of entries: each is its own transpose.
-tril = linear("tril", lambda g, ans, x, k: tril.bind(g, k=k), saves_args=False,
+tril = linear("tril", lambda g, _ans, _x, k: tril.bind(g, k=k), saves_args=False,
               saves_ans=False, sample=cases((_normal((3, 4)), {"k": 0}),
                                             (_normal((2, 3, 3)), {"k": -1})))
-triu = linear("triu", lambda g, ans, x, k: triu.bind(g, k=k), saves_args=False,
+triu = linear("triu", lambda g, _ans, _x, k: triu.bind(g, k=k), saves_args=False,
               saves_ans=False, sample=cases((_normal((3, 4)), {"k": 1}),
                                             (_normal((2, 3, 3)), {"k": 0})))
-copy = linear("copy", lambda g, ans, x: g, saves_args=False, saves_ans=False,
+copy = linear("copy", pass_cotangent, saves_args=False, saves_ans=False,
               sample=cases((_normal((2, 3)), {})))
 
 PRIMITIVES = (reshape, broadcast_to, expand_dims, transpose, concatenate, flip, roll, tril,

@@ -14,30 +14,30 @@ from diffkit.primitives.sampling import cases, uniform
 
 _2_SQRTPI = 2 / math.sqrt(math.pi)
 
-erf = elementwise("erf", lambda ans, x: _2_SQRTPI * dnp.exp(-x * x), saves_ans=False,
+erf = elementwise("erf", lambda _ans, x: _2_SQRTPI * dnp.exp(-x * x), saves_ans=False,
                   sample=uniform(-2.5, 2.5))
-erfc = elementwise("erfc", lambda ans, x: -_2_SQRTPI * dnp.exp(-x * x), saves_ans=False,
+erfc = elementwise("erfc", lambda _ans, x: -_2_SQRTPI * dnp.exp(-x * x), saves_ans=False,
                    sample=uniform(-2.5, 2.5))
-erfinv = elementwise("erfinv", lambda ans, x: dnp.exp(ans * ans) / _2_SQRTPI,
+erfinv = elementwise("erfinv", lambda ans, _x: dnp.exp(ans * ans) / _2_SQRTPI,
                      saves_args=False, sample=uniform(-0.9, 0.9))
-expit = elementwise("expit", lambda ans, x: ans * (1 - ans), saves_args=False,
+expit = elementwise("expit", lambda ans, _x: ans * (1 - ans), saves_args=False,
                     sample=uniform(-4.0, 4.0))
-logit = elementwise("logit", lambda ans, p: 1 / (p * (1 - p)), saves_ans=False,
+logit = elementwise("logit", lambda _ans, p: 1 / (p * (1 - p)), saves_ans=False,
                     sample=uniform(0.05, 0.95))
-softplus = elementwise("softplus", lambda ans, x: expit.bind(x), saves_ans=False,
+softplus = elementwise("softplus", lambda _ans, x: expit.bind(x), saves_ans=False,
                        sample=uniform(-4.0, 4.0))
 gammaln = elementwise(
-    "gammaln", lambda ans, x: digamma.bind(x), saves_ans=False,
+    "gammaln", lambda _ans, x: digamma.bind(x), saves_ans=False,
     sample=lambda rng: uniform(0.2, 5.0)(rng) + cases(
         (lambda r: (r.uniform(-2.8, -2.2, (3,)),), {}))(rng),
 )
 digamma = elementwise(
-    "digamma", lambda ans, x: polygamma.bind(1, x), saves_ans=False,
+    "digamma", lambda _ans, x: polygamma.bind(1, x), saves_ans=False,
     sample=lambda rng: uniform(0.2, 5.0)(rng) + cases(
         (lambda r: (r.uniform(-1.8, -1.2, (3,)),), {}))(rng),
 )
 polygamma = elementwise(  # polygamma(n, x): n is a non-negative integer order
-    "polygamma", None, lambda ans, n, x: polygamma.bind(n + 1, x), saves_ans=False,
+    "polygamma", None, lambda _ans, n, x: polygamma.bind(n + 1, x), saves_ans=False,
     sample=cases(*(((lambda r, n=n: (n, r.uniform(0.3, 4.0, (2, 3)))), {}) for n in (1, 2, 3)),
                  (lambda r: (r.integers(1, 4, (3,)), r.uniform(0.3, 4.0, (2, 3))), {})),
 )
@@ -45,15 +45,15 @@ polygamma = elementwise(  # polygamma(n, x): n is a non-negative integer order
 
 def _xlogy_d_y(den):
     """d/dy of x * f(y) = x / den: 0 where x == 0 (the function is 0 there for any y)."""
-    return lambda ans, x, y: dnp.where(x == 0, 0, x / dnp.where(x == 0, 1, den(y)))
+    return lambda _ans, x, y: dnp.where(x == 0, 0, x / dnp.where(x == 0, 1, den(y)))
 
 
 xlogy = elementwise(
-    "xlogy", lambda ans, x, y: dnp.log(y), _xlogy_d_y(lambda y: y), saves_ans=False,
+    "xlogy", lambda _ans, _x, y: dnp.log(y), _xlogy_d_y(lambda y: y), saves_ans=False,
     subgradient="d/dy = 0 where x == 0", sample=uniform(0.1, 3.0, nargs=2),
 )
 xlog1py = elementwise(
-    "xlog1py", lambda ans, x, y: dnp.log1p(y), _xlogy_d_y(lambda y: 1 + y), saves_ans=False,
+    "xlog1py", lambda _ans, _x, y: dnp.log1p(y), _xlogy_d_y(lambda y: 1 + y), saves_ans=False,
     subgradient="d/dy = 0 where x == 0", sample=uniform(-0.9, 3.0, nargs=2),
 )
 

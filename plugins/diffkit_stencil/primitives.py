@@ -30,7 +30,7 @@ BCS = ("periodic", "dirichlet")
 # -- Laplacians, differences, centred gradient: linear, transposes are stencils ----------
 def _laplace(n: int) -> Primitive:
     prim = linear(
-        f"stencil_laplace{n}d", lambda g, ans, x, **p: prim.bind(g, **p),
+        f"stencil_laplace{n}d", lambda g, _ans, _x, **p: prim.bind(g, **p),
         saves_args=False, saves_ans=False, sample=cases(*_laplace_cases(n)),
         doc=f"{n}D Laplacian over the last {n} axes (5-point style, second order).",
     )
@@ -64,7 +64,7 @@ def _away_from_zero(shape_c, shape_u, *more_u):
 
 diff = linear(
     "stencil_diff",
-    lambda g, ans, x, **p: -diff.bind(g, **{**p, "side": -p["side"]}),
+    lambda g, _ans, _x, **p: -diff.bind(g, **{**p, "side": -p["side"]}),
     saves_args=False, saves_ans=False,
     sample=cases(*[(_normal((3, 6)), {"axis": ax, "dx": 0.5, "bc": bc, "side": side})
                    for ax in (0, -1) for bc in BCS for side in (1, -1)]),
@@ -72,7 +72,7 @@ diff = linear(
 )
 
 gradient = linear(
-    "stencil_gradient", lambda g, ans, x, **p: -gradient.bind(g, **p),
+    "stencil_gradient", lambda g, _ans, _x, **p: -gradient.bind(g, **p),
     saves_args=False, saves_ans=False,
     sample=cases(*[(_normal((4, 5)), {"axis": ax, "dx": 0.5, "bc": bc})
                    for ax in (0, 1) for bc in BCS]),
@@ -105,8 +105,8 @@ upwind = Primitive(
     "stencil_upwind",
     jvp=(lambda t, ans, c, u, **p: upwind.bind(t, u, **p),
          lambda t, ans, c, u, **p: t * _picked(c, u, **p)),
-    vjp=(lambda g, ans, c, u, **p: upwind_adjoint.bind(g, u, **p),
-         lambda g, ans, c, u, **p: g * _picked(c, u, **p)),
+    vjp=(lambda g, _ans, _c, u, **p: upwind_adjoint.bind(g, u, **p),
+         lambda g, _ans, c, u, **p: g * _picked(c, u, **p)),
     saves_ans=False,
     sample=cases(*[(_away_from_zero(s, su), {"axis": ax, "dx": 0.5, "bc": bc})
                    for s, su, ax in (((7,), (7,), -1), ((3, 5), (3, 5), 0), ((6,), (), 0))
@@ -119,8 +119,8 @@ upwind_adjoint = Primitive(
     "stencil_upwind_adjoint",
     jvp=(lambda t, ans, g, u, **p: upwind_adjoint.bind(t, u, **p),
          lambda t, ans, g, u, **p: _picked_adjoint(g * t, u, **p)),
-    vjp=(lambda w, ans, g, u, **p: upwind.bind(w, u, **p),
-         lambda w, ans, g, u, **p: g * _picked(w, u, **p)),
+    vjp=(lambda w, _ans, _g, u, **p: upwind.bind(w, u, **p),
+         lambda w, _ans, g, u, **p: g * _picked(w, u, **p)),
     saves_ans=False, sample=upwind.sample, subgradient=upwind.subgradient,
     doc="Transpose of stencil_upwind with respect to the field.",
 )
@@ -133,7 +133,7 @@ def _axis_params(p):
 
 def _each_axis(fn):
     """A per-velocity rule of advect2d from the matching 1D rule along that velocity's axis."""
-    return lambda k: lambda t, ans, c, u, v, **p: fn(t, c, (u, v)[k], **_axis_params(p)[k])
+    return lambda k: lambda t, _ans, c, u, v, **p: fn(t, c, (u, v)[k], **_axis_params(p)[k])
 
 
 _adv_jvp_u = _each_axis(lambda t, c, u, **q: t * _picked(c, u, **q))
@@ -142,7 +142,7 @@ _adv_adj_jvp_u = _each_axis(lambda t, g, u, **q: _picked_adjoint(g * t, u, **q))
 advect2d = Primitive(
     "stencil_advect2d",
     jvp=(lambda t, ans, c, u, v, **p: advect2d.bind(t, u, v, **p), _adv_jvp_u(0), _adv_jvp_u(1)),
-    vjp=(lambda g, ans, c, u, v, **p: advect2d_adjoint.bind(g, u, v, **p),
+    vjp=(lambda g, _ans, _c, u, v, **p: advect2d_adjoint.bind(g, u, v, **p),
          _adv_jvp_u(0), _adv_jvp_u(1)),
     saves_ans=False,
     sample=cases(*[(_away_from_zero((4, 5), (4, 5), (4, 5)), {"dx": dx, "bc": bc})
@@ -155,7 +155,7 @@ advect2d_adjoint = Primitive(
     "stencil_advect2d_adjoint",
     jvp=(lambda t, ans, g, u, v, **p: advect2d_adjoint.bind(t, u, v, **p),
          _adv_adj_jvp_u(0), _adv_adj_jvp_u(1)),
-    vjp=(lambda w, ans, g, u, v, **p: advect2d.bind(w, u, v, **p),
+    vjp=(lambda w, _ans, _g, u, v, **p: advect2d.bind(w, u, v, **p),
          _each_axis(lambda w, g, u, **q: g * _picked(w, u, **q))(0),
          _each_axis(lambda w, g, u, **q: g * _picked(w, u, **q))(1)),
     saves_ans=False, sample=advect2d.sample, subgradient=upwind.subgradient,
