@@ -4,8 +4,11 @@
   sampled cases pass, at least as many for a variadic primitive) and in which arguments
   are non-differentiable (None in the same places), and each rule accepts the arguments
   its sampled cases bind;
-- `check_primitive` fails a differentiable primitive whose every case was skipped, and
-  checks a non-differentiable one for what applies (values against NumPy's kernel).
+- `check_primitive` fails a differentiable primitive whose every case was skipped, checks
+  a non-differentiable one for what applies, and compares other backends' values with NumPy's;
+- one place per primitive: a backend's elementwise kernel is its function of the primitive's
+  name unless listed, and `diffkit.numpy` generates the ufunc of each elementwise primitive,
+  so a new primitive is one definition plus at most one kernel line per backend.
 """
 
 from __future__ import annotations
@@ -15,11 +18,16 @@ import re
 
 import numpy as np
 import pytest
+from diffkit_numpy import elementwise as numpy_kernels
 
+import diffkit as dk
+import diffkit.numpy as dnp
 import diffkit.plugins as plugins
 from diffkit.cli import main as cli_main
-from diffkit.extend import Primitive, elementwise, hookimpl, nondiff, uniform
-from diffkit.testing import check_primitive
+from diffkit.extend import Primitive, away_from, elementwise, hookimpl, nondiff, uniform
+from diffkit.numpy import _elementwise as dnp_elementwise
+from diffkit.primitives import elementwise as P
+from diffkit.testing import check_primitive, to_numpy
 
 from .conftest import HAS_TORCH
 
@@ -158,3 +166,94 @@ def test_cli_check_counts_non_differentiable_primitives_apart(capsys):
     assert "ok    numpy  step_cli (non-differentiable: values and zero derivatives" in out
     assert "ok    numpy  cube_cli (derivatives checked in 3 cases)" in out
     assert "2 passed, 0 failed (of the passed, 1 non-differentiable" in out
+
+
+def test_a_torch_kernel_that_disagrees_with_numpys_fails_the_check():
+    pytest.importorskip("torch")
+    import torch
+
+    cube = elementwise("cube_torch_wrong", lambda ans, x: 3 * x * x, sample=uniform())
+    plugin = KernelPlugin([cube], numpy={"cube_torch_wrong": lambda x: x ** 3},
+                          torch={"cube_torch_wrong": lambda x: torch.abs(x) ** 3})
+    with registered(plugin, "cube-torch-wrong"), pytest.raises(
+            AssertionError, match=r"'cube_torch_wrong' on backend 'torch', case \d+.*kernel "
+                                  r"disagrees with the numpy backend's on output leaf 0"):
+        check_primitive("cube_torch_wrong", "torch")
+
+
+# -- one place per primitive -------------------------------------------------------------------
+def test_numpy_kernels_are_numpys_functions_of_the_primitives_names_unless_listed():
+    for p in P.PRIMITIVES:
+        want = numpy_kernels.OWN.get(p.name) or getattr(np, p.name)
+        assert numpy_kernels.KERNELS[p.name] is want, p.name
+
+
+@pytest.mark.skipif(not HAS_TORCH, reason="torch is not installed (pip install diffkit[torch])")
+def test_torch_kernels_are_torchs_functions_of_the_primitives_names_unless_listed():
+    import torch
+    from diffkit_torch import elementwise as torch_kernels
+
+    listed = set(torch_kernels.OWN) | set(torch_kernels.RENAMED) | \
+        torch_kernels.SCALARS_AS_TENSORS
+    assert listed <= {p.name for p in P.PRIMITIVES}  # no stale entries
+    for p in P.PRIMITIVES:
+        if p.name not in listed:
+            assert torch_kernels.KERNELS[p.name] is getattr(torch, p.name), p.name
+
+
+def test_dnp_has_the_ufunc_of_every_elementwise_primitive_named_like_numpys():
+    for p in P.PRIMITIVES:
+        if hasattr(np, p.name):
+            assert p.name in dnp_elementwise.__all__ and callable(getattr(dnp, p.name)), p.name
+    for name, f in dnp_elementwise.UFUNCS.items():
+        assert getattr(dnp, name) is f and f.__name__ == name
+        nin = getattr(np, name).nin if isinstance(getattr(np, name), np.ufunc) else 1
+        with pytest.raises(TypeError, match=f"dnp.{name} does not support out="):
+            f(*[np.ones(2)] * nin, out=np.ones(2))
+
+
+def _copysign():
+    """A new core-style elementwise primitive, declared once: NumPy and torch both have a
+    function named `copysign`, so neither backend needs a kernel line."""
+    return elementwise(
+        "copysign", lambda _ans, x, y: dnp.sign(x) * dnp.where(dnp.signbit(y), -1.0, 1.0),
+        None, saves_ans=False, subgradient="0 in y (a sign)", sample=away_from([0.0], nargs=2),
+    )
+
+
+def test_a_new_elementwise_primitive_is_one_definition(backend, to_backend):
+    """The recipe of docs/architecture.md end to end: the primitive, the backends' tables
+    and the dnp ufunc all come from one definition."""
+    copysign = _copysign()
+    tables = {"numpy": numpy_kernels.kernels([copysign])}
+    if HAS_TORCH:
+        from diffkit_torch import elementwise as torch_kernels
+
+        tables["torch"] = torch_kernels.kernels([copysign])
+    ufunc = dnp_elementwise._ufuncs([copysign], {})["copysign"]
+    x, y = np.array([-1.5, 0.5, 2.0]), np.array([2.0, -1.0, -3.0])
+    with registered(KernelPlugin([copysign], **tables), "copysign-plugin"):
+        assert check_primitive("copysign", backend.removesuffix("-cuda")) > 0
+        np.testing.assert_array_equal(to_numpy(ufunc(to_backend(x), to_backend(y))),
+                                      np.copysign(x, y))
+        g = dk.grad(lambda a: dnp.sum(ufunc(a, to_backend(y)) ** 2))(to_backend(x))
+        np.testing.assert_allclose(to_numpy(g), 2 * np.copysign(x, y) * np.sign(x) * np.sign(y))
+
+
+def test_a_plugins_elementwise_primitive_is_one_definition_and_a_kernel_line_per_backend():
+    """A runtime plugin adds `soft_relu` (log(1 + e^x)) with its rule and one kernel line
+    for each backend; both backends pass the generic check, agree and differentiate."""
+    soft_relu = elementwise("soft_relu", lambda _ans, x: 1 / (1 + dnp.exp(-x)), saves_ans=False,
+                           sample=uniform())
+    tables = {"numpy": {"soft_relu": lambda x: np.logaddexp(0.0, x)}}
+    if HAS_TORCH:
+        import torch
+
+        tables["torch"] = {"soft_relu": torch.nn.functional.softplus}
+    x = np.array([-2.0, 0.0, 3.0])
+    with registered(KernelPlugin([soft_relu], **tables), "soft-relu-plugin"):
+        for backend in tables:
+            assert check_primitive("soft_relu", backend) > 0  # torch: values vs NumPy's too
+            xb = dk.asarray(x, backend=backend)
+            g = dk.grad(lambda a: dnp.sum(soft_relu(a)))(xb)
+            np.testing.assert_allclose(to_numpy(g), 1 / (1 + np.exp(-x)), rtol=1e-12)

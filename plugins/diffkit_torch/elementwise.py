@@ -1,10 +1,12 @@
 """Torch kernels of the elementwise primitives.
 
-Most kernels are the torch function itself (the hot path stays one call). torch functions
-that refuse a Python scalar argument (`torch.maximum(t, 0.0)`) go through `_tensors`, which
-turns the scalar into a 0-d tensor of its category's widest dtype (float64, complex128,
-int64) on the other argument's device: torch lets 0-d tensors take part in promotion as
-weakly as scalars, so NumPy 2's rule (Python scalars are weak) still holds.
+Most kernels are the torch function itself (the hot path stays one call): torch's function
+of the primitive's name, or of the name in `RENAMED`; `OWN` lists the kernels written here.
+torch functions that refuse a Python scalar argument (`torch.maximum(t, 0.0)`, listed in
+`SCALARS_AS_TENSORS`) go through `_tensors`, which turns the scalar into a 0-d tensor of its
+category's widest dtype (float64, complex128, int64) on the other argument's device: torch
+lets 0-d tensors take part in promotion as weakly as scalars, so NumPy 2's rule (Python
+scalars are weak) still holds.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import math
 
 import torch
 
+from diffkit.primitives.elementwise import PRIMITIVES
 from diffkit_torch.dtypes import torch_dtype
 
 _WIDEST = {float: torch.float64, complex: torch.complex128, int: torch.int64, bool: torch.bool}
@@ -126,58 +129,25 @@ def _tanh_grad(g, y):
     return g * (1 - y * y)
 
 
-KERNELS = {
-    "add": torch.add,
-    "subtract": torch.sub,
-    "multiply": torch.mul,
-    "divide": torch.true_divide,
-    "mod": torch.remainder,
-    "fmod": _tensors(torch.fmod),
-    "power": torch.pow,
-    "float_power": torch.float_power,
-    "negative": torch.neg,
-    "positive": torch.positive,
-    "reciprocal": torch.reciprocal,
-    "square": torch.square,
-    "sqrt": torch.sqrt,
+# Every elementwise primitive's kernel is torch's function of its name, except:
+RENAMED = {  # torch's function of another name
+    "subtract": "sub", "multiply": "mul", "divide": "true_divide", "mod": "remainder",
+    "power": "pow", "negative": "neg", "fabs": "abs", "arcsin": "asin", "arccos": "acos",
+    "arctan": "atan", "arctan2": "atan2", "arcsinh": "asinh", "arccosh": "acosh",
+    "arctanh": "atanh", "conj": "conj_physical", "equal": "eq", "not_equal": "ne",
+    "less": "lt", "less_equal": "le", "greater": "gt", "greater_equal": "ge",
+    "invert": "bitwise_not",
+}
+SCALARS_AS_TENSORS = {  # torch functions that refuse a Python scalar argument
+    "fmod", "logaddexp", "logaddexp2", "arctan2", "hypot", "maximum", "minimum", "fmax",
+    "fmin", "equal", "not_equal", "less", "less_equal", "greater", "greater_equal",
+    "logical_and", "logical_or", "logical_xor", "bitwise_and", "bitwise_or", "bitwise_xor",
+}
+OWN = {  # kernels written here
     "cbrt": _cbrt,
-    "abs": torch.abs,
-    "fabs": torch.abs,
-    "exp": torch.exp,
-    "exp2": torch.exp2,
-    "expm1": torch.expm1,
-    "log": torch.log,
-    "log2": torch.log2,
-    "log10": torch.log10,
-    "log1p": torch.log1p,
-    "logaddexp": _tensors(torch.logaddexp),
-    "logaddexp2": _tensors(torch.logaddexp2),
-    "sin": torch.sin,
-    "cos": torch.cos,
-    "tan": torch.tan,
-    "arcsin": torch.asin,
-    "arccos": torch.acos,
-    "arctan": torch.atan,
-    "arctan2": _tensors(torch.atan2),
-    "hypot": _tensors(torch.hypot),
-    "sinh": torch.sinh,
-    "cosh": torch.cosh,
-    "tanh": torch.tanh,
     "tanh_grad": _tanh_grad,
-    "arcsinh": torch.asinh,
-    "arccosh": torch.acosh,
-    "arctanh": torch.atanh,
-    "deg2rad": torch.deg2rad,
-    "rad2deg": torch.rad2deg,
-    "sinc": torch.sinc,
-    "real": torch.real,
     "imag": _imag,
-    "conj": torch.conj_physical,
     "angle": _angle,
-    "maximum": _tensors(torch.maximum),
-    "minimum": _tensors(torch.minimum),
-    "fmax": _tensors(torch.fmax),
-    "fmin": _tensors(torch.fmin),
     "clip": _clip,
     "where": _where,
     "nan_to_num": _nan_to_num,
@@ -191,23 +161,20 @@ KERNELS = {
     "fix": _rounding(torch.trunc),
     "sign": _sign,
     "round": _round,
-    "floor_divide": torch.floor_divide,
-    "equal": _tensors(torch.eq),
-    "not_equal": _tensors(torch.ne),
-    "less": _tensors(torch.lt),
-    "less_equal": _tensors(torch.le),
-    "greater": _tensors(torch.gt),
-    "greater_equal": _tensors(torch.ge),
-    "logical_and": _tensors(torch.logical_and),
-    "logical_or": _tensors(torch.logical_or),
-    "logical_xor": _tensors(torch.logical_xor),
-    "logical_not": torch.logical_not,
-    "bitwise_and": _tensors(torch.bitwise_and),
-    "bitwise_or": _tensors(torch.bitwise_or),
-    "bitwise_xor": _tensors(torch.bitwise_xor),
-    "invert": torch.bitwise_not,
-    "isnan": torch.isnan,
-    "isinf": torch.isinf,
-    "isfinite": torch.isfinite,
-    "signbit": torch.signbit,
 }
+
+
+def _kernel(name: str):
+    """The kernel of primitive `name`: its own, or torch's function of its (torch) name."""
+    if name in OWN:
+        return OWN[name]
+    f = getattr(torch, RENAMED.get(name, name), None)
+    return _tensors(f) if f is not None and name in SCALARS_AS_TENSORS else f
+
+
+def kernels(primitives) -> dict:
+    """The kernel of each of `primitives` that has one (`_kernel`)."""
+    return {p.name: k for p in primitives if (k := _kernel(p.name)) is not None}
+
+
+KERNELS = kernels(PRIMITIVES)
