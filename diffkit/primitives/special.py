@@ -8,17 +8,17 @@ from __future__ import annotations
 
 import math
 
-from diffkit import numpy as dnp
 from diffkit.core.rules import elementwise
+from diffkit.primitives.elementwise import exp, log, log1p, where
 from diffkit.primitives.sampling import cases, uniform
 
 _2_SQRTPI = 2 / math.sqrt(math.pi)
 
-erf = elementwise("erf", lambda _ans, x: _2_SQRTPI * dnp.exp(-x * x), saves_ans=False,
+erf = elementwise("erf", lambda _ans, x: _2_SQRTPI * exp(-x * x), saves_ans=False,
                   sample=uniform(-2.5, 2.5))
-erfc = elementwise("erfc", lambda _ans, x: -_2_SQRTPI * dnp.exp(-x * x), saves_ans=False,
+erfc = elementwise("erfc", lambda _ans, x: -_2_SQRTPI * exp(-x * x), saves_ans=False,
                    sample=uniform(-2.5, 2.5))
-erfinv = elementwise("erfinv", lambda ans, _x: dnp.exp(ans * ans) / _2_SQRTPI,
+erfinv = elementwise("erfinv", lambda ans, _x: exp(ans * ans) / _2_SQRTPI,
                      saves_args=False, sample=uniform(-0.9, 0.9))
 expit = elementwise("expit", lambda ans, _x: ans * (1 - ans), saves_args=False,
                     sample=uniform(-4.0, 4.0))
@@ -45,15 +45,15 @@ polygamma = elementwise(  # polygamma(n, x): n is a non-negative integer order
 
 def _xlogy_d_y(den):
     """d/dy of x * f(y) = x / den: 0 where x == 0 (the function is 0 there for any y)."""
-    return lambda _ans, x, y: dnp.where(x == 0, 0, x / dnp.where(x == 0, 1, den(y)))
+    return lambda _ans, x, y: where(x == 0, 0, x / where(x == 0, 1, den(y)))
 
 
 xlogy = elementwise(
-    "xlogy", lambda _ans, _x, y: dnp.log(y), _xlogy_d_y(lambda y: y), saves_ans=False,
+    "xlogy", lambda _ans, _x, y: log(y), _xlogy_d_y(lambda y: y), saves_ans=False,
     subgradient="d/dy = 0 where x == 0", sample=uniform(0.1, 3.0, nargs=2),
 )
 xlog1py = elementwise(
-    "xlog1py", lambda _ans, _x, y: dnp.log1p(y), _xlogy_d_y(lambda y: 1 + y), saves_ans=False,
+    "xlog1py", lambda _ans, _x, y: log1p(y), _xlogy_d_y(lambda y: 1 + y), saves_ans=False,
     subgradient="d/dy = 0 where x == 0", sample=uniform(-0.9, 3.0, nargs=2),
 )
 

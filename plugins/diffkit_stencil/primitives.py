@@ -19,8 +19,8 @@ stencil calls too).
 
 from __future__ import annotations
 
-from diffkit import numpy as dnp
 from diffkit.extend import Primitive, cases, linear
+from diffkit.primitives.elementwise import sign
 
 __all__ = ["PRIMITIVES"]
 
@@ -83,7 +83,7 @@ gradient = linear(
 # -- upwind advection ----------------------------------------------------------------------
 def _heaviside(u):
     """1 where u > 0, 0 where u < 0, 0.5 at u == 0 (no derivative: sign is piecewise constant)."""
-    return (dnp.sign(u) + 1) * 0.5
+    return (sign(u) + 1) * 0.5
 
 
 def _picked(c, u, axis, dx, bc):
