@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 
-from diffkit import numpy as dnp
 from diffkit.core.dispatch import is_inexact
 from diffkit.core.primitive import Primitive
 from diffkit.core.residuals import pass_cotangent
@@ -19,6 +18,16 @@ from diffkit.core.rules import elementwise, linear, nondiff
 from diffkit.primitives.sampling import SHAPES, away_from, cases, uniform
 
 LN2, LN10 = math.log(2.0), math.log(10.0)
+
+
+def is_complex(x) -> bool:
+    """Whether `x` (an array, a traced value or a Python number) has a complex dtype (NumPy's
+    `dtype.kind`, torch's `dtype.is_complex`)."""
+    dt = getattr(x, "dtype", None)
+    if dt is None:
+        return isinstance(x, complex)
+    kind = getattr(dt, "kind", None)
+    return kind == "c" if kind is not None else bool(getattr(dt, "is_complex", False))
 
 
 # -- sampling domains beyond `uniform` ---------------------------------------------------------
@@ -53,7 +62,7 @@ def _mod_args(rng):
 
 def _safe(den):
     """`den` with zeros replaced by 1, under a `where` that sets the value at 0."""
-    return dnp.where(den == 0, 1, den)
+    return where(den == 0, 1, den)
 
 
 # -- arithmetic ----------------------------------------------------------------------------
@@ -82,12 +91,12 @@ divide = Primitive(
     sample=_also_complex(away_from([0.0], nargs=2), 2, 0.5, 2.0),
 )
 mod = elementwise(
-    "mod", lambda _ans, _x, _y: 1, lambda _ans, x, y: -dnp.floor_divide(x, y),
+    "mod", lambda _ans, _x, _y: 1, lambda _ans, x, y: -floor_divide(x, y),
     saves_ans=False, subgradient="at the jumps (x/y an integer): the one-sided 1, -floor(x/y)",
     sample=cases((_mod_args, {})),
 )
 fmod = elementwise(
-    "fmod", lambda _ans, _x, _y: 1, lambda _ans, x, y: -dnp.trunc(x / y),
+    "fmod", lambda _ans, _x, _y: 1, lambda _ans, x, y: -trunc(x / y),
     saves_ans=False, subgradient="at the jumps (x/y an integer): the one-sided 1, -trunc(x/y)",
     sample=cases((_mod_args, {})),
 )
@@ -97,15 +106,15 @@ def _d_power_x(pow_fn):
     def d(_ans, x, y):
         if isinstance(y, int | float):
             return 0 if y == 0 else y * pow_fn(x, y - 1)
-        return y * pow_fn(x, dnp.where(y == 0, 1, y) - 1)
+        return y * pow_fn(x, where(y == 0, 1, y) - 1)
 
     return d
 
 
 power = elementwise(
     "power",
-    _d_power_x(lambda x, y: dnp.power(x, y)),
-    lambda ans, x, _y: dnp.log(dnp.where(x == 0, 1, x)) * ans,  # log(1) = 0 at x = 0
+    _d_power_x(lambda x, y: power(x, y)),
+    lambda ans, x, _y: log(where(x == 0, 1, x)) * ans,  # log(1) = 0 at x = 0
     subgradient="d/dx = 0 where y == 0; d/dy = 0 where x == 0",
     sample=lambda rng: uniform(0.2, 2.0, nargs=2)(rng) + cases(
         (lambda r: (r.uniform(-2, 2, (3,)), 3), {}),
@@ -115,8 +124,8 @@ power = elementwise(
 )
 float_power = elementwise(
     "float_power",
-    _d_power_x(lambda x, y: dnp.float_power(x, y)),
-    lambda ans, x, _y: dnp.log(dnp.where(x == 0, 1, x)) * ans,
+    _d_power_x(lambda x, y: float_power(x, y)),
+    lambda ans, x, _y: log(where(x == 0, 1, x)) * ans,
     subgradient="d/dx = 0 where y == 0; d/dy = 0 where x == 0",
     sample=uniform(0.2, 2.0, nargs=2),
 )
@@ -136,16 +145,16 @@ cbrt = elementwise("cbrt", lambda ans, _x: 1 / (3 * ans * ans), saves_args=False
 
 
 def _d_abs(ans, x):
-    if dnp.iscomplexobj(x):  # d|z| = Re(conj(z) / |z| * dz)
-        return dnp.where(ans == 0, 0, dnp.conj(x) / _safe(ans))
-    return dnp.sign(x)
+    if is_complex(x):  # d|z| = Re(conj(z) / |z| * dz)
+        return where(ans == 0, 0, conj(x) / _safe(ans))
+    return sign(x)
 
 
 abs = elementwise(  # noqa: A001 (NumPy's name)
     "abs", _d_abs, subgradient="abs'(0) = 0 (real and complex)",
     sample=_also_complex(away_from([0.0])),
 )
-fabs = elementwise("fabs", lambda _ans, x: dnp.sign(x), saves_ans=False,
+fabs = elementwise("fabs", lambda _ans, x: sign(x), saves_ans=False,
                    subgradient="fabs'(0) = 0", sample=away_from([0.0]))
 
 # -- exp / log -----------------------------------------------------------------------------
@@ -160,21 +169,21 @@ log10 = elementwise("log10", lambda _ans, x: 1 / (x * LN10), saves_ans=False,
                     sample=uniform(0.1, 3.0))
 log1p = elementwise("log1p", lambda _ans, x: 1 / (1 + x), saves_ans=False,
                     sample=uniform(-0.9, 3.0))
-logaddexp = elementwise("logaddexp", lambda ans, x, _y: dnp.exp(x - ans),
-                        lambda ans, _x, y: dnp.exp(y - ans), sample=uniform(nargs=2))
-logaddexp2 = elementwise("logaddexp2", lambda ans, x, _y: dnp.exp2(x - ans),
-                         lambda ans, _x, y: dnp.exp2(y - ans), sample=uniform(nargs=2))
+logaddexp = elementwise("logaddexp", lambda ans, x, _y: exp(x - ans),
+                        lambda ans, _x, y: exp(y - ans), sample=uniform(nargs=2))
+logaddexp2 = elementwise("logaddexp2", lambda ans, x, _y: exp2(x - ans),
+                         lambda ans, _x, y: exp2(y - ans), sample=uniform(nargs=2))
 
 # -- trigonometric and hyperbolic -------------------------------------------------------------
-sin = elementwise("sin", lambda _ans, x: dnp.cos(x), saves_ans=False,
+sin = elementwise("sin", lambda _ans, x: cos(x), saves_ans=False,
                   sample=_also_complex(uniform()))
-cos = elementwise("cos", lambda _ans, x: -dnp.sin(x), saves_ans=False,
+cos = elementwise("cos", lambda _ans, x: -sin(x), saves_ans=False,
                   sample=_also_complex(uniform()))
 tan = elementwise("tan", lambda ans, _x: 1 + ans * ans, saves_args=False,
                   sample=_also_complex(uniform(-1.2, 1.2), 1, -1.0, 1.0))
-arcsin = elementwise("arcsin", lambda _ans, x: 1 / dnp.sqrt(1 - x * x), saves_ans=False,
+arcsin = elementwise("arcsin", lambda _ans, x: 1 / sqrt(1 - x * x), saves_ans=False,
                      sample=uniform(-0.9, 0.9))
-arccos = elementwise("arccos", lambda _ans, x: -1 / dnp.sqrt(1 - x * x), saves_ans=False,
+arccos = elementwise("arccos", lambda _ans, x: -1 / sqrt(1 - x * x), saves_ans=False,
                      sample=uniform(-0.9, 0.9))
 arctan = elementwise("arctan", lambda _ans, x: 1 / (1 + x * x), saves_ans=False,
                      sample=uniform())
@@ -186,9 +195,9 @@ hypot = elementwise(
     "hypot", lambda ans, x, _y: x / _safe(ans), lambda ans, _x, y: y / _safe(ans),
     subgradient="0 at x = y = 0", sample=away_from([0.0], nargs=2),
 )
-sinh = elementwise("sinh", lambda _ans, x: dnp.cosh(x), saves_ans=False,
+sinh = elementwise("sinh", lambda _ans, x: cosh(x), saves_ans=False,
                    sample=_also_complex(uniform()))
-cosh = elementwise("cosh", lambda _ans, x: dnp.sinh(x), saves_ans=False,
+cosh = elementwise("cosh", lambda _ans, x: sinh(x), saves_ans=False,
                    sample=_also_complex(uniform()))
 # tanh's cotangent g * (1 - y*y) is one primitive (one kernel where the backend fuses it,
 # one dispatch everywhere): on the 256x512 dense-loss benchmark it removes two kernels.
@@ -197,9 +206,9 @@ tanh_grad = elementwise("tanh_grad", lambda _ans, _g, y: 1 - y * y, lambda _ans,
 tanh = Primitive("tanh", jvp=(lambda t, ans, x: tanh_grad(t, ans),),
                  vjp=(lambda g, ans, _x: tanh_grad(g, ans),), saves_args=False,
                  sample=_also_complex(uniform(), 1, -1.0, 1.0))
-arcsinh = elementwise("arcsinh", lambda _ans, x: 1 / dnp.sqrt(x * x + 1), saves_ans=False,
+arcsinh = elementwise("arcsinh", lambda _ans, x: 1 / sqrt(x * x + 1), saves_ans=False,
                       sample=uniform())
-arccosh = elementwise("arccosh", lambda _ans, x: 1 / dnp.sqrt(x * x - 1), saves_ans=False,
+arccosh = elementwise("arccosh", lambda _ans, x: 1 / sqrt(x * x - 1), saves_ans=False,
                       sample=uniform(1.2, 3.0))
 arctanh = elementwise("arctanh", lambda _ans, x: 1 / (1 - x * x), saves_ans=False,
                       sample=uniform(-0.9, 0.9))
@@ -212,14 +221,14 @@ rad2deg = linear("rad2deg", lambda g, _ans, _x: g * (180 / math.pi), saves_args=
 def _d_sinc(_ans, x):
     """sinc'(x) = (cos(pi x) - sinc(x)) / x, by its Maclaurin series where |x| < 0.1 (exact
     at 0, free of the cancellation near it, and differentiable again there)."""
-    small = dnp.abs(x) < 0.1
+    small = abs(x) < 0.1
     u = (math.pi * x) ** 2
     series = 0.0
     for k in range(7, 0, -1):  # sum_k (-1)^k 2k u^(k-1) / (2k+1)!, Horner in u
         series = series * u + (-1) ** k * 2 * k / math.factorial(2 * k + 1)
-    xs = dnp.where(small, 1, x)
-    direct = (dnp.cos(math.pi * xs) - dnp.sinc(xs)) / xs
-    return dnp.where(small, math.pi ** 2 * x * series, direct)
+    xs = where(small, 1, x)
+    direct = (cos(math.pi * xs) - sinc(xs)) / xs
+    return where(small, math.pi ** 2 * x * series, direct)
 
 
 sinc = elementwise("sinc", _d_sinc, saves_ans=False,
@@ -231,12 +240,12 @@ real = linear("real", pass_cotangent, saves_args=False, saves_ans=False,
               sample=_also_complex(uniform()))
 imag = linear("imag", lambda g, _ans, _x: -1j * g, saves_args=False, saves_ans=False,
               sample=_draw(_cplx()))
-conj = linear("conj", lambda g, _ans, _x: dnp.conj(g), saves_args=False, saves_ans=False,
+conj = linear("conj", lambda g, _ans, _x: conj(g), saves_args=False, saves_ans=False,
               sample=_also_complex(uniform()))
 
 
 def _d_angle(_ans, x, deg=False):
-    if not dnp.iscomplexobj(x):
+    if not is_complex(x):
         return 0  # 0 or pi, piecewise constant
     d = -1j / x  # d angle = Im(dz / z) = Re(-1j / z * dz)
     return d * (180 / math.pi) if deg else d
@@ -248,33 +257,33 @@ angle = elementwise("angle", _d_angle, saves_ans=False,
 
 # -- selection ------------------------------------------------------------------------------
 def _half(x, y):
-    return dnp.where(x == y, 0.5, 0.0)
+    return where(x == y, 0.5, 0.0)
 
 
 def _isnan(v):
-    """`v != v`: NaN-ness that stays a Python bool for a Python number (dnp.isnan would give
+    """`v != v`: NaN-ness that stays a Python bool for a Python number (`isnan` would give
     a NumPy bool, which a torch tensor refuses in `|`)."""
     return v != v
 
 
 maximum = elementwise(
-    "maximum", lambda _ans, x, y: dnp.where(x > y, 1.0, _half(x, y)),
-    lambda _ans, x, y: dnp.where(y > x, 1.0, _half(x, y)), saves_ans=False,
+    "maximum", lambda _ans, x, y: where(x > y, 1.0, _half(x, y)),
+    lambda _ans, x, y: where(y > x, 1.0, _half(x, y)), saves_ans=False,
     subgradient="ties split 0.5/0.5", sample=uniform(nargs=2),
 )
 minimum = elementwise(
-    "minimum", lambda _ans, x, y: dnp.where(x < y, 1.0, _half(x, y)),
-    lambda _ans, x, y: dnp.where(y < x, 1.0, _half(x, y)), saves_ans=False,
+    "minimum", lambda _ans, x, y: where(x < y, 1.0, _half(x, y)),
+    lambda _ans, x, y: where(y < x, 1.0, _half(x, y)), saves_ans=False,
     subgradient="ties split 0.5/0.5", sample=uniform(nargs=2),
 )
 fmax = elementwise(  # a NaN loses: the other argument takes the whole derivative
-    "fmax", lambda _ans, x, y: dnp.where((x > y) | _isnan(y), 1.0, _half(x, y)),
-    lambda _ans, x, y: dnp.where((y > x) | _isnan(x), 1.0, _half(x, y)), saves_ans=False,
+    "fmax", lambda _ans, x, y: where((x > y) | _isnan(y), 1.0, _half(x, y)),
+    lambda _ans, x, y: where((y > x) | _isnan(x), 1.0, _half(x, y)), saves_ans=False,
     subgradient="ties split 0.5/0.5", sample=uniform(nargs=2),
 )
 fmin = elementwise(
-    "fmin", lambda _ans, x, y: dnp.where((x < y) | _isnan(y), 1.0, _half(x, y)),
-    lambda _ans, x, y: dnp.where((y < x) | _isnan(x), 1.0, _half(x, y)), saves_ans=False,
+    "fmin", lambda _ans, x, y: where((x < y) | _isnan(y), 1.0, _half(x, y)),
+    lambda _ans, x, y: where((y < x) | _isnan(x), 1.0, _half(x, y)), saves_ans=False,
     subgradient="ties split 0.5/0.5", sample=uniform(nargs=2),
 )
 
@@ -283,15 +292,15 @@ fmin = elementwise(
 # derivative; `a` only strictly inside, an active bound (ties included) otherwise.
 def _clip_d_a(_ans, a, lo, hi):
     inside = (True if lo is None else a > lo) & (True if hi is None else a < hi)
-    return dnp.where(inside, 1.0, 0.0)
+    return where(inside, 1.0, 0.0)
 
 
 def _clip_d_lo(_ans, a, lo, hi):
-    return dnp.where((a <= lo) & (True if hi is None else lo < hi), 1.0, 0.0)
+    return where((a <= lo) & (True if hi is None else lo < hi), 1.0, 0.0)
 
 
 def _clip_d_hi(_ans, a, lo, hi):
-    return dnp.where((a if lo is None else dnp.maximum(a, lo)) >= hi, 1.0, 0.0)
+    return where((a if lo is None else maximum(a, lo)) >= hi, 1.0, 0.0)
 
 
 def _clip_args(rng):
@@ -310,24 +319,24 @@ clip = elementwise(
 )
 where = Primitive(
     "where",
-    jvp=(None, lambda t, ans, c, x, y: dnp.where(c, t, 0),
-         lambda t, ans, c, x, y: dnp.where(c, 0, t)),
-    vjp=(None, lambda g, _ans, c, _x, _y: dnp.where(c, g, 0),
-         lambda g, _ans, c, _x, _y: dnp.where(c, 0, g)),
+    jvp=(None, lambda t, ans, c, x, y: where(c, t, 0),
+         lambda t, ans, c, x, y: where(c, 0, t)),
+    vjp=(None, lambda g, _ans, c, _x, _y: where(c, g, 0),
+         lambda g, _ans, c, _x, _y: where(c, 0, g)),
     saves_ans=False,
     sample=lambda rng: [((_bools(rng, s), rng.normal(size=s), rng.normal(size=s)), {})
                         for s in SHAPES] + [((_bools(rng, (2, 3)), rng.normal(size=(3,)),
                                               rng.normal(size=(2, 1))), {})],
 )
 nan_to_num = elementwise(
-    "nan_to_num", lambda _ans, x, **p: dnp.where(dnp.isfinite(x), 1.0, 0.0), saves_ans=False,
+    "nan_to_num", lambda _ans, x, **p: where(isfinite(x), 1.0, 0.0), saves_ans=False,
     subgradient="0 where x is replaced (nan, inf)",
     sample=lambda rng: uniform(nan=0.0, posinf=None, neginf=None)(rng) + cases(
         (lambda r: (r.uniform(-2, 2, (5,)) * [1, float("nan"), 1, float("inf"), 1],),
          {"nan": 1.0, "posinf": 9.0, "neginf": None}))(rng),
 )
 heaviside = elementwise(
-    "heaviside", None, lambda _ans, x, _h: dnp.where(x == 0, 1.0, 0.0), saves_ans=False,
+    "heaviside", None, lambda _ans, x, _h: where(x == 0, 1.0, 0.0), saves_ans=False,
     subgradient="0 in x everywhere (a step)",
     # integer x with zeros: only h is perturbed, so d/dh = [x == 0] is checked
     sample=cases((lambda r: (_ints(r, (2, 3)), r.uniform(0, 1, (3,))), {}),
@@ -339,9 +348,9 @@ heaviside = elementwise(
 def _astype_jvp(t, ans, x, dtype):
     if not is_inexact(ans):
         return None  # integer and boolean results carry no derivative
-    if dnp.iscomplexobj(t) and not dnp.iscomplexobj(ans):
-        t = dnp.real(t)
-    return dnp.astype(t, dtype)
+    if is_complex(t) and not is_complex(ans):
+        t = real(t)
+    return astype.bind(t, dtype=dtype)
 
 
 astype = Primitive(
