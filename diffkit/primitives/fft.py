@@ -13,10 +13,13 @@ complex transform is its own transpose, whatever the norm. Padding and truncatio
 
 from __future__ import annotations
 
-from diffkit import numpy as dnp
 from diffkit.core.primitive import Primitive
 from diffkit.core.rules import bilinear, linear, nondiff
+from diffkit.primitives.creation import ones_like, zeros_like
+from diffkit.primitives.elementwise import equal, logical_or, real, where
+from diffkit.primitives.reductions import cumsum
 from diffkit.primitives.sampling import cases
+from diffkit.primitives.shape import flip, reshape_to
 
 
 def _cplx(r, shape):
@@ -53,7 +56,7 @@ fft_resize = linear(
 def _rfftn_T(g, _ans, x, axes, norm=None):
     n = x.shape[axes[-1]]
     full = fft_c2c.bind(fft_resize.bind(g, axes=axes[-1:], sizes=(n,)), axes=axes, norm=norm)
-    return dnp.real(full)
+    return real(full)
 
 
 rfftn = linear(
@@ -67,11 +70,10 @@ rfftn = linear(
 def _irfft_weights(n, ndim, axis, like):
     """w over the n//2+1 bins of the last transformed axis, shaped to broadcast."""
     h = n // 2 + 1
-    w = [1.0] + [2.0] * (h - 1)
-    if n % 2 == 0:
-        w[-1] = 1.0
-    w = dnp.asarray(w, dtype=like.dtype, like=like)
-    return dnp.reshape(w, (h,) + (1,) * (ndim - 1 - axis % ndim))
+    ones = ones_like.bind(like, dtype=None, shape=(h,))
+    pos = cumsum.bind(ones, axis=0)  # 1, ..., h
+    once = equal(pos, 1) if n % 2 else logical_or(equal(pos, 1), equal(pos, h))
+    return reshape_to(where(once, ones, ones + ones), (h,) + (1,) * (ndim - 1 - axis % ndim))
 
 
 def _irfftn_T(g, _ans, x, axes, n, norm=None):
@@ -109,7 +111,7 @@ fftfreq = nondiff("fftfreq", sample=cases(((None,), {"n": 5, "d": 0.1})))
 def _convolve_T(g, other, n):
     """Transpose of u -> convolve(u, other) for a u of length n: a correlation with other."""
     m = other.shape[0]
-    return convolve.bind(g, dnp.flip(other))[m - 1:m - 1 + n]
+    return convolve.bind(g, flip.bind(other, axis=(0,)))[m - 1:m - 1 + n]
 
 
 convolve = bilinear(
@@ -183,7 +185,7 @@ def _adjoint_T(h, _ans, _g, x, xp, n, deriv=False, left_const=False, right_const
 def _adjoint_dx(t, ans, g, x, xp, n, deriv=False, left_const=False, right_const=False,
                 period=None):
     if deriv:  # the slope weights are piecewise constant in x
-        return dnp.zeros_like(ans)
+        return zeros_like(ans)
     return interp_adjoint.bind(g * t, x, xp, n=n, deriv=True, period=period)
 
 

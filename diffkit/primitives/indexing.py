@@ -9,15 +9,18 @@ the value `v` is broadcast to the shape of `x[idx]` and cast to x's dtype.
 
 from __future__ import annotations
 
-import numpy as np  # sample data only (the rules below use diffkit.numpy)
+import math
 
-from diffkit import numpy as dnp
+import numpy as np  # sample data only
+
 from diffkit.core.primitive import Primitive
 from diffkit.core.residuals import pass_cotangent
 from diffkit.core.rules import linear, nondiff
 from diffkit.core.tracer import Tracer
 from diffkit.core.zeros import Zero
+from diffkit.primitives.creation import arange, ones_like, zeros_like
 from diffkit.primitives.sampling import cases
+from diffkit.primitives.shape import reshape_to
 
 
 def is_bool_array(i) -> bool:
@@ -40,14 +43,16 @@ def _winners(like, idx):
     rule consistent with whatever order the backend uses). Computed on raw arrays: no
     derivative flows through it."""
     sel = getitem.bind(_raw(like), idx=idx)
-    ids = dnp.reshape(dnp.arange(1, dnp.size(sel) + 1, dtype="int64", like=sel), sel.shape)
-    written = index_set.bind(dnp.zeros_like(sel, dtype="int64", shape=like.shape), ids, idx=idx)
+    n = math.prod(sel.shape)
+    ids = reshape_to(arange.bind(sel, start=1, stop=n + 1, step=1, dtype="int64"), sel.shape)
+    written = index_set.bind(zeros_like.bind(sel, dtype="int64", shape=tuple(like.shape)), ids,
+                             idx=idx)
     return getitem.bind(written, idx=idx) == ids
 
 
 def _scatter(t, ans, idx):
     """`t` added into zeros shaped like `ans` at `idx` (the transpose of a gather)."""
-    return index_add.bind(dnp.zeros_like(ans), t, idx=idx)
+    return index_add.bind(zeros_like(ans), t, idx=idx)
 
 
 getitem = linear(
@@ -86,7 +91,7 @@ def _set_ct_v(g, _ans, _x, _v, idx):
 index_set = Primitive(
     "index_set",
     jvp=(lambda t, ans, x, v, idx: index_set.bind(t, 0, idx=idx),
-         lambda t, ans, x, v, idx: index_set.bind(dnp.zeros_like(ans), t, idx=idx)),
+         lambda t, ans, x, v, idx: index_set.bind(zeros_like(ans), t, idx=idx)),
     vjp=(lambda g, _ans, _x, _v, idx: index_set.bind(g, 0, idx=idx), _set_ct_v),
     saves_args=False, saves_ans=False,
     subgradient="repeated indices: one write per element survives (the backend's choice, "
@@ -101,7 +106,7 @@ index_set = Primitive(
 
 # -- x.at[idx].multiply(v): out_p = x_p * prod of the v's written at p ------------------------
 def _mul_factor(x, v, idx):
-    return index_mul.bind(dnp.ones_like(x), v, idx=idx)
+    return index_mul.bind(ones_like(x), v, idx=idx)
 
 
 def _unique(like, idx) -> bool:
@@ -138,7 +143,7 @@ def _extremum_weights(ans, x, v, idx):
     sel = getitem.bind(out, idx=idx)
     wx = (_raw(x) == out) * 1.0
     wv = (_raw(v) == sel) * 1.0
-    count = wx + index_add.bind(dnp.zeros_like(wx), wv, idx=idx)
+    count = wx + index_add.bind(zeros_like(wx), wv, idx=idx)
     return wx / count, wv / getitem.bind(count, idx=idx)
 
 

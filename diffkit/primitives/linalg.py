@@ -13,33 +13,44 @@ the read triangle only (off-diagonal entries doubled, for a symmetric cotangent)
 
 from __future__ import annotations
 
-from diffkit import numpy as dnp
+import numpy as np  # static diagonal indices and sample data
+
 from diffkit.core.primitive import Primitive
 from diffkit.core.rules import nondiff
+from diffkit.core.tracer import Tracer
 from diffkit.core.zeros import is_zero
 from diffkit.errors import RuleError
+from diffkit.primitives.creation import eye, ones_like
+from diffkit.primitives.elementwise import abs as absolute
+from diffkit.primitives.elementwise import conj, is_complex, real, stop_gradient, where
+from diffkit.primitives.indexing import getitem
+from diffkit.primitives.reductions import max as amax
+from diffkit.primitives.reductions import sum_over
 from diffkit.primitives.sampling import cases
+from diffkit.primitives.shape import expand, swap_last, tril, triu
 
 
 # -- helpers (diffkit operations only) -------------------------------------------------------
 def _T(x):
-    return dnp.swapaxes(x, -1, -2)
+    return swap_last(x)
 
 
 def _H(x):
-    return dnp.conj(_T(x)) if dnp.iscomplexobj(x) else _T(x)
+    return conj(_T(x)) if is_complex(x) else _T(x)
 
 
 def _conj(x):
-    return dnp.conj(x) if dnp.iscomplexobj(x) else x
+    return conj(x) if is_complex(x) else x
 
 
 def _eye(n, like):
-    return dnp.eye(n, dtype=like.dtype, like=like)
+    base = like._base() if isinstance(like, Tracer) else like
+    return eye.bind(base, N=n, M=n, k=0, dtype=like.dtype)
 
 
 def _diag(x):
-    return dnp.diagonal(x, axis1=-2, axis2=-1)
+    i = np.arange(min(x.shape[-2:]))
+    return getitem.bind(x, idx=(Ellipsis, i, i))
 
 
 def _diag_embed(v):
@@ -48,7 +59,7 @@ def _diag_embed(v):
 
 def _real_only(name, *xs):
     for x in xs:
-        if dnp.iscomplexobj(x):
+        if is_complex(x):
             raise RuleError(
                 f"the derivative of linalg.{name} supports real input only; got dtype "
                 f"{x.dtype}. Split the problem into real and imaginary parts, or use a "
@@ -59,15 +70,15 @@ def _real_only(name, *xs):
 def _sym_from(t, uplo):
     """The symmetric matrix the kernel sees when it reads only the `uplo` triangle of t."""
     if uplo == "L":
-        return dnp.tril(t) + _T(dnp.tril(t, -1))
-    return dnp.triu(t) + _T(dnp.triu(t, 1))
+        return tril.bind(t, k=0) + _T(tril.bind(t, k=-1))
+    return triu.bind(t, k=0) + _T(triu.bind(t, k=1))
 
 
 def _sym_from_T(s, uplo):
     """Transpose of `_sym_from`: the cotangent lands on the read triangle."""
     if uplo == "L":
-        return dnp.tril(s) + dnp.tril(_T(s), -1)
-    return dnp.triu(s) + dnp.triu(_T(s), 1)
+        return tril.bind(s, k=0) + tril.bind(_T(s), k=-1)
+    return triu.bind(s, k=0) + triu.bind(_T(s), k=1)
 
 
 def _inv_gap(w):
@@ -77,21 +88,15 @@ def _inv_gap(w):
     projectors; a ~1e-16 gap would otherwise multiply rounding errors by 1e16)."""
     d = w[..., None, :] - w[..., :, None]
     rel = 1e-5 if any(k in str(w.dtype) for k in ("16", "32")) else 1e-12
-    scale = dnp.stop_gradient(dnp.max(dnp.abs(w), axis=-1, keepdims=True))[..., None]
-    same = dnp.abs(d) <= rel * scale
-    return dnp.where(same, 0, 1 / dnp.where(same, 1, d))
+    scale = stop_gradient(amax.bind(absolute(w), axis=-1, keepdims=True))[..., None]
+    same = absolute(d) <= rel * scale
+    return where(same, 0, 1 / where(same, 1, d))
 
 
 # -- test inputs (NumPy arrays: sampling domains feed the generic checker) ---------------
-def _eye_np(n):
-    import numpy as np
-
-    return np.eye(n)
-
-
 def _wellcond(r, shape):
     """A random matrix (stack) made well conditioned by a dominant diagonal."""
-    return r.normal(size=shape) + shape[-1] * _eye_np(shape[-1])
+    return r.normal(size=shape) + shape[-1] * np.eye(shape[-1])
 
 
 # -- inverse, solve, determinants -------------------------------------------------------------
@@ -124,7 +129,7 @@ solve = Primitive(
 
 def _trace_inv_t(a, t):
     """tr(a^-1 t), batched: the derivative of log det."""
-    return dnp.sum(_T(inv.bind(a)) * t, axis=(-2, -1))
+    return sum_over(_T(inv.bind(a)) * t, (-2, -1))
 
 
 det = Primitive(
@@ -141,7 +146,7 @@ det = Primitive(
 
 def _slogdet_jvp(tangents, ans, a):
     d = _trace_inv_t(a, tangents[0])
-    return None, dnp.real(d) if dnp.iscomplexobj(d) else d
+    return None, real(d) if is_complex(d) else d
 
 
 def _slogdet_vjp(g, ans, a):
@@ -161,7 +166,7 @@ slogdet = Primitive(
 # -- Cholesky, eigh ---------------------------------------------------------------------------
 def _phi(x):
     """Lower triangle with the diagonal halved."""
-    return dnp.tril(x) - 0.5 * x * _eye(x.shape[-1], x)
+    return tril.bind(x, k=0) - 0.5 * x * _eye(x.shape[-1], x)
 
 
 def _cholesky_jvp(t, ans, a):
@@ -178,7 +183,7 @@ def _cholesky_vjp(g, ans, a):
 
 def _spd(r, shape):
     x = r.normal(size=shape)
-    return x @ x.swapaxes(-1, -2) + shape[-1] * _eye_np(shape[-1])
+    return x @ x.swapaxes(-1, -2) + shape[-1] * np.eye(shape[-1])
 
 
 cholesky = Primitive(
@@ -300,7 +305,7 @@ def _qr_jvp(tangents, ans, a):
     q, r = ans
     t_rinv = _T(solve.bind(_T(r), _T(tangents[0])))
     qt = _T(q) @ t_rinv
-    low = dnp.tril(qt, -1)
+    low = tril.bind(qt, k=-1)
     do = low - _T(low)
     return q @ (do - qt) + t_rinv, (qt - do) @ r
 
@@ -315,7 +320,7 @@ def _qr_vjp(g, ans, a):
         m = r @ _T(gr)
     if not is_zero(gq):
         m = m - _T(gq) @ q
-    x = q @ (dnp.tril(m) + _T(dnp.tril(m, -1)))
+    x = q @ (tril.bind(m, k=0) + _T(tril.bind(m, k=-1)))
     if not is_zero(gq):
         x = x + gq
     return (_T(solve.bind(r, _T(x))),)
@@ -361,13 +366,13 @@ matrix_rank = nondiff("matrix_rank", sample=cases((lambda r: (r.normal(size=(3, 
 def _norm2_cot(g, ans, x, axis, keepdims):
     if not keepdims:
         axes = tuple(range(x.ndim)) if axis is None else axis
-        g, ans = dnp.expand_dims(g, axes), dnp.expand_dims(ans, axes)
-    return g * _conj(x) / dnp.where(ans == 0, 1, ans)
+        g, ans = expand(g, axes), expand(ans, axes)
+    return g * _conj(x) / where(ans == 0, 1, ans)
 
 
 def _norm2_jvp(t, ans, x, axis=None, keepdims=False):
-    d = _norm2_cot(dnp.ones_like(ans), ans, x, axis, keepdims) * t
-    return dnp.sum(dnp.real(d) if dnp.iscomplexobj(d) else d, axis=axis, keepdims=keepdims)
+    d = _norm2_cot(ones_like(ans), ans, x, axis, keepdims) * t
+    return sum_over(real(d) if is_complex(d) else d, axis, keepdims)
 
 
 vector_norm2 = Primitive(

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import string
 
-from diffkit import numpy as dnp
 from diffkit.core.primitive import Primitive
 from diffkit.core.rules import bilinear
+from diffkit.primitives.creation import ones_like, zeros_like
+from diffkit.primitives.elementwise import equal, where
+from diffkit.primitives.reductions import cumsum
 from diffkit.primitives.sampling import cases
-
-
-def _mT(a):
-    return dnp.swapaxes(a, -1, -2)
+from diffkit.primitives.shape import broadcast, expand, swap_last
 
 
 def _normal(*shapes, complex_=False):
@@ -28,12 +27,12 @@ def _normal(*shapes, complex_=False):
     return build
 
 
-# Operands have at least 2 dimensions here: NumPy's 1-D promotion is done by dnp.matmul
-# with reshapes. Leading (batch) dimensions broadcast; `fit_to` sums them back.
+# Operands have at least 2 dimensions here: NumPy's 1-D promotion is done by the namespace's
+# matmul with reshapes. Leading (batch) dimensions broadcast; `fit_to` sums them back.
 matmul = bilinear(
     "matmul",
-    lambda g, _ans, _x, y: matmul.bind(g, _mT(y)),
-    lambda g, _ans, x, _y: matmul.bind(_mT(x), g),
+    lambda g, _ans, _x, y: matmul.bind(g, swap_last(y)),
+    lambda g, _ans, x, _y: matmul.bind(swap_last(x), g),
     saves_ans=False,
     sample=cases(
         (_normal((3, 4), (4, 2)), {}),
@@ -46,10 +45,10 @@ matmul = bilinear(
 
 def shifted_eye(n: int, m: int, offset: int, like):
     """The constant E[i, j] = (j - i == offset), of `like`'s dtype and backend."""
-    pos = dnp.cumsum(dnp.ones_like(like, shape=(max(n, m),)))
-    rows = dnp.expand_dims(pos[:n], 1)
-    hit = dnp.equal(pos[:m] - rows, offset)
-    return dnp.where(hit, dnp.ones_like(like, shape=(n, m)), dnp.zeros_like(like, shape=(n, m)))
+    pos = cumsum.bind(ones_like.bind(like, dtype=None, shape=(max(n, m),)), axis=0)
+    hit = equal(pos[:m] - expand(pos[:n], 1), offset)
+    return where(hit, ones_like.bind(like, dtype=None, shape=(n, m)),
+                 zeros_like.bind(like, dtype=None, shape=(n, m)))
 
 
 def _einsum_cotangent(k: int):
@@ -84,9 +83,9 @@ def _einsum_cotangent(k: int):
         lonely = tuple(i for i, c in enumerate(sub) if c not in present)
         if not lonely:
             return ct
-        ct = dnp.expand_dims(ct, lonely)
-        return dnp.broadcast_to(ct, tuple(ops[k].shape[i] if i in lonely else n
-                                          for i, n in enumerate(ct.shape)))
+        ct = expand(ct, lonely)
+        return broadcast(ct, tuple(ops[k].shape[i] if i in lonely else n
+                                   for i, n in enumerate(ct.shape)))
 
     return rule
 

@@ -10,10 +10,22 @@ from __future__ import annotations
 
 import math
 
-from diffkit import numpy as dnp
 from diffkit.core.primitive import Primitive
 from diffkit.core.rules import linear, nondiff
+from diffkit.primitives.creation import ones_like, zeros_like
+from diffkit.primitives.elementwise import (
+    conj,
+    equal,
+    greater,
+    greater_equal,
+    is_complex,
+    less,
+    less_equal,
+    stop_gradient,
+    where,
+)
 from diffkit.primitives.sampling import cases, uniform
+from diffkit.primitives.shape import broadcast, expand, reshape_to
 
 
 def _axes(axis, ndim: int) -> tuple:
@@ -24,19 +36,24 @@ def _axes(axis, ndim: int) -> tuple:
     return tuple(a % ndim for a in axes) if ndim else ()
 
 
+def sum_over(x, axis=None, keepdims=False):
+    """The sum of `x` over `axis` (None: all), positionally: what the rules call."""
+    return sum.bind(x, axis=axis, keepdims=keepdims)
+
+
 def _count(x, axis) -> int:
     """How many elements each output of a reduction of `x` over `axis` combines."""
-    shape = dnp.shape(x)
+    shape = tuple(x.shape)
     return math.prod(shape[a] for a in _axes(axis, len(shape)))
 
 
 def _expand_reduced(g, x, axis, keepdims):
     """Broadcast a reduction's cotangent (or output) back to the input's shape."""
     if axis is not None and not keepdims:
-        g = dnp.expand_dims(g, _axes(axis, x.ndim))
+        g = expand(g, _axes(axis, x.ndim))
     elif axis is None and not keepdims:
-        g = dnp.reshape(g, (1,) * x.ndim)
-    return dnp.broadcast_to(g, x.shape)
+        g = reshape_to(g, (1,) * x.ndim)
+    return broadcast(g, x.shape)
 
 
 def _sample(*extra, default: bool = True):
@@ -73,23 +90,23 @@ def _cumprod_jacobian(x, axis, reverse, exclusive):
     product of x with x_k replaced by 1, kept where i follows k. No division, so exact at
     zeros; it costs n^2 memory along the axis."""
     a = axis % x.ndim
-    pos = cumsum.bind(dnp.ones_like(x), axis=a)
-    k = dnp.expand_dims(pos, a + 1)
-    i = dnp.expand_dims(pos, a)
-    xs = dnp.where(dnp.equal(k, i), 1, dnp.expand_dims(x, a))
+    pos = cumsum.bind(ones_like(x), axis=a)
+    k = expand(pos, a + 1)
+    i = expand(pos, a)
+    xs = where(equal(k, i), 1, expand(x, a))
     run = cumprod.bind(xs, axis=a + 1, reverse=reverse, exclusive=exclusive)
-    after = {(False, False): dnp.greater_equal, (False, True): dnp.greater,
-             (True, False): dnp.less_equal, (True, True): dnp.less}[reverse, exclusive](i, k)
-    return dnp.where(after, run, 0)
+    after = {(False, False): greater_equal, (False, True): greater,
+             (True, False): less_equal, (True, True): less}[reverse, exclusive](i, k)
+    return where(after, run, 0)
 
 
 cumprod = Primitive(
     "cumprod",
-    jvp=(lambda t, ans, x, axis, reverse=False, exclusive=False: dnp.sum(
-        _cumprod_jacobian(x, axis, reverse, exclusive) * dnp.expand_dims(t, axis % x.ndim + 1),
+    jvp=(lambda t, ans, x, axis, reverse=False, exclusive=False: sum_over(
+        _cumprod_jacobian(x, axis, reverse, exclusive) * expand(t, axis % x.ndim + 1),
         axis % x.ndim),),
-    vjp=(lambda g, _ans, x, axis, reverse=False, exclusive=False: dnp.sum(
-        _cumprod_jacobian(x, axis, reverse, exclusive) * dnp.expand_dims(g, axis % x.ndim),
+    vjp=(lambda g, _ans, x, axis, reverse=False, exclusive=False: sum_over(
+        _cumprod_jacobian(x, axis, reverse, exclusive) * expand(g, axis % x.ndim),
         axis % x.ndim + 1),),
     saves_ans=False,
     sample=cases(
@@ -118,7 +135,7 @@ def _others(x, axis):
 
 prod = Primitive(
     "prod",
-    jvp=(lambda t, ans, x, axis, keepdims=False: dnp.sum(
+    jvp=(lambda t, ans, x, axis, keepdims=False: sum_over(
         t * _others(x, axis), axis, keepdims=keepdims),),
     vjp=(lambda g, _ans, x, axis, keepdims=False: _expand_reduced(g, x, axis, keepdims)
          * _others(x, axis),),
@@ -135,8 +152,7 @@ prod = Primitive(
 def _tie_weights(x, ans, axis, keepdims):
     """1/count on the elements equal to the chosen value, 0 elsewhere: tied elements share
     the derivative equally (the minimum-norm subgradient)."""
-    hit = dnp.where(dnp.equal(x, _expand_reduced(ans, x, axis, keepdims)),
-                    dnp.ones_like(x), dnp.zeros_like(x))
+    hit = where(equal(x, _expand_reduced(ans, x, axis, keepdims)), ones_like(x), zeros_like(x))
     count = _expand_reduced(sum.bind(hit, axis=axis, keepdims=keepdims), x, axis, keepdims)
     return hit / count
 
@@ -144,7 +160,7 @@ def _tie_weights(x, ans, axis, keepdims):
 def _chooser(name: str) -> Primitive:
     return Primitive(
         name,
-        jvp=(lambda t, ans, x, axis=None, keepdims=False: dnp.sum(
+        jvp=(lambda t, ans, x, axis=None, keepdims=False: sum_over(
             t * _tie_weights(x, ans, axis, keepdims), axis, keepdims=keepdims),),
         vjp=(lambda g, ans, x, axis=None, keepdims=False: _expand_reduced(
             g, x, axis, keepdims) * _tie_weights(x, ans, axis, keepdims),),
@@ -162,16 +178,16 @@ def _std_slope(ans, x, axis, ddof, keepdims):
     """d std / d x = conj(x - mean) / ((n - ddof) std); 0 where std = 0 (all elements equal
     their mean: the minimum-norm subgradient, where the formula would give 0/0)."""
     s = _expand_reduced(ans, x, axis, keepdims)
-    positive = dnp.greater(s, 0)
-    d = x - dnp.mean(x, axis, keepdims=True)
-    if dnp.iscomplexobj(d):
-        d = dnp.conj(d)
-    return dnp.where(positive, d / (dnp.where(positive, s, 1) * (_count(x, axis) - ddof)), 0)
+    positive = greater(s, 0)
+    d = x - sum_over(x, axis, keepdims=True) / _count(x, axis)
+    if is_complex(d):
+        d = conj(d)
+    return where(positive, d / (where(positive, s, 1) * (_count(x, axis) - ddof)), 0)
 
 
 std = Primitive(
     "std",
-    jvp=(lambda t, ans, x, axis=None, ddof=0, keepdims=False: dnp.sum(
+    jvp=(lambda t, ans, x, axis=None, ddof=0, keepdims=False: sum_over(
         t * _std_slope(ans, x, axis, ddof, keepdims), axis, keepdims=keepdims),),
     vjp=(lambda g, ans, x, axis=None, ddof=0, keepdims=False: _expand_reduced(
         g, x, axis, keepdims) * _std_slope(ans, x, axis, ddof, keepdims),),
@@ -198,7 +214,7 @@ def _neighbour_weights(q, n, method):
 def _quantile_weights(x, q, axis, keepdims, method):
     """d quantile / d x: the interpolation weights of the lower and higher order statistics,
     each split equally among the elements equal to it (ties: minimum-norm subgradient)."""
-    const = dnp.stop_gradient(x)
+    const = stop_gradient(x)
     total = 0
     for w, side in zip(_neighbour_weights(q, _count(x, axis), method), ("lower", "higher")):
         if w:
@@ -209,7 +225,7 @@ def _quantile_weights(x, q, axis, keepdims, method):
 
 quantile = Primitive(
     "quantile",
-    jvp=(lambda t, ans, x, q, axis=None, keepdims=False, method="linear": dnp.sum(
+    jvp=(lambda t, ans, x, q, axis=None, keepdims=False, method="linear": sum_over(
         t * _quantile_weights(x, q, axis, keepdims, method), axis, keepdims=keepdims),),
     vjp=(lambda g, _ans, x, q, axis=None, keepdims=False, method="linear": _expand_reduced(
         g, x, axis, keepdims) * _quantile_weights(x, q, axis, keepdims, method),),

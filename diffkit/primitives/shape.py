@@ -6,7 +6,6 @@ tuples, shapes without -1), so kernels and rules never re-check them.
 
 from __future__ import annotations
 
-from diffkit import numpy as dnp
 from diffkit.core.primitive import Primitive
 from diffkit.core.residuals import pass_cotangent
 from diffkit.core.rules import linear
@@ -20,7 +19,7 @@ def _normal(*shapes):
 
 reshape = linear(
     "reshape",
-    lambda g, _ans, x, shape, order="C": dnp.reshape(g, x.shape, order=order),
+    lambda g, _ans, x, shape, order="C": reshape.bind(g, shape=tuple(x.shape), order=order),
     saves_ans=False,
     sample=cases((_normal((2, 3)), {"shape": (3, 2)}),
                  (_normal((4,)), {"shape": (2, 1, 2)}),
@@ -35,7 +34,7 @@ broadcast_to = linear(
 )
 expand_dims = linear(
     "expand_dims",
-    lambda g, _ans, x, axis: dnp.reshape(g, x.shape),
+    lambda g, _ans, x, axis: reshape_to(g, x.shape),
     saves_ans=False,
     sample=cases((_normal((2, 3)), {"axis": 1}), (_normal((2, 3)), {"axis": (0, 3)})),
 )
@@ -50,7 +49,7 @@ def _inverse(perm: tuple) -> tuple:
 
 transpose = linear(
     "transpose",
-    lambda g, _ans, _x, axes: dnp.transpose(g, _inverse(axes)),
+    lambda g, _ans, _x, axes: transpose.bind(g, axes=_inverse(axes)),
     saves_args=False, saves_ans=False,
     sample=cases((_normal((2, 3)), {"axes": (1, 0)}), (_normal((2, 3, 4)), {"axes": (2, 0, 1)})),
 )
@@ -67,7 +66,7 @@ def _concat_vjp(g, ans, *xs, axis):
     out, start = [], 0
     for x in xs:
         stop = start + x.shape[axis]
-        out.append(dnp._getitem(g, (slice(None),) * axis + (slice(start, stop),)))
+        out.append(g[(slice(None),) * axis + (slice(start, stop),)])
         start = stop
     return tuple(out)
 
@@ -100,6 +99,35 @@ triu = linear("triu", lambda g, _ans, _x, k: triu.bind(g, k=k), saves_args=False
                                             (_normal((2, 3, 3)), {"k": 0})))
 copy = linear("copy", pass_cotangent, saves_args=False, saves_ans=False,
               sample=cases((_normal((2, 3)), {})))
+
+
+
+# -- positional forms the rules call (axes and shapes as the primitives take them) ------------
+def reshape_to(x, shape):
+    """`x` in `shape` (itself when it has it already)."""
+    shape = tuple(shape)
+    return x if tuple(x.shape) == shape else reshape.bind(x, shape=shape, order="C")
+
+
+def broadcast(x, shape):
+    """`x` broadcast to `shape` (itself when it has it already)."""
+    shape = tuple(shape)
+    return x if tuple(x.shape) == shape else broadcast_to.bind(x, shape=shape)
+
+
+def expand(x, axes):
+    """`x` with new length-1 axes at `axes` (an int or ints, negative from the end of the
+    result)."""
+    axes = (axes,) if isinstance(axes, int) else tuple(axes)
+    nd = len(x.shape) + len(axes)
+    return expand_dims.bind(x, axis=tuple(sorted(a % nd for a in axes)))
+
+
+def swap_last(x):
+    """`x` with its last two axes swapped (the matrix transpose of a stack)."""
+    nd = len(x.shape)
+    return transpose.bind(x, axes=(*range(nd - 2), nd - 1, nd - 2))
+
 
 PRIMITIVES = (reshape, broadcast_to, expand_dims, transpose, concatenate, flip, roll, tril,
               triu, copy)

@@ -13,8 +13,8 @@ so each VJP is one primitive call — not a tape of the slices and adds the kern
   scheme picked; at u == 0 the two one-sided differences are averaged (the 0.5/0.5 tie
   split of `maximum`), i.e. the centred difference.
 
-Rules use diffkit.numpy only, so they are differentiable again (their own derivatives are
-stencil calls too).
+Rules call primitives only (the stencil's own and diffkit's), so they are differentiable
+again (their own derivatives are stencil calls too).
 """
 
 from __future__ import annotations
