@@ -181,6 +181,17 @@ def test_a_torch_kernel_that_disagrees_with_numpys_fails_the_check():
         check_primitive("cube_torch_wrong", "torch")
 
 
+@pytest.mark.skipif(not HAS_TORCH, reason="torch is not installed (pip install diffkit[torch])")
+def test_a_torch_only_primitive_is_checked_without_a_numpy_reference():
+    import torch
+
+    cube = elementwise("cube_torch_only", lambda ans, x: 3 * x * x, sample=uniform())
+    with registered(KernelPlugin([cube], torch={"cube_torch_only": lambda x: x ** 3}),
+                    "torch-only"):
+        assert check_primitive("cube_torch_only", "torch") == 3
+        assert torch.is_tensor(cube(torch.ones(2)))
+
+
 # -- one place per primitive -------------------------------------------------------------------
 def test_numpy_kernels_are_numpys_functions_of_the_primitives_names_unless_listed():
     for p in P.PRIMITIVES:
