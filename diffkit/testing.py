@@ -171,12 +171,11 @@ def check_primitive(name: str, backend: str = "numpy", order: int = 2, seed: int
     their derivatives checked (`check_grads` on the arguments the rules cover).
 
     On a backend other than NumPy, each case's outputs are also compared with NumPy's kernel
-    (where the primitive has one).
-    A non-differentiable primitive (`nondiff=True`) returns 0: its cases are checked for what
-    applies (no tangent or cotangent flows through it, values as above). A
-    differentiable primitive none of whose cases has a floating input the rules cover raises:
-    "checked" never means "every case skipped". Failures are AssertionErrors naming the
-    primitive, the backend and the case.
+    (where the primitive has one). A non-differentiable primitive (`nondiff=True`) returns 0:
+    its cases are checked for what applies (no tangent or cotangent flows through it; values
+    as above). A differentiable primitive none of whose cases has a floating input the rules
+    cover raises: "checked" never means "every case skipped". Failures are AssertionErrors
+    naming the primitive, the backend and the case.
     """
     from diffkit.plugins import registry
 
