@@ -32,9 +32,8 @@ LAYERS = (
     ("namespace", ("diffkit.numpy", "diffkit.scipy")),
     ("top", ("diffkit",)),  # transforms, custom rules, checkpointing, CLI, extend, ...
 )
-# Upward imports not removed yet: the rules of diffkit/primitives still call diffkit.numpy
-# (issue 11 part 2). Delete an entry when its last import goes.
-PENDING = {("primitives", "namespace")}
+# Upward imports not removed yet (none left: rules call primitives since issue 11).
+PENDING: set[tuple[str, str]] = set()
 # Layers whose own modules still import each other in a cycle: diffkit.numpy's submodules
 # import the package (`dnp.`) and each other (_shape <-> _indexing <-> _creation).
 PENDING_CYCLES = {"namespace"}
@@ -129,7 +128,7 @@ def test_cycle_finder_finds_a_cycle_and_a_self_import():
 
 def test_the_graph_sees_function_level_and_from_package_imports():
     graph = import_graph()
-    assert "diffkit.numpy" in graph["diffkit.primitives"]  # `from diffkit import numpy`
+    assert "diffkit.plugins" in graph["diffkit.primitives"]  # `from diffkit import plugins`
     assert "diffkit.plugins" in graph["diffkit.cli"]  # imported inside functions only
 
 
@@ -189,6 +188,22 @@ def test_importing_the_core_loads_no_namespace_and_no_plugin(module):
     loaded = eval(out)
     assert module in loaded
     assert not [m for m in loaded if layer(m) > 1 and m != "diffkit"]  # the package itself
+
+
+@pytest.mark.parametrize("module", ["diffkit.primitives.plugin", "diffkit.primitives.linalg"])
+def test_importing_the_primitives_loads_no_namespace(module):
+    """Rules call primitives, not diffkit.numpy: the primitives layer loads without it (and
+    runs; the plugins it then loads import what they like)."""
+    code = (f"import sys, {module}; from diffkit.primitives import elementwise as ew; "
+            "print(sorted(m for m in sys.modules if m.startswith('diffkit.'))); "
+            "import numpy as np; print(float(ew.sin(np.float64(0.5))))")  # plugins load here
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=ROOT).stdout.splitlines()
+    assert abs(float(out[1]) - 0.479425538604203) < 1e-12
+    names = [n for n, _ in LAYERS]
+    loaded = eval(out[0])
+    assert not [m for m in loaded
+                if names[layer(m)] not in ("errors", "core", "plugins", "primitives")]
 
 
 def test_no_import_in_the_core_waits_for_the_end_of_its_module():
