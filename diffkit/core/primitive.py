@@ -33,8 +33,9 @@ class Primitive:
             primitive's domain, used by `diffkit.testing.check_primitive`.
         subgradient: at non-differentiable points, the value the rules return
             (documentation, listed in the docs table; the rules implement it).
-        saves_args / saves_ans: whether the reverse tape must keep the inputs / output
-            for the VJP (False lets linear primitives keep only shapes).
+        saves_args / saves_ans: upper bounds on what the reverse tape keeps of the inputs /
+            output; within them a node keeps what its VJP rules' parameter names declare
+            they read (`_x`: not read; core/residuals.py).
     """
 
     __slots__ = (
