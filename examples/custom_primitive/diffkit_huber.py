@@ -16,8 +16,7 @@ from diffkit.extend import away_from, elementwise, hookimpl
 # It is written with diffkit.numpy, so it can be differentiated again.
 huber_p = elementwise(
     "huber_loss",
-    lambda ans, x, delta: dnp.clip(x, -delta, delta),
-    saves_ans=False,  # the rule needs x, not the output
+    lambda _ans, x, delta: dnp.clip(x, -delta, delta),  # `_ans`: not read, not kept
     sample=away_from([-1.0, 1.0], lo=-3.0, hi=3.0, delta=1.0),  # away from the kinks of d
     doc="Huber loss, elementwise; `delta` is where it turns from quadratic to linear.",
 )
