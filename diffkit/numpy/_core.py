@@ -5,6 +5,7 @@ from __future__ import annotations
 from diffkit.core.dispatch import is_inexact, registry
 from diffkit.core.tracer import Tracer, _live_trace
 from diffkit.errors import ConcretizationError
+from diffkit.primitives import shape as P
 
 __all__ = ["asarray", "array", "iscomplexobj", "isrealobj", "ndim", "shape", "size"]
 
@@ -54,10 +55,8 @@ def asarray(a, dtype=None, *, like=None):
     """Like `np.asarray`: arrays of any backend stay on it; lists of traced scalars are
     stacked (so `dnp.array([x, y])` is differentiable)."""
     if isinstance(a, list | tuple) and _has_tracer(a):
-        from diffkit.numpy._shape import stack
-
         tracer = next(v for v in _flat(a) if isinstance(v, Tracer))  # numbers join its backend
-        out = stack([asarray(v, like=tracer) for v in a])
+        out = _stack([asarray(v, like=tracer) for v in a])
         return out if dtype is None else out.astype(dtype)
     if isinstance(a, Tracer):
         return a if dtype is None else a.astype(dtype)
@@ -69,6 +68,21 @@ def asarray(a, dtype=None, *, like=None):
     backend = like_b or reg.default_backend
     device = getattr(_base(like), "device", None) if like is not None else None
     return backend.asarray(a, dtype=dtype, device=device)
+
+
+def _stack(arrays: list):
+    """`dnp.stack(arrays)` on the primitives (this module sits below the namespace's stack)."""
+    shape = tuple(arrays[0].shape)
+    if any(tuple(a.shape) != shape for a in arrays):
+        raise ValueError(f"dnp.stack: all input arrays must have the same shape, got "
+                         f"{[tuple(a.shape) for a in arrays]}")
+    rows = [P.reshape_to(a, (1,) + shape) for a in arrays]
+    return rows[0] if len(rows) == 1 else P.concatenate.bind(*rows, axis=0)
+
+
+def _arr(a):
+    """Arrays (of any backend) and tracers stay; lists and scalars become arrays."""
+    return a if isinstance(a, Tracer) or hasattr(a, "shape") else asarray(a)
 
 
 def array(a, dtype=None, *, copy=True, like=None):

@@ -8,6 +8,9 @@ from __future__ import annotations
 import math
 import operator
 
+from diffkit.numpy import _core as _co
+from diffkit.numpy import _elementwise as _el
+from diffkit.numpy import _shape as _sh
 from diffkit.numpy._core import _base, _has_tracer, is_traced
 from diffkit.primitives import creation as P
 
@@ -51,9 +54,7 @@ def full(shape, fill_value, dtype=None, order="C", *, like=None):
     """Like `np.full`; differentiable in a traced `fill_value` (or a list holding traced
     values): the result is its broadcast."""
     if _composed(fill_value):
-        from diffkit import numpy as dnp
-
-        return _broadcast_fill(dnp.asarray(fill_value, like=like), _shape(shape), dtype)
+        return _broadcast_fill(_co.asarray(fill_value, like=like), _shape(shape), dtype)
     if like is None and hasattr(fill_value, "shape"):
         like = fill_value
     return P.full.bind(_base(like), shape=_shape(shape), fill_value=_scalar_or_array(fill_value),
@@ -61,10 +62,8 @@ def full(shape, fill_value, dtype=None, order="C", *, like=None):
 
 
 def _broadcast_fill(fill_value, shape, dtype):
-    from diffkit import numpy as dnp
-
-    out = dnp.broadcast_to(fill_value, shape)
-    return out if dtype is None or dtype == out.dtype else dnp.astype(out, dtype)
+    out = _sh.broadcast_to(fill_value, shape)
+    return out if dtype is None or dtype == out.dtype else _el.astype(out, dtype)
 
 
 def eye(N, M=None, k=0, dtype=None, order="C", *, like=None):
@@ -115,9 +114,7 @@ def linspace(start, stop, num=50, endpoint=True, retstep=False, dtype=None, axis
     if _composed(start, stop):
         out, step = _linspace_composed(start, stop, num, endpoint, div, axis)
         if dtype is not None:
-            from diffkit.numpy import astype
-
-            out = astype(out, dtype)
+            out = _el.astype(out, dtype)
     else:
         if like is None:
             like = start if hasattr(start, "shape") else stop if hasattr(stop, "shape") else None
@@ -133,24 +130,22 @@ def _scalar_or_array(v):
 
 
 def _linspace_composed(start, stop, num, endpoint, div, axis):
-    from diffkit import numpy as dnp
-
     if _has_tracer([start]):  # the traced endpoint picks the backend
-        start = dnp.asarray(start)
-        stop = dnp.asarray(stop, like=start)
+        start = _co.asarray(start)
+        stop = _co.asarray(stop, like=start)
     else:
-        stop = dnp.asarray(stop)
-        start = dnp.asarray(start, like=stop)
-    shape = dnp.broadcast_shapes(dnp.shape(start), dnp.shape(stop))
+        stop = _co.asarray(stop)
+        start = _co.asarray(start, like=stop)
+    shape = _sh.broadcast_shapes(_co.shape(start), _co.shape(stop))
     nd = len(shape) + 1
     axis = axis % nd
     frac = P.linspace.bind(_base(start), start=0.0, stop=1.0, num=num, endpoint=endpoint,
                            dtype=None, axis=0)
-    frac = dnp.reshape(frac, (1,) * axis + (num,) + (1,) * (nd - axis - 1))
-    lo = dnp.expand_dims(dnp.broadcast_to(start, shape), axis)
-    span = dnp.broadcast_to(stop, shape) - dnp.broadcast_to(start, shape)
+    frac = _sh.reshape(frac, (1,) * axis + (num,) + (1,) * (nd - axis - 1))
+    lo = _sh.expand_dims(_sh.broadcast_to(start, shape), axis)
+    span = _sh.broadcast_to(stop, shape) - _sh.broadcast_to(start, shape)
     step = span / div if div > 0 else span * float("nan")
-    return lo + dnp.expand_dims(span, axis) * frac, step
+    return lo + _sh.expand_dims(span, axis) * frac, step
 
 
 def zeros_like(a, dtype=None, shape=None):
@@ -164,10 +159,8 @@ def ones_like(a, dtype=None, shape=None):
 def full_like(a, fill_value, dtype=None, shape=None):
     """Like `np.full_like`; differentiable in a traced `fill_value` (a broadcast)."""
     if _composed(fill_value):
-        from diffkit import numpy as dnp
-
-        a = dnp.asarray(a)
-        fill_value = dnp.asarray(fill_value, like=a)
+        a = _co.asarray(a)
+        fill_value = _co.asarray(fill_value, like=a)
         return _broadcast_fill(fill_value, a.shape if shape is None else _shape(shape),
                                a.dtype if dtype is None else dtype)
     return P.full_like.bind(a, fill_value=_scalar_or_array(fill_value), dtype=dtype,

@@ -13,8 +13,9 @@ import inspect
 import numpy
 
 from diffkit.core.tracer import Tracer
-from diffkit.numpy._core import _has_tracer, concrete
+from diffkit.numpy._core import _arr, _base, _has_tracer, concrete
 from diffkit.primitives import elementwise as P
+from diffkit.primitives import indexing as _indexing_p
 
 _INF = float("inf")
 
@@ -107,9 +108,7 @@ def where(condition, x=None, y=None):
     """Like `numpy.where`: `where(c, x, y)` picks elementwise (differentiable in x and y);
     `where(c)` is `nonzero(c)`."""
     if x is None and y is None:
-        from diffkit import numpy as dnp
-
-        return dnp.nonzero(condition)
+        return _indexing_p.nonzero.bind(_base(_arr(condition)))  # `_indexing.nonzero`
     if x is None or y is None:
         raise TypeError("dnp.where takes either one argument (condition) or three "
                         "(condition, x, y)")

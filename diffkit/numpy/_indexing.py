@@ -1,5 +1,6 @@
 """Indexing with NumPy's rules, JAX's functional updates (`x.at[idx].set(v)`), and the
-functions that gather or produce indices (take, take_along_axis, sort, nonzero, diagonal).
+functions that gather or produce indices (take, take_along_axis, sort, nonzero, diagonal,
+pad).
 
 Indices are concrete: traced integer indices are unwrapped to their value (they carry no
 derivative), so Python control flow on them works.
@@ -12,11 +13,14 @@ import operator
 import numpy as np  # static bookkeeping on index arrays only
 
 from diffkit.core.tracer import Tracer
-from diffkit.numpy._shape import _arr, normalize_axis, ravel, transpose
+from diffkit.numpy import _elementwise as _el
+from diffkit.numpy._core import _arr, _has_tracer, asarray
+from diffkit.numpy._creation import full, zeros
+from diffkit.numpy._shape import broadcast_to, concatenate, normalize_axis, ravel, transpose
 from diffkit.primitives import indexing as P
 
 __all__ = ["_getitem", "_at", "at", "take", "take_along_axis", "sort", "argsort", "nonzero",
-           "argwhere", "flatnonzero", "diag", "diagonal"]
+           "argwhere", "flatnonzero", "diag", "diagonal", "pad"]
 
 
 def _base(x):
@@ -122,9 +126,7 @@ class _IndexUpdateRef:
     mul = multiply
 
     def divide(self, values):
-        from diffkit.numpy import divide
-
-        return P.index_mul.bind(self.x, divide(1.0, values), idx=self.idx)
+        return P.index_mul.bind(self.x, _el.divide(1.0, values), idx=self.idx)
 
     def min(self, values):
         """`x` with `x[idx] = minimum(x[idx], values)`, repeated indices included."""
@@ -255,8 +257,6 @@ def diagonal(a, offset=0, axis1=0, axis2=1):
 def diag(v, k=0):
     """Like `np.diag`: the k-th diagonal of a 2-D array, or a 2-D array with a 1-D array
     on its k-th diagonal."""
-    from diffkit.numpy._creation import zeros
-
     v = _arr(v)
     k = operator.index(k)
     if len(v.shape) == 2:
@@ -266,3 +266,48 @@ def diag(v, k=0):
     n = v.shape[0] + abs(k)
     rows, cols = _diag_indices(n, n, k)
     return P.index_add.bind(zeros((n, n), dtype=v.dtype, like=_base(v)), v, idx=(rows, cols))
+
+
+# -- padding --------------------------------------------------------------------------------
+def pad(array, pad_width, mode="constant", **kwargs):
+    """Like `np.pad` for modes constant (with `constant_values`), edge, reflect, symmetric
+    and wrap: padding copies existing elements (a gather along each axis) or constants."""
+    array = _arr(array)
+    nd = len(array.shape)
+    widths = np.broadcast_to(np.asarray(pad_width, dtype=int), (nd, 2))
+    if (widths < 0).any():
+        raise ValueError(f"dnp.pad: pad widths must be non-negative, got {pad_width!r}")
+    if mode == "empty":
+        mode = "constant"
+    if mode == "constant":
+        values = _pad_values(kwargs.pop("constant_values", 0), nd, array)
+    elif mode not in ("edge", "reflect", "symmetric", "wrap"):
+        raise NotImplementedError(
+            f"dnp.pad: mode {mode!r} is not supported (supported: constant, edge, reflect, "
+            f"symmetric, wrap)")
+    if kwargs:
+        raise TypeError(f"dnp.pad: unsupported keyword(s) {sorted(kwargs)} for mode {mode!r}")
+    out = array
+    for ax, (before, after) in enumerate(widths.tolist()):
+        if before == after == 0:
+            continue
+        if mode == "constant":
+            shape = list(out.shape)
+            parts = []
+            for width, value in ((before, values[ax, 0]), (after, values[ax, 1])):
+                shape[ax] = width
+                value = value if isinstance(value, Tracer) else value.item()
+                parts.append(full(tuple(shape), value, dtype=out.dtype, like=out))
+            out = concatenate([parts[0], out, parts[1]], ax)
+        else:
+            idx = np.pad(np.arange(out.shape[ax]), (before, after), mode=mode)
+            out = take(out, idx, ax)
+    return out
+
+
+def _pad_values(values, nd: int, like):
+    """`constant_values` as one (before, after) pair per axis, broadcast as NumPy does;
+    traced values stay traced, so the padding carries their derivative."""
+    if _has_tracer([values]):
+        return broadcast_to(asarray(values, like=like), (nd, 2))
+    return np.broadcast_to(np.asarray(values), (nd, 2))

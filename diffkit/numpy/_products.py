@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import string
 
-from diffkit import numpy as dnp
+from diffkit.numpy import _elementwise as _el
+from diffkit.numpy import _reductions as _rd
+from diffkit.numpy import _shape as _sh
 from diffkit.numpy._core import asarray, iscomplexobj, ndim, shape
 from diffkit.primitives import products as P
 
@@ -37,14 +39,14 @@ def matmul(x1, x2, /, out=None, *, dtype=None):
         raise ValueError(f"dnp.matmul: shapes {s1} and {s2} are not aligned: the last "
                          f"dimension of the first ({k1}) must equal the "
                          f"{'first' if n2 == 1 else 'second-to-last'} of the second ({k2})")
-    a = dnp.reshape(x1, (1, k1)) if n1 == 1 else x1
-    b = dnp.reshape(x2, (k2, 1)) if n2 == 1 else x2
+    a = _sh.reshape(x1, (1, k1)) if n1 == 1 else x1
+    b = _sh.reshape(x2, (k2, 1)) if n2 == 1 else x2
     r = P.matmul.bind(a, b)
     if n1 == 1 or n2 == 1:
         rs = shape(r)
-        r = dnp.reshape(r, rs[:-2] + (() if n1 == 1 else rs[-2:-1])
+        r = _sh.reshape(r, rs[:-2] + (() if n1 == 1 else rs[-2:-1])
                         + (() if n2 == 1 else rs[-1:]))
-    return r if dtype is None else dnp.astype(r, dtype)
+    return r if dtype is None else _el.astype(r, dtype)
 
 
 def _explicit(subscripts: str, shapes: list) -> str:
@@ -88,7 +90,7 @@ def einsum(subscripts, *operands, out=None, optimize=True, dtype=None):
     ops = [asarray(o) for o in operands]
     spec = _explicit(subscripts, [shape(o) for o in ops])
     r = P.einsum.bind(*ops, subscripts=spec)
-    return r if dtype is None else dnp.astype(r, dtype)
+    return r if dtype is None else _el.astype(r, dtype)
 
 
 def _axes_pair(axes, na: int, nb: int):
@@ -134,11 +136,11 @@ def dot(a, b, out=None):
     a, b = asarray(a), asarray(b)
     na, nb = ndim(a), ndim(b)
     if na == 0 or nb == 0:
-        return dnp.multiply(a, b)
+        return _el.multiply(a, b)
     if na == 1 and nb == 1:  # inner product: two primitives instead of reshapes + matmul
         if shape(a) != shape(b):
             raise ValueError(f"dnp.dot: shapes {shape(a)} and {shape(b)} not aligned")
-        return dnp.sum(dnp.multiply(a, b))
+        return _rd.sum(_el.multiply(a, b))
     if nb <= 2:
         return matmul(a, b)
     return tensordot(a, b, ([-1], [-2]))
@@ -147,12 +149,12 @@ def dot(a, b, out=None):
 def vdot(a, b, /):
     """Dot product of the flattened arrays, conjugating the first."""
     a, b = asarray(a), asarray(b)
-    a, b = dnp.reshape(a, (-1,)), dnp.reshape(b, (-1,))
+    a, b = _sh.reshape(a, (-1,)), _sh.reshape(b, (-1,))
     if shape(a) != shape(b):
         raise ValueError(f"dnp.vdot: the arrays have {shape(a)[0]} and {shape(b)[0]} "
                          f"elements; they must have the same size")
     if iscomplexobj(a):
-        a = dnp.conj(a)
+        a = _el.conj(a)
     return P.einsum.bind(a, b, subscripts="i,i->")
 
 
@@ -160,14 +162,14 @@ def inner(a, b, /):
     """Sum over the last axes of a and b (ordinary inner product for vectors)."""
     a, b = asarray(a), asarray(b)
     if ndim(a) == 0 or ndim(b) == 0:
-        return dnp.multiply(a, b)
+        return _el.multiply(a, b)
     return tensordot(a, b, ([-1], [-1]))
 
 
 def outer(a, b, out=None):
     """out[i, j] = a.ravel()[i] * b.ravel()[j]."""
     _no_out("outer", out)
-    return dnp.multiply(dnp.reshape(asarray(a), (-1, 1)), dnp.reshape(asarray(b), (1, -1)))
+    return _el.multiply(_sh.reshape(asarray(a), (-1, 1)), _sh.reshape(asarray(b), (1, -1)))
 
 
 def kron(a, b):
@@ -176,9 +178,9 @@ def kron(a, b):
     n = max(ndim(a), ndim(b))
     sa = (1,) * (n - ndim(a)) + shape(a)
     sb = (1,) * (n - ndim(b)) + shape(b)
-    ra = dnp.reshape(a, tuple(d for s in sa for d in (s, 1)))
-    rb = dnp.reshape(b, tuple(d for s in sb for d in (1, s)))
-    return dnp.reshape(dnp.multiply(ra, rb), tuple(x * y for x, y in zip(sa, sb, strict=True)))
+    ra = _sh.reshape(a, tuple(d for s in sa for d in (s, 1)))
+    rb = _sh.reshape(b, tuple(d for s in sb for d in (1, s)))
+    return _sh.reshape(_el.multiply(ra, rb), tuple(x * y for x, y in zip(sa, sb, strict=True)))
 
 
 def trace(a, offset=0, axis1=0, axis2=1, dtype=None, out=None):
@@ -205,4 +207,4 @@ def trace(a, offset=0, axis1=0, axis2=1, dtype=None, out=None):
         eye = P.shifted_eye(sa[i], sa[j], offset, a)
         spec = "".join(letters) + "," + letters[i] + letters[j] + "->" + rest
         r = P.einsum.bind(a, eye, subscripts=spec)
-    return r if dtype is None else dnp.astype(r, dtype)
+    return r if dtype is None else _el.astype(r, dtype)

@@ -6,7 +6,9 @@ from __future__ import annotations
 import builtins
 import math
 
-from diffkit import numpy as dnp
+from diffkit.numpy import _creation as _cr
+from diffkit.numpy import _elementwise as _el
+from diffkit.numpy import _shape as _sh
 from diffkit.numpy._core import _has_tracer, asarray, iscomplexobj, ndim, shape
 from diffkit.primitives import reductions as P
 
@@ -39,7 +41,7 @@ def _axis(name: str, axis, nd: int):
 
 
 def _cast(a, dtype):
-    return a if dtype is None else dnp.astype(a, dtype)
+    return a if dtype is None else _el.astype(a, dtype)
 
 
 def _count(a, axis) -> int:
@@ -59,8 +61,8 @@ def prod(a, axis=None, dtype=None, out=None, keepdims=False):
     nd = ndim(a)
     axis = _axis("prod", axis, nd)
     if axis is None:
-        r = P.prod.bind(dnp.reshape(a, (-1,)), axis=0)
-        return dnp.reshape(r, (1,) * nd) if keepdims else r
+        r = P.prod.bind(_sh.reshape(a, (-1,)), axis=0)
+        return _sh.reshape(r, (1,) * nd) if keepdims else r
     # the primitive reduces one axis; several axes are reduced last-first
     for ax in sorted((axis,) if isinstance(axis, int) else axis, key=lambda v: -(v % nd)):
         a = P.prod.bind(a, axis=ax % nd, keepdims=keepdims)
@@ -121,7 +123,7 @@ def var(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False):
     a = _cast(asarray(a), dtype)
     axis = _axis("var", axis, ndim(a))
     d = a - mean(a, axis, keepdims=True)
-    sq = dnp.real(d * dnp.conj(d)) if iscomplexobj(d) else d * d
+    sq = _el.real(d * _el.conj(d)) if iscomplexobj(d) else d * d
     return sum(sq, axis, keepdims=keepdims) / (_count(a, axis) - ddof)
 
 
@@ -132,7 +134,7 @@ def std(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False):
     axis = _axis("std", axis, ndim(a))
     if _has_tracer([ddof]):  # differentiable in ddof too: std(ddof) = std(0) sqrt(n / (n - ddof))
         n = _count(a, axis)
-        return P.std.bind(a, axis=axis, ddof=0, keepdims=keepdims) * dnp.sqrt(n / (n - ddof))
+        return P.std.bind(a, axis=axis, ddof=0, keepdims=keepdims) * _el.sqrt(n / (n - ddof))
     return P.std.bind(a, axis=axis, ddof=ddof, keepdims=keepdims)
 
 
@@ -141,7 +143,7 @@ def _cumulative(name: str, prim):
         _no_out(name, out)
         a = _cast(asarray(a), dtype)
         if axis is None:
-            return prim.bind(dnp.reshape(a, (-1,)), axis=0)
+            return prim.bind(_sh.reshape(a, (-1,)), axis=0)
         if not isinstance(axis, int):
             raise TypeError(f"dnp.{name}: axis must be an int or None, got {axis!r}")
         return prim.bind(a, axis=_axis(name, axis, ndim(a)) % ndim(a))
@@ -162,7 +164,7 @@ def average(a, axis=None, weights=None, returned=False, *, keepdims=False):
     axis = _axis("average", axis, nd)
     if weights is None:
         avg = mean(a, axis, keepdims=keepdims)
-        scl = dnp.zeros_like(avg) + _count(a, axis)
+        scl = _cr.zeros_like(avg) + _count(a, axis)
     else:
         w = asarray(weights)
         if shape(w) != shape(a):
@@ -175,9 +177,9 @@ def average(a, axis=None, weights=None, returned=False, *, keepdims=False):
             if shape(w)[0] != shape(a)[axis]:
                 raise ValueError("dnp.average: length of weights differs from that of a "
                                  "along axis")
-            w = dnp.reshape(w, tuple(-1 if i == axis % nd else 1 for i in range(nd)))
-        scl = sum(dnp.broadcast_to(w, shape(a)), axis, keepdims=keepdims)
-        avg = sum(dnp.multiply(a, w), axis, keepdims=keepdims) / scl
+            w = _sh.reshape(w, tuple(-1 if i == axis % nd else 1 for i in range(nd)))
+        scl = sum(_sh.broadcast_to(w, shape(a)), axis, keepdims=keepdims)
+        avg = sum(_el.multiply(a, w), axis, keepdims=keepdims) / scl
     return (avg, scl) if returned else avg
 
 
@@ -203,22 +205,22 @@ def quantile(a, q, axis=None, out=None, overwrite_input=False, method="linear",
             for v in flat]
     if not isinstance(qs, list | tuple):
         return outs[0]
-    return dnp.reshape(dnp.stack(outs), _qshape(qs) + shape(outs[0]))
+    return _sh.reshape(_sh.stack(outs), _qshape(qs) + shape(outs[0]))
 
 
 def _quantile_in_q(a, q, axis, method, keepdims):
     """quantile at a traced q: its value at q's value plus (q - that value) times dQ/dq,
     (n - 1) (s[hi] - s[lo]) / (hi - lo) for the order statistics s around q (n - 1); at one
     of them, the mean of the gaps on either side."""
-    q0 = dnp.stop_gradient(q)
+    q0 = _el.stop_gradient(q)
     out = quantile(a, q0.tolist(), axis, None, False, method, keepdims)
     n = _count(a, axis)
     if method != "linear" or n == 1:
         return out
     slopes = [_q_slope(a, v * (n - 1), n, axis, keepdims) for v in _flatten(q0.tolist())]
-    slope = dnp.reshape(dnp.stack(slopes), shape(q) + shape(slopes[0]))
-    dq = dnp.reshape(q - q0, shape(q) + (1,) * len(shape(slopes[0])))
-    return out + dnp.where(dnp.isfinite(slope), dq * slope, 0)  # inf gaps: no nan value
+    slope = _sh.reshape(_sh.stack(slopes), shape(q) + shape(slopes[0]))
+    dq = _sh.reshape(q - q0, shape(q) + (1,) * len(shape(slopes[0])))
+    return out + _el.where(_el.isfinite(slope), dq * slope, 0)  # inf gaps: no nan value
 
 
 def _q_slope(a, pos, n, axis, keepdims):
@@ -246,7 +248,7 @@ def percentile(a, q, axis=None, out=None, overwrite_input=False, method="linear"
     """Like `quantile` with q in percent."""
     if _has_tracer([q]):
         q = asarray(q)
-        if not builtins.all(0 <= v <= 100 for v in _flatten(dnp.stop_gradient(q).tolist())):
+        if not builtins.all(0 <= v <= 100 for v in _flatten(_el.stop_gradient(q).tolist())):
             raise ValueError("dnp.percentile: percentiles must be in the range [0, 100]")
         return quantile(a, q * 0.01, axis, out, overwrite_input, method, keepdims)
     qs = q.tolist() if hasattr(q, "tolist") else q
@@ -268,22 +270,22 @@ def median(a, axis=None, out=None, overwrite_input=False, keepdims=False):
 def nansum(a, axis=None, dtype=None, out=None, keepdims=False):
     """Sum treating NaN as 0 (no gradient reaches the NaNs)."""
     a = asarray(a)
-    return sum(dnp.where(dnp.isnan(a), 0, a), axis, dtype, out, keepdims)
+    return sum(_el.where(_el.isnan(a), 0, a), axis, dtype, out, keepdims)
 
 
 def nanmean(a, axis=None, dtype=None, out=None, keepdims=False):
     """Mean over the non-NaN elements."""
     a = asarray(a)
-    n = sum(dnp.logical_not(dnp.isnan(a)), axis, keepdims=keepdims)
+    n = sum(_el.logical_not(_el.isnan(a)), axis, keepdims=keepdims)
     return nansum(a, axis, dtype, out, keepdims) / n
 
 
 def _nanchooser(name: str, chooser, fill: float):
     def f(a, axis=None, out=None, keepdims=False):
         a = asarray(a)
-        nan = dnp.isnan(a)
-        r = chooser(dnp.where(nan, fill, a), axis, out, keepdims)
-        return dnp.where(all(nan, axis, keepdims=keepdims), math.nan, r)
+        nan = _el.isnan(a)
+        r = chooser(_el.where(nan, fill, a), axis, out, keepdims)
+        return _el.where(all(nan, axis, keepdims=keepdims), math.nan, r)
 
     f.__name__ = name
     f.__doc__ = f"Like `numpy.{name}`: NaNs ignored; an all-NaN slice gives NaN."
@@ -301,7 +303,7 @@ def ptp(a, axis=None, out=None, keepdims=False):
 
 def count_nonzero(a, axis=None, *, keepdims=False):
     a = asarray(a)
-    return sum(dnp.not_equal(a, 0), axis, keepdims=keepdims)
+    return sum(_el.not_equal(a, 0), axis, keepdims=keepdims)
 
 
 def trapezoid(y, x=None, dx=1.0, axis=-1):
@@ -316,7 +318,7 @@ def trapezoid(y, x=None, dx=1.0, axis=-1):
     else:
         x = asarray(x)
         if ndim(x) == 1:
-            d = dnp.reshape(x[1:] - x[:-1], tuple(-1 if i == ax else 1 for i in range(nd)))
+            d = _sh.reshape(x[1:] - x[:-1], tuple(-1 if i == ax else 1 for i in range(nd)))
         else:
             d = x[hi] - x[lo]
     return sum(d * (y[hi] + y[lo]) / 2.0, ax)
@@ -328,7 +330,7 @@ trapz = trapezoid
 def polyval(p, x):
     """p[0] x^(n-1) + ... + p[n-1], by Horner's scheme."""
     x = asarray(x)
-    y = dnp.zeros_like(x)
+    y = _cr.zeros_like(x)
     for c in p:
         y = y * x + c
     return y

@@ -15,8 +15,10 @@ import numpy as np  # static bookkeeping on shapes and index arrays only
 
 from diffkit.core.tracer import Tracer
 from diffkit.errors import DiffkitError
-from diffkit.numpy._core import _has_tracer, asarray, concrete
+from diffkit.numpy import _elementwise as _el
+from diffkit.numpy._core import _arr, asarray, concrete
 from diffkit.numpy._core import shape as _shape_of
+from diffkit.primitives import indexing as _indexing_p
 from diffkit.primitives import shape as P
 
 __all__ = [
@@ -24,7 +26,7 @@ __all__ = [
     "expand_dims", "broadcast_to", "broadcast_arrays", "broadcast_shapes", "atleast_1d",
     "atleast_2d", "atleast_3d", "concatenate", "stack", "hstack", "vstack", "dstack",
     "column_stack", "split", "array_split", "flip", "fliplr", "flipud", "roll", "rot90",
-    "tile", "repeat", "pad", "diff", "tril", "triu", "copy", "meshgrid", "block",
+    "tile", "repeat", "diff", "tril", "triu", "copy", "meshgrid", "block",
 ]
 
 
@@ -55,11 +57,6 @@ def normalize_axes(fn: str, axis, ndim: int) -> tuple:
     if len(set(out)) != len(out):
         raise ValueError(f"dnp.{fn}: repeated axis in {axis!r}")
     return out
-
-
-def _arr(a):
-    """Arrays (of any backend) and tracers stay; lists and scalars become arrays."""
-    return a if isinstance(a, Tracer) or hasattr(a, "shape") else asarray(a)
 
 
 def _arrs(arrays, fn: str) -> list:
@@ -237,9 +234,7 @@ def concatenate(arrays, axis=0, out=None, dtype=None, casting="same_kind"):
                              f"axis {axis}")
     res = arrays[0] if len(arrays) == 1 else P.concatenate.bind(*arrays, axis=axis)
     if dtype is not None:
-        from diffkit.numpy import astype
-
-        res = astype(res, dtype)
+        res = _el.astype(res, dtype)
     return res
 
 
@@ -272,10 +267,14 @@ def column_stack(tup):
     return concatenate(arrs, 1)
 
 
-def _take_slice(a, axis: int, start: int, stop: int):
-    from diffkit.numpy._indexing import _getitem
+def _gather(a, axis: int, index):
+    """`a[:, ..., index]` with `index` (a slice or an integer array) at `axis`: what
+    `dnp.take` binds (the indexing module sits above this one)."""
+    return _indexing_p.getitem.bind(a, idx=(slice(None),) * axis + (index,))
 
-    return _getitem(a, (slice(None),) * axis + (slice(start, stop),))
+
+def _take_slice(a, axis: int, start: int, stop: int):
+    return _gather(a, axis, slice(start, stop))
 
 
 def array_split(ary, indices_or_sections, axis=0):
@@ -395,56 +394,8 @@ def repeat(a, repeats, axis=None):
         shape = tuple(a.shape)
         out = broadcast_to(expand_dims(a, axis + 1), shape[: axis + 1] + (r,) + shape[axis + 1:])
         return reshape(out, shape[:axis] + (n * r,) + shape[axis + 1:])
-    from diffkit.numpy._indexing import take
+    return _gather(a, axis, np.repeat(np.arange(n), np.asarray(repeats)))
 
-    return take(a, np.repeat(np.arange(n), np.asarray(repeats)), axis)
-
-
-def pad(array, pad_width, mode="constant", **kwargs):
-    """Like `np.pad` for modes constant (with `constant_values`), edge, reflect, symmetric
-    and wrap: padding copies existing elements (a gather along each axis) or constants."""
-    array = _arr(array)
-    nd = len(array.shape)
-    widths = np.broadcast_to(np.asarray(pad_width, dtype=int), (nd, 2))
-    if (widths < 0).any():
-        raise ValueError(f"dnp.pad: pad widths must be non-negative, got {pad_width!r}")
-    if mode == "empty":
-        mode = "constant"
-    if mode == "constant":
-        values = _pad_values(kwargs.pop("constant_values", 0), nd, array)
-    elif mode not in ("edge", "reflect", "symmetric", "wrap"):
-        raise NotImplementedError(
-            f"dnp.pad: mode {mode!r} is not supported (supported: constant, edge, reflect, "
-            f"symmetric, wrap)")
-    if kwargs:
-        raise TypeError(f"dnp.pad: unsupported keyword(s) {sorted(kwargs)} for mode {mode!r}")
-    from diffkit.numpy._creation import full
-    from diffkit.numpy._indexing import take
-
-    out = array
-    for ax, (before, after) in enumerate(widths.tolist()):
-        if before == after == 0:
-            continue
-        if mode == "constant":
-            shape = list(out.shape)
-            parts = []
-            for width, value in ((before, values[ax, 0]), (after, values[ax, 1])):
-                shape[ax] = width
-                value = value if isinstance(value, Tracer) else value.item()
-                parts.append(full(tuple(shape), value, dtype=out.dtype, like=out))
-            out = concatenate([parts[0], out, parts[1]], ax)
-        else:
-            idx = np.pad(np.arange(out.shape[ax]), (before, after), mode=mode)
-            out = take(out, idx, ax)
-    return out
-
-
-def _pad_values(values, nd: int, like):
-    """`constant_values` as one (before, after) pair per axis, broadcast as NumPy does;
-    traced values stay traced, so the padding carries their derivative."""
-    if _has_tracer([values]):
-        return broadcast_to(asarray(values, like=like), (nd, 2))
-    return np.broadcast_to(np.asarray(values), (nd, 2))
 
 
 def diff(a, n=1, axis=-1, prepend=None, append=None):

@@ -7,7 +7,11 @@ knots it is composed of differentiable steps.
 
 from __future__ import annotations
 
-from diffkit import numpy as dnp
+from diffkit.numpy import _core as _co
+from diffkit.numpy import _creation as _cr
+from diffkit.numpy import _elementwise as _el
+from diffkit.numpy import _indexing as _ix
+from diffkit.numpy import _shape as _sh
 from diffkit.numpy._core import _has_tracer, concrete, is_traced
 from diffkit.primitives import fft as P
 
@@ -19,7 +23,7 @@ _MODES = ("full", "same", "valid")
 def _vectors(name, a, v, mode):
     if mode not in _MODES:
         raise ValueError(f"{name}: mode must be one of {_MODES}, got {mode!r}")
-    a, v = dnp.asarray(a), dnp.asarray(v)
+    a, v = _co.asarray(a), _co.asarray(v)
     if a.ndim != 1 or v.ndim != 1:
         raise ValueError(f"{name} takes 1-D arrays; got shapes {a.shape} and {v.shape}")
     if a.shape[0] == 0 or v.shape[0] == 0:
@@ -47,8 +51,8 @@ def correlate(a, v, mode="valid"):
     """Cross-correlation c[k] = sum_n a[n + k] * conj(v[n]) (NumPy's modes, default valid)."""
     a, v = _vectors("correlate", a, v, mode)
     na, nv = a.shape[0], v.shape[0]
-    vr = dnp.flip(v)
-    full = P.convolve.bind(a, dnp.conj(vr) if dnp.iscomplexobj(vr) else vr)
+    vr = _sh.flip(v)
+    full = P.convolve.bind(a, _el.conj(vr) if _co.iscomplexobj(vr) else vr)
     start = (min(na, nv) - 1) // 2
     if na < nv:  # NumPy swaps the arguments and reverses the output
         start = (na + nv - 1 - nv) - start
@@ -69,7 +73,7 @@ def interp(x, xp, fp, left=None, right=None, period=None):
     outside the knots 0), in fp, in traced `left`/`right`, and in traced knots xp (without
     `period`): at a knot, the mean of the two sides there too.
     """
-    x, xp, fp = dnp.asarray(x), dnp.asarray(xp), dnp.asarray(fp)
+    x, xp, fp = _co.asarray(x), _co.asarray(xp), _co.asarray(fp)
     if xp.ndim != 1 or fp.ndim != 1 or xp.shape != fp.shape:
         raise ValueError(f"interp: xp and fp must be 1-D of the same length; got shapes "
                          f"{xp.shape} and {fp.shape}")
@@ -82,16 +86,16 @@ def interp(x, xp, fp, left=None, right=None, period=None):
                  "with period= the derivative in the knots is not implemented")
         left = right = None
     if not (is_traced(xp) or _has_tracer([left, right])):
-        return P.interp.bind(x, dnp.stop_gradient(xp), fp, left=_edge(left),
+        return P.interp.bind(x, _el.stop_gradient(xp), fp, left=_edge(left),
                              right=_edge(right), period=period)
     if is_traced(xp):
         out = _interp_in_knots(x, xp, fp)
     else:
-        out = P.interp.bind(x, dnp.stop_gradient(xp), fp, period=period)
+        out = P.interp.bind(x, _el.stop_gradient(xp), fp, period=period)
     if left is not None:
-        out = dnp.where(x < xp[0], left, out)
+        out = _el.where(x < xp[0], left, out)
     if right is not None:
-        out = dnp.where(x > xp[-1], right, out)
+        out = _el.where(x > xp[-1], right, out)
     return out
 
 
@@ -101,19 +105,19 @@ def _interp_in_knots(x, xp, fp):
     the values (no derivative). At a knot it is the mean of the formulas of the intervals
     on either side (the mean of the one-sided derivatives); outside, fp's end values."""
     n = xp.shape[0]
-    x0, k0 = dnp.stop_gradient(x), dnp.stop_gradient(xp)
+    x0, k0 = _el.stop_gradient(x), _el.stop_gradient(xp)
     if n == 1:
-        return dnp.zeros_like(x0, dtype=fp.dtype) + fp[0]
-    u = P.interp.bind(x0, k0, dnp.arange(n, dtype=k0.dtype, like=k0))  # position in knots
+        return _cr.zeros_like(x0, dtype=fp.dtype) + fp[0]
+    u = P.interp.bind(x0, k0, _cr.arange(n, dtype=k0.dtype, like=k0))  # position in knots
     inside = (x0 >= k0[0]) & (x0 <= k0[-1])
-    xs = dnp.where(inside, x, k0[0])  # no inf/nan from outside reaches the formula
+    xs = _el.where(inside, x, k0[0])  # no inf/nan from outside reaches the formula
 
     def piece(i):
-        i = dnp.astype(dnp.clip(i, 0, n - 2), "int64")
-        a, fa = dnp.take(xp, i), dnp.take(fp, i)
-        return fa + (dnp.take(fp, i + 1) - fa) * ((xs - a) / (dnp.take(xp, i + 1) - a))
+        i = _el.astype(_el.clip(i, 0, n - 2), "int64")
+        a, fa = _ix.take(xp, i), _ix.take(fp, i)
+        return fa + (_ix.take(fp, i + 1) - fa) * ((xs - a) / (_ix.take(xp, i + 1) - a))
 
-    below = dnp.where(x0 <= k0[0], fp[0], piece(dnp.ceil(u) - 1))  # the interval left of x
-    above = dnp.where(x0 >= k0[-1], fp[-1], piece(dnp.floor(u)))  # the one right of x
+    below = _el.where(x0 <= k0[0], fp[0], piece(_el.ceil(u) - 1))  # the interval left of x
+    above = _el.where(x0 >= k0[-1], fp[-1], piece(_el.floor(u)))  # the one right of x
     out = 0.5 * (below + above)
-    return dnp.where(x0 < k0[0], fp[0], dnp.where(x0 > k0[-1], fp[-1], out))
+    return _el.where(x0 < k0[0], fp[0], _el.where(x0 > k0[-1], fp[-1], out))

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import operator
 
-from diffkit import numpy as dnp
+from diffkit.numpy import _core as _co
+from diffkit.numpy import _elementwise as _el
 from diffkit.numpy._core import is_traced
 from diffkit.primitives import fft as P
 
@@ -59,7 +60,7 @@ def _axes_sizes(a, s, axes):
 
 # -- complex transforms -----------------------------------------------------------------------
 def _c2c(a, s, axes, norm, inverse):
-    a = dnp.asarray(a)
+    a = _co.asarray(a)
     axes, s = _axes_sizes(a, s, axes)
     return P.fft_c2c.bind(_resize(a, axes, s), axes=axes, norm=_norm(norm), inverse=inverse)
 
@@ -95,8 +96,8 @@ def ifft2(a, s=None, axes=(-2, -1), norm=None, out=None):
 # -- real transforms --------------------------------------------------------------------------
 def rfftn(a, s=None, axes=None, norm=None, out=None):
     _no_out(out)
-    a = dnp.asarray(a)
-    if dnp.iscomplexobj(a):
+    a = _co.asarray(a)
+    if _co.iscomplexobj(a):
         raise TypeError("rfft needs real input; use fft for complex input")
     axes, s = _axes_sizes(a, s, axes)
     return P.rfftn.bind(_resize(a, axes, s), axes=axes, norm=_norm(norm))
@@ -105,7 +106,7 @@ def rfftn(a, s=None, axes=None, norm=None, out=None):
 def irfftn(a, s=None, axes=None, norm=None, out=None):
     """Inverse of rfftn; the output length along the last axis defaults to 2 * (m - 1)."""
     _no_out(out)
-    a = dnp.asarray(a)
+    a = _co.asarray(a)
     axes, s_in = _axes_sizes(a, s, axes)
     if s is None:
         s_in = s_in[:-1] + (2 * (s_in[-1] - 1),)
@@ -135,18 +136,18 @@ def irfft2(a, s=None, axes=(-2, -1), norm=None, out=None):
 def hfft(a, n=None, axis=-1, norm=None, out=None):
     """FFT of a Hermitian-symmetric signal given by its first half: irfft(conj(a)) with
     the opposite normalization, as NumPy."""
-    a = dnp.asarray(a)
-    return irfft(dnp.conj(a), n, axis, _SWAP[_norm(norm)], out)
+    a = _co.asarray(a)
+    return irfft(_el.conj(a), n, axis, _SWAP[_norm(norm)], out)
 
 
 def ihfft(a, n=None, axis=-1, norm=None, out=None):
-    return dnp.conj(rfft(a, n, axis, _SWAP[_norm(norm)], out))
+    return _el.conj(rfft(a, n, axis, _SWAP[_norm(norm)], out))
 
 
 # -- shifts and frequencies ---------------------------------------------------------------------
 def _shift_axes(x, axes):
     if axes is None:
-        return tuple(range(dnp.ndim(x)))
+        return tuple(range(_co.ndim(x)))
     return (axes,) if isinstance(axes, int) else tuple(axes)
 
 

@@ -12,8 +12,13 @@ from __future__ import annotations
 import operator
 from typing import NamedTuple
 
-from diffkit import numpy as dnp
 from diffkit.core.dispatch import is_inexact
+from diffkit.numpy import _core as _co
+from diffkit.numpy import _creation as _cr
+from diffkit.numpy import _elementwise as _el
+from diffkit.numpy import _products as _pr
+from diffkit.numpy import _reductions as _rd
+from diffkit.numpy import _shape as _sh
 from diffkit.numpy._core import _base, concrete, is_traced
 from diffkit.primitives import linalg as P
 
@@ -48,13 +53,13 @@ class QRResult(NamedTuple):
 
 
 def _float(x):
-    x = dnp.asarray(x)
-    return x if is_inexact(x) else dnp.astype(x, "float64")
+    x = _co.asarray(x)
+    return x if is_inexact(x) else _el.astype(x, "float64")
 
 
 def _H(x):
-    x = dnp.swapaxes(x, -1, -2)
-    return dnp.conj(x) if dnp.iscomplexobj(x) else x
+    x = _sh.swapaxes(x, -1, -2)
+    return _el.conj(x) if _co.iscomplexobj(x) else x
 
 
 # -- inverses and solves ----------------------------------------------------------------------
@@ -68,8 +73,8 @@ def solve(a, b):
     (..., M, K) whose leading axes broadcast with a's."""
     a, b = _float(a), _float(b)
     if b.ndim == 1:
-        x = P.solve.bind(a, dnp.reshape(b, (b.shape[0], 1)))
-        return dnp.reshape(x, x.shape[:-1])
+        x = P.solve.bind(a, _sh.reshape(b, (b.shape[0], 1)))
+        return _sh.reshape(x, x.shape[:-1])
     return P.solve.bind(a, b)
 
 
@@ -92,9 +97,9 @@ def pinv(a, rcond=None, hermitian=False, *, rtol=None):
 def matrix_power(a, n):
     """a ** n for an integer n by repeated squaring; a negative n inverts first."""
     n = operator.index(n)
-    a = dnp.asarray(a)
+    a = _co.asarray(a)
     if n == 0:
-        return dnp.broadcast_to(dnp.eye(a.shape[-1], dtype=a.dtype, like=a), a.shape)
+        return _sh.broadcast_to(_cr.eye(a.shape[-1], dtype=a.dtype, like=a), a.shape)
     if n < 0:
         a, n = inv(a), -n
     result = None
@@ -116,7 +121,7 @@ def multi_dot(arrays, *, out=None):
         raise ValueError("multi_dot expects at least two arrays")
     result = arrays[0]
     for m in arrays[1:]:
-        result = dnp.matmul(result, m)
+        result = _pr.matmul(result, m)
     return result
 
 
@@ -136,10 +141,10 @@ def lstsq(a, b, rcond=None):
     rank = int(matrix_rank(a, rtol=rcond))
     if rank == n and m > n:
         r = b - a @ x
-        resid = dnp.sum(dnp.abs(r) ** 2, axis=0)
-        resid = dnp.reshape(resid, (1,)) if b.ndim == 1 else resid
+        resid = _rd.sum(_el.abs(r) ** 2, axis=0)
+        resid = _sh.reshape(resid, (1,)) if b.ndim == 1 else resid
     else:
-        resid = dnp.zeros_like(s, shape=(0,))
+        resid = _cr.zeros_like(s, shape=(0,))
     return x, resid, rank, s
 
 
@@ -147,7 +152,7 @@ def matrix_rank(A, tol=None, hermitian=False, *, rtol=None):
     """Number of singular values above tol (absolute) or rtol * max(s); not differentiable."""
     A = _float(A)
     if tol is not None:
-        return dnp.sum(dnp.stop_gradient(svdvals(A)) > tol, axis=-1)
+        return _rd.sum(_el.stop_gradient(svdvals(A)) > tol, axis=-1)
     return P.matrix_rank.bind(A, rtol=_threshold(rtol))
 
 
@@ -228,7 +233,7 @@ def cond(x, p=None):
                  "formulas (None, 1, 2, inf, 'fro', 'nuc'), with no derivative in the order")
     if p in (None, 2, -2):
         s = svdvals(x)
-        big, small = dnp.max(s, axis=-1), dnp.min(s, axis=-1)
+        big, small = _rd.max(s, axis=-1), _rd.min(s, axis=-1)
         return big / small if p != -2 else small / big
     return norm(x, p, axis=(-2, -1)) * norm(inv(x), p, axis=(-2, -1))
 
@@ -258,8 +263,8 @@ def vector_norm(x, /, *, axis=None, keepdims=False, ord=2):
     """NumPy 2's vector_norm: with axis=None, the norm of the flattened array."""
     x = _float(x)
     if axis is None:
-        r = _vector_norm(dnp.reshape(x, (-1,)), ord, (0,), False)
-        return dnp.reshape(r, (1,) * x.ndim) if keepdims else r
+        r = _vector_norm(_sh.reshape(x, (-1,)), ord, (0,), False)
+        return _sh.reshape(r, (1,) * x.ndim) if keepdims else r
     return norm(x, ord, axis if isinstance(axis, int) else tuple(axis), keepdims)
 
 
@@ -274,22 +279,22 @@ def _vector_norm(x, ord, axis, keepdims):
         if p in (0, _INF, -_INF):
             concrete(ord, "dnp.linalg.norm", "ord", f"ord = {p} is a count, a max or a min, "
                      f"with no derivative in the order")
-        return dnp.sum(dnp.abs(x) ** ord, axis=axis, keepdims=keepdims) ** (1 / ord)
+        return _rd.sum(_el.abs(x) ** ord, axis=axis, keepdims=keepdims) ** (1 / ord)
     if isinstance(ord, str):
         raise ValueError(f"Invalid norm order {ord!r} for vectors")
     if ord is None or ord == 2:
         return P.vector_norm2.bind(x, axis=axis, keepdims=keepdims)
-    a = dnp.abs(x)
+    a = _el.abs(x)
     if ord == _INF:
-        return dnp.max(a, axis=axis, keepdims=keepdims)
+        return _rd.max(a, axis=axis, keepdims=keepdims)
     if ord == -_INF:
-        return dnp.min(a, axis=axis, keepdims=keepdims)
+        return _rd.min(a, axis=axis, keepdims=keepdims)
     if ord == 0:
-        return dnp.sum(dnp.astype(a != 0, a.dtype), axis=axis, keepdims=keepdims)
+        return _rd.sum(_el.astype(a != 0, a.dtype), axis=axis, keepdims=keepdims)
     if ord == 1:
-        return dnp.sum(a, axis=axis, keepdims=keepdims)
+        return _rd.sum(a, axis=axis, keepdims=keepdims)
     p = float(ord)
-    return dnp.sum(a ** p, axis=axis, keepdims=keepdims) ** (1 / p)
+    return _rd.sum(a ** p, axis=axis, keepdims=keepdims) ** (1 / p)
 
 
 def _matrix_norm(x, ord, axis, keepdims):
@@ -300,15 +305,15 @@ def _matrix_norm(x, ord, axis, keepdims):
         return P.vector_norm2.bind(x, axis=axis, keepdims=keepdims)
     if ord in (2, -2, "nuc"):
         rest = [i for i in range(x.ndim) if i not in axis]
-        s = svdvals(dnp.transpose(x, (*rest, row, col)))
-        r = dnp.sum(s, axis=-1) if ord == "nuc" else (
-            dnp.max(s, axis=-1) if ord == 2 else dnp.min(s, axis=-1))
+        s = svdvals(_sh.transpose(x, (*rest, row, col)))
+        r = _rd.sum(s, axis=-1) if ord == "nuc" else (
+            _rd.max(s, axis=-1) if ord == 2 else _rd.min(s, axis=-1))
     elif ord in (1, -1, _INF, -_INF):
         if ord in (_INF, -_INF):
             row, col = col, row
-        sums = dnp.sum(dnp.abs(x), axis=row)
+        sums = _rd.sum(_el.abs(x), axis=row)
         col = col - 1 if col > row else col
-        r = dnp.max(sums, axis=col) if ord > 0 else dnp.min(sums, axis=col)
+        r = _rd.max(sums, axis=col) if ord > 0 else _rd.min(sums, axis=col)
     else:
         raise ValueError(f"Invalid norm order {ord!r} for matrices")
-    return dnp.expand_dims(r, tuple(sorted(axis))) if keepdims else r
+    return _sh.expand_dims(r, tuple(sorted(axis))) if keepdims else r

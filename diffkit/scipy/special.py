@@ -5,7 +5,10 @@
 
 from __future__ import annotations
 
-from diffkit import numpy as dnp
+from diffkit.numpy import _core as _co
+from diffkit.numpy import _elementwise as _el
+from diffkit.numpy import _reductions as _rd
+from diffkit.numpy import _shape as _sh
 from diffkit.numpy._core import concrete
 from diffkit.primitives import special as P
 
@@ -83,14 +86,14 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False):
     if isinstance(axis, list):
         axis = tuple(axis)
     if b is not None:
-        a = dnp.where(dnp.equal(b, 0), -float("inf"), a)
-    shift = dnp.stop_gradient(dnp.max(a, axis=axis, keepdims=True))
-    shift = dnp.where(dnp.isfinite(shift), shift, 0)
-    e = dnp.exp(dnp.subtract(a, shift))
+        a = _el.where(_el.equal(b, 0), -float("inf"), a)
+    shift = _el.stop_gradient(_rd.max(a, axis=axis, keepdims=True))
+    shift = _el.where(_el.isfinite(shift), shift, 0)
+    e = _el.exp(_el.subtract(a, shift))
     if b is not None:
-        e = dnp.multiply(b, e)
-    s = dnp.sum(e, axis=axis, keepdims=keepdims)
-    shift = shift if keepdims else dnp.reshape(shift, dnp.shape(s))
+        e = _el.multiply(b, e)
+    s = _rd.sum(e, axis=axis, keepdims=keepdims)
+    shift = shift if keepdims else _sh.reshape(shift, _co.shape(s))
     if return_sign:
-        return dnp.add(dnp.log(dnp.abs(s)), shift), dnp.sign(s)
-    return dnp.add(dnp.log(s), shift)
+        return _el.add(_el.log(_el.abs(s)), shift), _el.sign(s)
+    return _el.add(_el.log(s), shift)
