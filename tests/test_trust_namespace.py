@@ -230,3 +230,14 @@ def test_jvp_keeps_integers_and_registered_nodes_as_before(to_backend):
     np.testing.assert_allclose(to_numpy(t), 3 * 1.5 ** 2)
     out, t = dk.jvp(lambda d: d["a"] * d["b"], ({"a": x, "b": x},), ({"a": 1.0, "b": 0.0},))
     np.testing.assert_allclose(to_numpy(t), 1.5)
+
+
+def test_array_of_traced_values_stacks_them_and_checks_their_shapes(to_backend):
+    """`dnp.array([t0, t1])` of traced values is a differentiable stack; mismatched shapes
+    are the same error as `dnp.stack`'s, on both backends."""
+    x = to_backend(np.array([1.0, 2.0]))
+    g = dk.grad(lambda x: dnp.sum(dnp.array([x, 3.0 * x]) ** 2))(x)
+    np.testing.assert_allclose(to_numpy(g), 20.0 * np.array([1.0, 2.0]))
+    with pytest.raises(ValueError, match=r"dnp.stack: all input arrays must have the same "
+                                         r"shape, got \[\(2,\), \(3,\)\]"):
+        dk.grad(lambda x: dnp.sum(dnp.array([x, dnp.ones(3, like=x)])))(x)
