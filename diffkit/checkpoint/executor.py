@@ -32,7 +32,7 @@ from diffkit.core.zeros import Zero
 from diffkit.custom import carries_tangent, record_node, unbox
 from diffkit.errors import BudgetError, InternalError, TransformError
 
-__all__ = ["Checks", "Executor"]
+__all__ = ["Checks", "Executor", "LoopIO"]
 
 
 class Checks(NamedTuple):
@@ -43,6 +43,40 @@ class Checks(NamedTuple):
 
 
 
+class LoopIO:
+    """What a plain loop exchanges with its steps besides the state: nothing. A scan
+    (`diffkit.checkpoint.scan`) gives per-step inputs x_i and takes per-step outputs y_i."""
+
+    x_flat: tuple = ()
+
+    def x_at(self, i):
+        return []
+
+    def step_at(self, step, i, x):
+        return step
+
+    def split(self, out, i):
+        return out, []
+
+    def put_y(self, i, y):
+        pass
+
+    def take_ct(self, ct):
+        return ct
+
+    def ct_y(self, i):
+        return ()
+
+    def ct_x(self):
+        return []
+
+    def put_ct_x(self, i, ct):
+        pass
+
+    def nbytes(self, n):
+        return 0
+
+
 def _add(a, b):
     return b if a is None else a if b is None else a + b
 
@@ -50,15 +84,17 @@ def _add(a, b):
 class Executor:
     """Runs one checkpoint schedule for one loop call: forward sweep, then reverse sweep."""
 
-    def __init__(self, trace, step, flat_in, in_tree, budget, progress, checks):
+    def __init__(self, trace, step, flat_in, in_tree, budget, progress, checks, io=None):
         self.trace, self.step, self.flat_in = trace, step, flat_in
+        self.io = LoopIO() if io is None else io
+        n_x = len(self.io.x_flat)
         primals = unbox(flat_in, trace)
-        state0, args = pytree.unflatten(in_tree, primals)
+        state0, args = pytree.unflatten(in_tree, primals[:len(primals) - n_x])
         self.state0, self.args = state0, tuple(args)
         self.flat_args, self.a_tree = pytree.flatten(self.args)
         # only the arguments the caller differentiates need cotangents (every state leaf
         # that can carry one does: it may come to depend on a traced value)
-        n_s = len(flat_in) - len(self.flat_args)
+        n_s = len(flat_in) - len(self.flat_args) - n_x  # args' and x_i's leaves: traced?
         self.arg_traced = [type(x) is VJPTracer and x._trace is trace for x in flat_in[n_s:]]
         self.budget = budget if isinstance(budget, Budget) else load_budget(budget)
         if any(isinstance(x, Tracer) for x in primals):
@@ -76,9 +112,12 @@ class Executor:
             out, self.first = self.first[0], None  # step 0 was taped by _measure: reuse it
             return out
         self.calls += 1
-        out = call_step(self.step, state, i, self.args, self.owned)
+        out = call_step(self.io.step_at(self.step, i, self.io.x_at(i)), state, i, self.args,
+                        self.owned)
+        out, y = self.io.split(out, i)
         leaves = pytree.leaves(out)
-        self._check_closure(leaves, i)
+        self._check_closure(leaves + y, i)
+        self.io.put_y(i, y)
         self._check_size(leaves, i)
         if self.fp is not None:
             self.fp.seen(i + 1, leaves)
@@ -92,12 +131,15 @@ class Executor:
         return self._tape(state, i)
 
     def _tape(self, state, i, trace_type=VJPTrace):
-        """Tape step i from `state`: (next state, `step_vjp`), where `step_vjp(ct)` maps the
-        cotangents of the next state's leaves to those of this state's and the args' leaves
-        (flat lists, None where nothing flows). Uses a VJP trace directly: this runs once
-        per reversed step, so it does no pytree work it can avoid."""
+        """Tape step i from `state`: (next state, `step_vjp`), where `step_vjp(ct, ct_y)`
+        maps the cotangents of the next state's leaves (and of a scan's y_i) to those of this
+        state's, the args' and x_i's leaves (flat lists, None where nothing flows). Uses a VJP
+        trace directly: this runs once per reversed step, so it does no pytree work it can
+        avoid."""
         flat_s, s_tree = pytree.flatten(state)
-        leaves, ns = flat_s + self.flat_args, len(flat_s)
+        x = self.io.x_at(i)
+        leaves, ns = flat_s + self.flat_args + x, len(flat_s)
+        na = ns + len(self.flat_args)
         trace = trace_type("checkpoint.loop")
         boxed, pos = list(leaves), []
         for k, x in enumerate(leaves):
@@ -108,8 +150,9 @@ class Executor:
                 boxed[k] = protect(x, self.owned)
         self.calls += 1
         try:
-            out = call_protected(self.step, s_tree, flat_s, boxed[:ns], i,
-                                 pytree.unflatten(self.a_tree, boxed[ns:]))
+            out = call_protected(self.io.step_at(self.step, i, boxed[na:]), s_tree, flat_s,
+                                 boxed[:ns], i, pytree.unflatten(self.a_tree, boxed[ns:na]))
+            out, flat_y = self.io.split(out, i)
         finally:
             trace.active = False
         flat_out, out_tree = pytree.flatten(out)
@@ -119,24 +162,25 @@ class Executor:
                 f"step {i}: it returned {out_tree!r} for a state {s_tree!r}; return a state "
                 f"of the same structure as state0"
             )
-        primal = [o.primal if type(o) is VJPTracer and o._trace is trace else o
-                  for o in flat_out]
-        self._check_closure(primal, i)
+        primal, y = ([o.primal if type(o) is VJPTracer and o._trace is trace else o
+                      for o in flat] for flat in (flat_out, flat_y))
+        self._check_closure(primal + y, i)
         self._check_size(primal, i)
+        self.io.put_y(i, y)
         # where each output sits on the tape (not the tracers: they would keep the state)
         refs = [(o.idx, o.out) if type(o) is VJPTracer and o._trace is trace else None
-                for o in flat_out]
+                for o in flat_out + flat_y]
         n_leaves = len(leaves)
-        del flat_out, out, leaves, boxed, flat_s  # the closure below must not keep the state
+        del flat_out, flat_y, y, x, out, leaves, boxed, flat_s  # the closure must not keep them
 
-        def step_vjp(ct):
-            roots = [(*r, c) for r, c in zip(refs, ct, strict=True)
+        def step_vjp(ct, ct_y=()):
+            roots = [(*r, c) for r, c in zip(refs, list(ct) + list(ct_y), strict=True)
                      if c is not None and r is not None]
             acc = trace.backward(roots, consume=True)
             cts = [None] * n_leaves
             for j, k in enumerate(pos):  # leaf j of the tape is input leaf k
                 cts[k] = acc[j]
-            return cts[:ns], cts[ns:]
+            return cts[:ns], cts[ns:na], cts[na:]
 
         step_vjp.tape = trace
         if self.fp is not None:
@@ -201,7 +245,8 @@ class Executor:
         live, kept = tape.stop(), tape.nbytes()
         reverse = (2 * state_bytes + 2 * tree_nbytes(self.args)
                    + max(state_bytes + live - kept, tape.cotangent_nbytes())
-                   + (self.fp.nbytes if self.fp is not None else 0) + stream_bytes(n))
+                   + (self.fp.nbytes if self.fp is not None else 0) + stream_bytes(n)
+                   + self.io.nbytes(n))
         return state_bytes, kept, reverse
 
     def _start(self, n):
@@ -353,6 +398,7 @@ class Executor:
                 self.forward_online(self.cond)
         self.used = True
         ct = [None if isinstance(c, Zero) else c for c in g]
+        ct = self.io.take_ct(ct)  # a scan keeps its ys' cotangents for the steps
         t0 = time.perf_counter()
         after = RngState() if self.rng is not None else None  # put back when done
         try:
@@ -367,7 +413,7 @@ class Executor:
         rep.peak_snapshots = dict(self.storage.peak)
         rep.disk_written, rep.disk_read = self.storage.bytes_written, self.storage.bytes_read
         set_last_report(rep)
-        return ct + ct_args
+        return ct + ct_args + self.io.ct_x()
 
     def _reverse_sweep(self, ct):
         current, at = self.resume
@@ -384,7 +430,8 @@ class Executor:
                     self.held["tape", i] = nbytes = step_vjp.tape.nbytes()
                     self._hold(nbytes, i)
                 current = at = None  # the tape keeps what the VJP reads of state i
-                ct, cta = step_vjp(ct)
+                ct, cta, ctx = step_vjp(ct, self.io.ct_y(i))
+                self.io.put_ct_x(i, ctx)
                 self.report.hold(-self.held.pop(("tape", i)))
                 ct_args = cta if ct_args is None else [_add(a, b) for a, b in zip(ct_args, cta)]
                 step_vjp = None
