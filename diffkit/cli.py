@@ -1,5 +1,6 @@
 """The `diffkit` command: `plugins` (what is registered), `check PLUGIN` (the generic
-rule checks on one plugin's primitives), `plan` (a checkpointing plan for a budget)."""
+rule checks on one plugin's primitives), `plan` (a checkpointing plan for a budget),
+`budgets` (the installed budget presets)."""
 
 from __future__ import annotations
 
@@ -111,6 +112,35 @@ def _plugin_name(name: str) -> str:
     return name
 
 
+def _budgets(args) -> int:
+    """Print each installed preset's memory, disk tier, schedule and first comment line."""
+    from diffkit.checkpoint.budget import PRESET_DIR, load_budget, presets
+    from diffkit.errors import BudgetError
+
+    print('budget presets: budget="NAME" in a loop, or `diffkit plan --config NAME`')
+    for name, path in presets().items():
+        try:
+            b = load_budget(name)
+        except BudgetError as e:  # e.g. the disk preset's directory is not writable here
+            print(f"  {name:<12} unusable here: {e}")
+            continue
+        disk = f"{_size(b.disk.size)} at {b.disk.path}" if b.disk else "none"
+        print(f"  {name:<12} memory {_size(b.memory):<8} disk {disk:<24} schedule {b.schedule}")
+        about = path.read_text().splitlines()[0].lstrip("# ")
+        print(f"  {'':<12} {about}")
+    print(f'\nalso accepted: a memory size (budget="512MiB") or a YAML file path; '
+          f"the presets are in {PRESET_DIR}")
+    return 0
+
+
+def _size(n: int) -> str:
+    """Bytes in the largest binary unit that keeps a number >= 1: 2147483648 -> '2 GiB'."""
+    for unit, size in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= size:
+            return f"{n / size:.4g} {unit}"
+    return f"{n} B"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="diffkit", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -123,6 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--backend", default="numpy", help="backend name, or 'all'")
     c.add_argument("--order", type=int, default=2, help="derivative order to check")
     c.set_defaults(run=_check)
+    sub.add_parser("budgets", help="list the installed budget presets").set_defaults(
+        run=_budgets)
     from diffkit.checkpoint.cli_plan import add_plan_parser, run_plan
 
     add_plan_parser(sub).set_defaults(run=run_plan)

@@ -1,7 +1,9 @@
 """Memory budgets written in YAML, loaded into a frozen ``Budget``.
 
-The format (``configs/default.yaml`` is this module's ``DEFAULT_YAML``, embedded so that an
-installed package works without the configs folder)::
+A budget is named by a preset (``"laptop"``: a file of ``configs/``, installed with the package
+as ``diffkit/configs``; :func:`presets` lists them), a size (``"512MiB"``: a memory-only budget),
+a YAML file path, or a parsed dict. The format (``configs/default.yaml`` is this module's
+``DEFAULT_YAML``, the budget used when none is given)::
 
     budget:
       memory: 256MiB                              # RAM for snapshots + one step's tape
@@ -31,12 +33,13 @@ import yaml
 from diffkit.config import read_yaml, show
 from diffkit.errors import BudgetError
 
-__all__ = ["Budget", "Costs", "Disk", "SCHEDULES", "DEFAULT_YAML", "load_budget", "parse_bytes"]
+__all__ = ["Budget", "Costs", "Disk", "SCHEDULES", "DEFAULT_YAML", "load_budget", "parse_bytes",
+           "presets", "PRESET_DIR"]
 
 SCHEDULES = ("auto", "store_all", "periodic", "revolve", "online", "multilevel")
 
 DEFAULT_YAML = """\
-# The budget diffkit uses when none is given (embedded in diffkit/checkpoint/budget.py).
+# The budget diffkit uses when none is given (also embedded in diffkit/checkpoint/budget.py).
 budget:
   memory: 256MiB      # RAM for saved states plus the tape of the one step being reversed
 schedule: auto        # auto | store_all | periodic | revolve | online | multilevel
@@ -116,11 +119,14 @@ _KEYS = {"": ("budget", "schedule", "costs"), "budget": ("memory", "disk"),
          "budget.disk": ("path", "size"), "costs": tuple(Costs.__dataclass_fields__)}
 
 
-def load_budget(spec: str | os.PathLike | dict | None = None) -> Budget:
-    """Load a budget from a YAML file path, an already parsed dict, or ``None`` (the default).
+def load_budget(spec: str | int | os.PathLike | dict | None = None) -> Budget:
+    """Load a budget from a preset name, a size (bytes of memory, all else default), a YAML
+    file path, an already parsed dict, or ``None`` (the default).
 
     >>> load_budget().memory
     268435456
+    >>> load_budget("laptop").memory, load_budget("512MiB").memory
+    (2147483648, 536870912)
     >>> load_budget({"budget": {"memory": "1GiB"}, "schedule": "revolve"}).schedule
     'revolve'
     """
@@ -128,7 +134,49 @@ def load_budget(spec: str | os.PathLike | dict | None = None) -> Budget:
         return _from_dict(yaml.safe_load(DEFAULT_YAML), "<default>")
     if isinstance(spec, dict):
         return _from_dict(spec, "<dict>")
+    if isinstance(spec, int) and not isinstance(spec, bool):
+        return Budget(parse_bytes(spec, "budget"), source=f"{spec} bytes (memory only)")
+    if isinstance(spec, str) and spec in presets():
+        path = presets()[spec]
+        return _from_dict(read_yaml(path, BudgetError, "budget file"), f"{spec} ({path})")
+    if isinstance(spec, str) and _looks_like_size(spec):
+        return Budget(parse_bytes(spec, "budget"), source=f"{spec.strip()} (memory only)")
+    if isinstance(spec, str) and _bare_word(spec) and not Path(spec).exists():
+        raise BudgetError(f"budget {show(spec)} is not a preset; presets: "
+                          f"{', '.join(presets())} (`diffkit budgets` shows them). A budget "
+                          "can also be a YAML file path or a memory size such as '512MiB'")
+    if not isinstance(spec, (str, os.PathLike)):
+        raise BudgetError(f"budget {show(spec)} is not a budget; give a preset name "
+                          f"({', '.join(presets())}), a size such as '512MiB', a YAML file "
+                          "path, a dict, or a Budget")
     return _from_dict(read_yaml(spec, BudgetError, "budget file"), str(spec))
+
+
+def presets() -> dict[str, Path]:
+    """The installed budget presets: name -> YAML file, sorted by name (``configs/*.yaml``)."""
+    return {p.stem: p for p in sorted(PRESET_DIR.glob("*.yaml"))}
+
+
+def _preset_dir() -> Path:
+    """``diffkit/configs`` in an installed package, else the source tree's ``configs/`` (an
+    editable install or a checkout on ``PYTHONPATH``)."""
+    package = Path(__file__).resolve().parent.parent
+    installed = package / "configs"
+    return installed if installed.is_dir() else package.parent / "configs"
+
+
+PRESET_DIR = _preset_dir()  # where `presets` looks
+
+
+def _looks_like_size(text: str) -> bool:
+    """A number first and no file suffix or directory: ``'512MiB'``, ``'1.5 GB'``, ``'4096'``."""
+    return bool(re.match(r"\s*[\d.]", text)) and _bare_word(text)
+
+
+def _bare_word(text: str) -> bool:
+    """No directory part and no ``.yaml``/``.yml`` suffix: meant as a name, not a path."""
+    return (os.sep not in text and "/" not in text
+            and not text.lower().endswith((".yaml", ".yml")))
 
 
 def _section(data: object, key: str, source: str) -> dict[str, Any]:
