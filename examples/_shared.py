@@ -1,4 +1,4 @@
-"""Helpers shared by the examples: a compact L-BFGS and an optional PNG writer.
+"""Helpers shared by the examples: their command line, a compact L-BFGS and a PNG writer.
 
 L-BFGS is Nocedal & Wright, Numerical Optimization (2006), Algorithm 7.4 (two-loop
 recursion) with a backtracking Armijo line search; curvature pairs with s.y <= 0 are
@@ -7,12 +7,70 @@ skipped. Small on purpose: diffkit does not depend on SciPy.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import argparse
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["lbfgs", "save_png"]
+__all__ = ["example_parser", "lbfgs", "parse_args", "place", "save_png", "to_numpy"]
+
+def example_parser(doc: str, *, steps: int | None = None, iters: int | None = None,
+                   budget: str = "the example's own", backends: Sequence[str] = ("numpy", "torch"),
+                   png: str | None = None) -> argparse.ArgumentParser:
+    """The options every example shares; an option is left out where its default is None.
+
+    Destinations match the keywords of the examples' `main(...)` (`--steps` -> `n_steps`,
+    `--no-plot` -> `plot`), so a script runs `main(**vars(parse_args(parser)))`.
+    """
+    p = argparse.ArgumentParser(description=doc,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    if steps is not None:
+        p.add_argument("--steps", dest="n_steps", type=int, default=steps, metavar="N",
+                       help="time steps of the simulation (default: %(default)s)")
+    if iters is not None:
+        p.add_argument("--iters", type=int, default=iters, metavar="N",
+                       help="optimizer iterations (default: %(default)s)")
+    p.add_argument("--budget", default=None, help="the memory budget: a preset name (laptop), "
+                   f"a size (512MiB) or a YAML file (configs/laptop.yaml); default: {budget}")
+    p.add_argument("--backend", choices=backends, default=backends[0],
+                   help="array backend (default: %(default)s)")
+    if "torch" in backends:
+        p.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                       help="where the arrays live; cuda needs --backend torch (default: cpu)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the noise (default: 0)")
+    p.add_argument("--no-plot", dest="plot", action="store_false", help="draw no picture")
+    if png is not None:
+        p.add_argument("--png", default=png, metavar="PATH",
+                       help="where the picture goes (default: %(default)s)")
+    return p
+
+
+def parse_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None
+               ) -> argparse.Namespace:
+    """Parse `argv` (default: sys.argv); exits with a usage error on a device the backend
+    cannot reach, before anything runs."""
+    args = parser.parse_args(argv)
+    if getattr(args, "device", "cpu") != "cpu" and args.backend != "torch":
+        parser.error(f"--device {args.device} needs --backend torch (NumPy arrays live on "
+                     "the CPU)")
+    return args
+
+
+def place(x, backend: str = "numpy", device: str = "cpu"):
+    """`x` (NumPy-side data) as a float64 array of `backend` on `device`, what the examples
+    compute on."""
+    import diffkit as dk
+
+    return dk.asarray(np.asarray(x, dtype=np.float64), backend=backend,
+                      device=None if backend == "numpy" else device)
+
+
+def to_numpy(x) -> np.ndarray:
+    """`x` (any backend, any device) as a NumPy array, for printing, L-BFGS and plots."""
+    import diffkit as dk
+
+    return np.asarray(dk.asarray(x, backend="numpy"))
 
 
 def lbfgs(fun: Callable, x0, iters: int = 30, memory: int = 8, gtol: float = 1e-8,
@@ -79,7 +137,8 @@ def save_png(draw: Callable, path: str | Path) -> Path | None:
         print("(matplotlib is not installed: no picture; pip install matplotlib)")
         return None
     draw(plt)
-    plt.tight_layout()
+    if plt.gcf().get_layout_engine() is None:  # a figure may bring its own (constrained)
+        plt.tight_layout()
     plt.savefig(path, dpi=110)
     plt.close("all")
     print(f"saved {path}")

@@ -8,7 +8,7 @@ diffusion its periodic Laplacian. The misfit to the observations is accumulated 
 loop's state, so one checkpointed loop gives the objective and its gradient; L-BFGS over
 log(nu) (positivity) does the fit.
 
-Run: python examples/burgers_viscosity.py
+Run: python examples/burgers_viscosity.py   (--help lists the options: steps, budget, backend)
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import time
 
 import diffkit_stencil as st
 import numpy as np
-from _shared import lbfgs, save_png
+from _shared import example_parser, lbfgs, parse_args, place, save_png, to_numpy
 
 import diffkit as dk
 import diffkit.numpy as dnp
@@ -56,9 +56,11 @@ def make_step(obs):
     return step
 
 
-def simulate(nu, n_steps, obs, budget=BUDGET):
-    """The final state and the accumulated misfit after n_steps."""
-    return dk.checkpoint.loop(make_step(obs), (initial_state(), 0.0), n_steps, (nu,), budget)
+def simulate(nu, n_steps, obs, budget=None, on=("numpy", "cpu")):
+    """The final state and the accumulated misfit after n_steps, on backend and device `on`."""
+    state0 = (place(initial_state(), *on), place(0.0, *on))
+    return dk.checkpoint.loop(make_step(obs), state0, n_steps, (nu,),
+                              BUDGET if budget is None else budget)
 
 
 def observations(n_steps: int, rng) -> np.ndarray:
@@ -77,19 +79,25 @@ def observations(n_steps: int, rng) -> np.ndarray:
 
 
 def main(n_steps: int = 1000, iters: int = 15, nu0: float = 0.02, plot: bool = True,
-         seed: int = 0) -> float:
+         seed: int = 0, budget=None, backend: str = "numpy", device: str = "cpu",
+         png: str = "burgers_viscosity.png") -> float:
     """Run the fit; return the relative error of the recovered viscosity."""
-    obs = observations(n_steps, np.random.default_rng(seed))
+    obs_np = observations(n_steps, np.random.default_rng(seed))
+    obs, on = place(obs_np, backend, device), (backend, device)
     print(f"problem: 1D viscous Burgers, N={N}, {n_steps} Euler steps (dt={DT}), "
-          f"{len(obs)} noisy snapshots; recover nu (true {NU_TRUE}) from nu0={nu0}")
-    print(f"budget:  {BUDGET['budget']['memory']} of RAM for snapshots and one step's tape")
+          f"{len(obs_np)} noisy snapshots; recover nu (true {NU_TRUE}) from nu0={nu0}")
+    print(f"backend: {backend} ({device}); budget: "
+          f"{budget or BUDGET['budget']['memory']} for snapshots and one step's tape")
+
+    def misfit(nu):
+        return simulate(nu, n_steps, obs, budget, on)[1]
 
     def objective(p):
         nu = float(np.exp(p[0]))
         if nu > NU_MAX:  # unstable: tell the line search to step back
             return np.inf, np.zeros(1)
-        misfit, dmisfit = dk.value_and_grad(lambda nu: simulate(nu, n_steps, obs)[1])(nu)
-        return float(misfit), np.array([float(dmisfit) * nu])  # chain rule for log(nu)
+        value, dmisfit = dk.value_and_grad(misfit)(place(nu, *on))
+        return float(value), np.array([float(dmisfit) * nu])  # chain rule for log(nu)
 
     t0 = time.perf_counter()
     objective(np.log([nu0]))
@@ -107,14 +115,14 @@ def main(n_steps: int = 1000, iters: int = 15, nu0: float = 0.02, plot: bool = T
     print(f"\nL-BFGS: {k} iterations in {time.perf_counter() - t0:.1f} s; nu = {nu:.5f} "
           f"(true {NU_TRUE}), relative error {err:.2e} (noise limits it)")
     if plot:
-        _plot(obs, nu, nu0, n_steps)
+        _plot(obs_np, nu, nu0, n_steps, png)
     return err
 
 
-def _plot(obs, nu, nu0, n_steps):
+def _plot(obs, nu, nu0, n_steps, png):
     x = np.arange(N) * DX
-    finals = {f"nu0 = {nu0}": simulate(nu0, n_steps, obs)[0],
-              f"fitted nu = {nu:.4f}": simulate(nu, n_steps, obs)[0]}
+    finals = {f"nu0 = {nu0}": to_numpy(simulate(nu0, n_steps, obs)[0]),
+              f"fitted nu = {nu:.4f}": to_numpy(simulate(nu, n_steps, obs)[0])}
 
     def draw(plt):
         plt.figure(figsize=(7, 3.5))
@@ -126,8 +134,17 @@ def _plot(obs, nu, nu0, n_steps):
         plt.title("Burgers: viscosity fitted from noisy snapshots")
         plt.legend()
 
-    save_png(draw, "burgers_viscosity.png")
+    save_png(draw, png)
+
+
+def cli(argv=None):
+    """Parse the command line (`--help` lists it) and run `main`."""
+    parser = example_parser(__doc__, steps=1000, iters=15, budget=BUDGET["budget"]["memory"],
+                            png="burgers_viscosity.png")
+    parser.add_argument("--nu0", type=float, default=0.02,
+                        help="initial guess of the viscosity (default: %(default)s)")
+    return main(**vars(parse_args(parser, argv)))
 
 
 if __name__ == "__main__":
-    main()
+    cli()

@@ -1,6 +1,6 @@
 """Recover the initial temperature of a 2D heat equation from a noisy final observation.
 
-    python examples/heat_inverse.py
+    python examples/heat_inverse.py            # --help for the options (steps, budget, backend)
 
 The forward model runs 10,000 explicit time steps of u_t = kappa * Laplacian(u) on a
 periodic 64 x 64 grid. We observe the final field with 1% noise and look for the initial
@@ -13,8 +13,8 @@ A^T d converge in a few iterations -- provided every A^T is exact: each one is a
 gradient through the whole simulation, planned by diffkit under its default memory budget
 (256 MiB; see configs/default.yaml) and printed before the first gradient. Here keeping
 every step fits: a linear step's tape keeps no array, only ~5 KB of bookkeeping. Pass a
-smaller budget (`main(budget={"budget": {"memory": "8MiB"}})`) to see a checkpoint schedule
-recompute instead, with the same result.
+smaller budget (`--budget 256KiB`) to see a checkpoint schedule recompute instead, with the
+same result.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
+from _shared import example_parser, parse_args, place, save_png, to_numpy
 
 import diffkit as dk
 import diffkit.numpy as dnp
@@ -65,23 +66,29 @@ def conjugate_gradients(apply, rhs, iters, report):
     return x
 
 
-def main(grid=GRID, n_steps=STEPS, iters=10, plot=True, seed=0, budget=None):
+def main(grid=GRID, n_steps=STEPS, iters=10, plot=True, seed=0, budget=None,
+         backend="numpy", device="cpu", png="heat_inverse.png"):
+    """Solve the inverse problem; return the relative error of the recovered initial field."""
     rng = np.random.default_rng(seed)
     u_true = true_initial_field(grid)
-    d = np.asarray(simulate(u_true, n_steps))
+    d = to_numpy(simulate(place(u_true, backend, device), n_steps))
     d = d + NOISE * np.abs(d).max() * rng.standard_normal(d.shape)
     print(f"2D heat inverse problem: {grid}x{grid} periodic grid, {n_steps:,} steps, "
           f"kappa*dt/dx^2 = {KAPPA}, {NOISE:.0%} noise, Tikhonov alpha = {ALPHA}")
     budget = dk.checkpoint.load_budget(budget)
-    print(f"budget: {budget.source} (memory {budget.memory / 2**20:.0f} MiB)")
+    print(f"backend: {backend} ({device}); budget: {budget.source} "
+          f"(memory {budget.memory / 2**20:.4g} MiB)")
+
+    def misfit(v):
+        return 0.5 * dnp.sum(simulate(v, n_steps, budget) ** 2)
 
     def normal_operator(p):
         """(A^T A + alpha I) p: one simulation and one exact reverse sweep."""
-        misfit = lambda v: 0.5 * dnp.sum(simulate(v, n_steps, budget) ** 2)
-        return np.asarray(dk.grad(misfit)(p)) + ALPHA * p
+        return to_numpy(dk.grad(misfit)(place(p, backend, device))) + ALPHA * p
 
     t0 = time.perf_counter()
-    rhs = np.asarray(dk.vjp(lambda v: simulate(v, n_steps, budget), np.zeros_like(d))[1](d)[0])
+    pullback = dk.vjp(lambda v: simulate(v, n_steps, budget), place(0 * d, backend, device))[1]
+    rhs = to_numpy(pullback(place(d, backend, device))[0])
     print("\nthe plan diffkit made for each gradient (before running it):")
     print(dk.checkpoint.last_report().plan)
 
@@ -98,20 +105,12 @@ def main(grid=GRID, n_steps=STEPS, iters=10, plot=True, seed=0, budget=None):
     print(f"\nrelative error of the recovered initial field: {err:.3f} "
           f"(the observation itself is {blurred:.3f} away); {time.perf_counter() - t0:.1f} s")
     if plot:
-        save_plot(u_true, d, u0)
+        save_png(lambda plt: _draw(plt, u_true, d, u0), png)
     return err
 
 
-def save_plot(u_true, d, u0, path="heat_inverse.png"):
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("(matplotlib not installed: no picture; pip install 'diffkit[plot]')")
-        return
-    fig, axes = plt.subplots(1, 3, figsize=(11, 3.6))
+def _draw(plt, u_true, d, u0):
+    fig, axes = plt.subplots(1, 3, figsize=(11, 3.6), layout="constrained")
     for ax, field, title in zip(axes, (u_true, d, u0),
                                 ("true initial field", "noisy final observation",
                                  "recovered initial field"), strict=True):
@@ -119,9 +118,16 @@ def save_plot(u_true, d, u0, path="heat_inverse.png"):
         ax.set_title(title)
         ax.axis("off")
     fig.colorbar(im, ax=axes, shrink=0.8)
-    fig.savefig(path, dpi=100)
-    print(f"saved {path}")
+
+
+def cli(argv=None):
+    """Parse the command line (`--help` lists it) and run `main`."""
+    parser = example_parser(__doc__, steps=STEPS, iters=10, budget="256 MiB (configs/default.yaml)",
+                            png="heat_inverse.png")
+    parser.add_argument("--grid", type=int, default=GRID, metavar="N",
+                        help="grid points per side (default: %(default)s)")
+    return main(**vars(parse_args(parser, argv)))
 
 
 if __name__ == "__main__":
-    main()
+    cli()

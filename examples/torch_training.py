@@ -10,7 +10,8 @@ as a checkpointed loop of explicit steps (the Laplacian is the stencil plugin's)
 diffkit's checkpointed VJP. Adam trains the network so that the simulated temperature
 matches a measured one (made with a known source, plus noise).
 
-Run: python examples/torch_training.py   (needs torch: pip install 'diffkit[torch]')
+Run: python examples/torch_training.py   (needs torch: pip install 'diffkit[torch]'; --help
+lists the options: steps, iterations, budget, --device cuda)
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import time
 
 import diffkit_stencil as st
 import numpy as np
-from _shared import save_png
+from _shared import example_parser, parse_args, save_png
 
 import diffkit as dk
 
@@ -40,12 +41,14 @@ def heat_step(u, i, s):
     return u + DT * (KAPPA * st.laplace1d(u, DX) + s)
 
 
-def simulate(s, n_steps):
+def simulate(s, n_steps, budget=None):
     """Temperature after n_steps from u = 0 with source s (diffkit code, any backend)."""
-    return dk.checkpoint.loop(heat_step, s * 0.0, n_steps, (s,), BUDGET)
+    return dk.checkpoint.loop(heat_step, s * 0.0, n_steps, (s,),
+                              BUDGET if budget is None else budget)
 
 
-def main(n_steps: int = 100, iters: int = 300, plot: bool = True, seed: int = 0):
+def main(n_steps: int = 100, iters: int = 300, plot: bool = True, seed: int = 0, budget=None,
+         backend: str = "torch", device: str = "cpu", png: str = "torch_training.png"):
     """Train the source network; return the relative error of the learned source, or None
     when torch or the bridge is missing."""
     if importlib.util.find_spec("torch") is None:
@@ -61,21 +64,23 @@ def main(n_steps: int = 100, iters: int = 300, plot: bool = True, seed: int = 0)
 
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    x = torch.arange(N, dtype=torch.float64) * DX
-    s_true = torch.as_tensor(true_source(x.numpy()))
-    u_obs = simulate(s_true, n_steps)
-    u_obs = u_obs + NOISE * torch.as_tensor(rng.standard_normal(N)) * u_obs.abs().max()
+    x = torch.arange(N, dtype=torch.float64, device=device) * DX
+    s_true = torch.as_tensor(true_source(x.cpu().numpy()), device=device)
+    u_obs = simulate(s_true, n_steps, budget)
+    noise = torch.as_tensor(rng.standard_normal(N), device=device)
+    u_obs = u_obs + NOISE * noise * u_obs.abs().max()
     print(f"problem: learn a heat source s(x) with a torch MLP so that diffkit's simulation "
           f"(N={N}, {n_steps} explicit steps, final time {n_steps * DT:.3f}) matches a "
           f"measured final temperature ({NOISE:.1%} noise)")
-    print(f"budget: {BUDGET['budget']['memory']} for the simulation's checkpoints")
+    print(f"backend: {backend} ({device}); budget: {budget or BUDGET['budget']['memory']} for "
+          "the simulation's checkpoints")
 
     net = torch.nn.Sequential(
         torch.nn.Linear(2, 32), torch.nn.Tanh(), torch.nn.Linear(32, 32), torch.nn.Tanh(),
         torch.nn.Linear(32, 1),
-    ).double()
+    ).double().to(device)
     features = torch.stack([torch.sin(2 * torch.pi * x), torch.cos(2 * torch.pi * x)], 1)
-    sim = to_torch(lambda s: simulate(s, n_steps))
+    sim = to_torch(lambda s: simulate(s, n_steps, budget))
     opt = torch.optim.Adam(net.parameters(), lr=2e-2)
     t0 = time.perf_counter()
     for k in range(1, iters + 1):
@@ -96,8 +101,7 @@ def main(n_steps: int = 100, iters: int = 300, plot: bool = True, seed: int = 0)
     print(f"\nAdam: {iters} iterations in {time.perf_counter() - t0:.1f} s; relative error "
           f"of the learned source {err:.3f}")
     if plot:
-        save_png(lambda plt: _draw(plt, x.numpy(), s_true.numpy(), s.numpy()),
-                 "torch_training.png")
+        save_png(lambda plt: _draw(plt, *(v.cpu().numpy() for v in (x, s_true, s))), png)
     return err
 
 
@@ -110,5 +114,12 @@ def _draw(plt, x, s_true, s):
     plt.legend()
 
 
+def cli(argv=None):
+    """Parse the command line (`--help` lists it) and run `main`."""
+    parser = example_parser(__doc__, steps=100, iters=300, budget=BUDGET["budget"]["memory"],
+                            backends=("torch",), png="torch_training.png")
+    return main(**vars(parse_args(parser, argv)))
+
+
 if __name__ == "__main__":
-    main()
+    cli()

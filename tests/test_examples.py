@@ -1,10 +1,13 @@
-"""Shortened runs of the examples in examples/ (each exposes `main(...)` with its sizes)."""
+"""Shortened runs of the examples in examples/ (each exposes `main(...)` with its sizes, and
+a command line through `cli(argv)`)."""
 
 from __future__ import annotations
 
 import importlib
 import importlib.util
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +15,41 @@ import pytest
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 HAS_TORCH = importlib.util.find_spec("torch") is not None
+NEEDS_TORCH = pytest.mark.skipif(not HAS_TORCH,
+                                 reason="torch is not installed (pip install diffkit[torch])")
+
+
+def _has_cuda() -> bool:
+    if not HAS_TORCH:
+        return False
+    import torch
+
+    return torch.cuda.is_available()
+
+
+ON_CUDA = [pytest.mark.cuda, pytest.mark.skipif(not _has_cuda(), reason="no CUDA GPU present")]
+# Scripts with a command line (lorenz96 is tested below, with its own).
+SCRIPTS = ["heat_inverse", "burgers_viscosity", "adaptive_ode", "torch_training"]
+# Tiny sizes for each script's command line, and the backends (as --backend/--device) it runs on.
+SHORT = {
+    "heat_inverse": ["--steps", "30", "--grid", "12", "--iters", "2"],
+    "burgers_viscosity": ["--steps", "100", "--iters", "2"],
+    "adaptive_ode": ["--tol", "1e-3", "--iters", "1"],
+    "torch_training": ["--steps", "10", "--iters", "2"],
+}
+ON = {"numpy": ["--backend", "numpy"], "torch": ["--backend", "torch", "--device", "cpu"],
+      "cuda": ["--backend", "torch", "--device", "cuda"]}
+MARKS = {"numpy": [], "torch": [NEEDS_TORCH], "cuda": [NEEDS_TORCH, *ON_CUDA]}
+RUNS = [pytest.param(name, on, id=f"{name}-{on}", marks=MARKS[on])
+        for name, ons in [("heat_inverse", ON), ("burgers_viscosity", ON),
+                          ("adaptive_ode", ["numpy"]), ("torch_training", ["torch", "cuda"])]
+        for on in ons]
+
+
+def run_script(name: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    """Run examples/<name>.py with `args` in a fresh interpreter, as a user would."""
+    return subprocess.run([sys.executable, str(EXAMPLES / f"{name}.py"), *args],
+                          capture_output=True, text=True, timeout=timeout, cwd=EXAMPLES)
 
 
 @pytest.fixture(scope="module")
@@ -21,6 +59,55 @@ def load():
         yield importlib.import_module
     finally:
         sys.path.remove(str(EXAMPLES))
+
+
+@pytest.mark.parametrize("name", SCRIPTS)
+def test_help_prints_usage_and_runs_nothing(name):
+    t0 = time.perf_counter()
+    proc = run_script(name, "--help", timeout=30)
+    elapsed = time.perf_counter() - t0
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith(f"usage: {name}.py")
+    for option in ("--budget", "--backend", "--no-plot"):
+        assert option in proc.stdout
+    assert "backend: " not in proc.stdout  # the first line each run prints: nothing ran
+    assert elapsed < 10, f"{name}.py --help took {elapsed:.1f} s"
+
+
+@pytest.mark.parametrize(("name", "on"), RUNS)
+def test_short_run_from_the_command_line(name, on):
+    proc = run_script(name, *SHORT[name], *ON[on], "--no-plot")
+    assert proc.returncode == 0, proc.stderr
+    assert f"backend: {ON[on][1]}" in proc.stdout
+    if on != "numpy":
+        assert f"({ON[on][3]})" in proc.stdout
+    assert "relative error" in proc.stdout
+
+
+@pytest.mark.parametrize("name", ["heat_inverse", "burgers_viscosity"])
+def test_cuda_on_numpy_is_a_usage_error_before_anything_runs(name, load, capsys):
+    with pytest.raises(SystemExit) as exc:
+        load(name).cli(["--device", "cuda"])
+    assert exc.value.code == 2
+    assert "--device cuda needs --backend torch" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["adaptive_ode", "torch_training"])
+def test_a_backend_the_example_does_not_run_on_is_refused(name, load, capsys):
+    other = "torch" if name == "adaptive_ode" else "numpy"
+    with pytest.raises(SystemExit):
+        load(name).cli(["--backend", other])
+    assert f"invalid choice: '{other}'" in capsys.readouterr().err
+
+
+def test_budget_option_reaches_the_loop(load, tmp_path):
+    from diffkit.errors import BudgetError
+
+    tiny = tmp_path / "tiny.yaml"
+    tiny.write_text("budget:\n  memory: 8KiB\n")
+    with pytest.raises(BudgetError, match=r"tiny\.yaml: budget\.memory .* cannot hold one saved"):
+        load("burgers_viscosity").cli(["--steps", "100", "--iters", "1", "--no-plot",
+                                       "--budget", str(tiny)])
 
 
 def test_lbfgs_minimizes_rosenbrock(load):

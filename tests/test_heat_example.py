@@ -4,6 +4,7 @@ and a checkpointed run under a small budget gives the same answer as keeping eve
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,9 +13,14 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def load_example():
+    """Import examples/heat_inverse.py, with examples/ on the path for its `_shared`."""
     spec = importlib.util.spec_from_file_location("heat_inverse", ROOT / "examples/heat_inverse.py")
     example = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(example)
+    sys.path.insert(0, str(ROOT / "examples"))
+    try:
+        spec.loader.exec_module(example)
+    finally:
+        sys.path.remove(str(ROOT / "examples"))
     return example
 
 
@@ -28,3 +34,11 @@ def test_heat_inverse_recovers_the_initial_field(capsys):
     err_small = example.main(grid=24, n_steps=400, iters=6, plot=False, budget=small)
     assert "StoreAll" not in capsys.readouterr().out
     assert err_small == pytest.approx(err, rel=1e-9)
+
+
+def test_heat_inverse_command_line_draws_where_asked(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    png = tmp_path / "heat.png"
+    err = load_example().cli(["--steps", "30", "--grid", "12", "--iters", "2", "--png", str(png)])
+    assert f"saved {png}" in capsys.readouterr().out
+    assert png.stat().st_size > 0 and err < 0.2
