@@ -24,14 +24,14 @@ from diffkit.checkpoint.loop import loop, while_loop
 from diffkit.checkpoint.multilevel import MultiLevel, StepCosts, Tier
 from diffkit.checkpoint.online import Online
 from diffkit.checkpoint.planner import Plan, plan
-from diffkit.checkpoint.report import Report, last_report
+from diffkit.checkpoint.report import Report, last_report, last_reports
 from diffkit.checkpoint.revolve import Prediction, Revolve, predict
 from diffkit.checkpoint.scan import scan
 from diffkit.checkpoint.validate import Summary, validate
 
 __all__ = [
     # checkpointed loops
-    "loop", "while_loop", "scan", "last_report", "Report",
+    "loop", "while_loop", "scan", "last_report", "last_reports", "Report",
     # actions
     "Action", "Advance", "Save", "Load", "Discard", "Forward", "Reverse", "RAM", "DISK",
     # schedules

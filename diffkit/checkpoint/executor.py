@@ -14,7 +14,7 @@ from diffkit.checkpoint.actions import RAM, Advance, Discard, Forward, Load, Rev
 from diffkit.checkpoint.budget import Budget, load_budget
 from diffkit.checkpoint.planner import plan as make_plan
 from diffkit.checkpoint.planner import stream_bytes
-from diffkit.checkpoint.report import Progress, Report, set_last_report
+from diffkit.checkpoint.report import Progress, Report, log_replan, reverse_sweep, set_last_report
 from diffkit.checkpoint.stepcheck import (
     Fingerprints,
     RngReplay,
@@ -257,7 +257,9 @@ class Executor:
         self.report = Report(self.plan, state_bytes, tape or state_bytes, reverse, n_steps=n,
                              replans=self.replans)
         self.storage = Storage(self.budget.disk.path if self.budget.disk else None)
-        self.tapes, self.progress = {}, Progress(self.progress_enabled, n)
+        if not self.replans:  # a re-planned sweep counts on, on the same bar
+            self.progress = Progress(self.progress_enabled, n)
+        self.tapes = {}
         self.held = {}  # (what, step) -> bytes: RAM snapshots and kept tapes
         self.t0 = time.perf_counter()
 
@@ -282,6 +284,7 @@ class Executor:
             except _Replan as grown:
                 self.tape_floor, self.replans = grown.nbytes, self.replans + 1
                 self.grown_at = grown.step
+                log_replan(grown.step, grown.nbytes, self.replans)
             except BudgetError as e:
                 if not self.replans:
                     raise
@@ -307,6 +310,7 @@ class Executor:
                 current, self.tapes[n - 1] = self._tape_or_reuse(current, n - 1)
                 self.held["tape", n - 1] = nbytes = self.tapes[n - 1].tape.nbytes()
                 self._hold(nbytes, n - 1, tape=True)
+                self.progress.update("forward", n)
             elif at != n:
                 raise InternalError(f"the schedule's forward sweep stopped at state {at} "
                                     f"of {n}: a diffkit bug")
@@ -382,6 +386,7 @@ class Executor:
                 current, self.tapes[step] = self._tape_or_reuse(current, step)
                 self.held["tape", step] = nbytes = self.tapes[step].tape.nbytes()
                 self._hold(nbytes, step, tape=True)
+                self.progress.update("forward", step + 1)
                 return current, step + 1
         raise InternalError(f"unexpected action {action!r} outside a reverse step")
 
@@ -401,8 +406,10 @@ class Executor:
         ct = self.io.take_ct(ct)  # a scan keeps its ys' cotangents for the steps
         t0 = time.perf_counter()
         after = RngState() if self.rng is not None else None  # put back when done
+        self.progress.start("reverse", self.n)
         try:
-            ct, ct_args = self._reverse_sweep(ct)
+            with reverse_sweep():  # loops reversed inside this one join its gradient's reports
+                ct, ct_args = self._reverse_sweep(ct)
         finally:
             self.storage.close()
             self.progress.close()
@@ -412,7 +419,7 @@ class Executor:
         rep.reverse_seconds = time.perf_counter() - t0
         rep.peak_snapshots = dict(self.storage.peak)
         rep.disk_written, rep.disk_read = self.storage.bytes_written, self.storage.bytes_read
-        set_last_report(rep)
+        set_last_report(rep, self.trace.level)
         return ct + ct_args + self.io.ct_x()
 
     def _reverse_sweep(self, ct):

@@ -19,6 +19,7 @@ traffic; ``relative_time`` divides it by store-all's ``(forward + reverse) * n``
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -30,7 +31,9 @@ from diffkit.checkpoint.online import Online
 from diffkit.checkpoint.revolve import Revolve
 from diffkit.errors import BudgetError
 
-__all__ = ["Plan", "plan", "candidates", "stream_bytes"]
+__all__ = ["Plan", "plan", "candidates", "stream_bytes", "human_bytes", "budget_label"]
+
+log = logging.getLogger("diffkit")
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,16 +60,16 @@ class Plan:
         return self.actions()
 
     def __str__(self) -> str:
-        rows = [("schedule", repr(self.schedule)), ("budget", self.budget.source),
+        rows = [("schedule", repr(self.schedule)), ("budget", budget_label(self.budget)),
                 ("steps", _fmt(self.n_steps, "unknown (online)")),
                 ("slots", ", ".join(f"{k}: {v}" for k, v in self.slots.items())),
                 ("forward advances", _fmt(self.forward_advances)),
                 ("recomputation factor", _fmt(self.recomputation_factor, fmt="{:.3f}")),
-                ("peak memory", _bytes(self.peak_bytes)),
-                ("disk written / read", f"{_bytes(self.disk_bytes_written)} / "
-                                        f"{_bytes(self.disk_bytes_read)}"),
-                ("predicted time", _fmt(self.time, fmt="{:.4g} forward steps")),
-                ("relative to store-all", _fmt(self.relative_time, fmt="{:.3f}x"))]
+                ("peak memory", human_bytes(self.peak_bytes)),
+                ("disk written / read", f"{human_bytes(self.disk_bytes_written)} / "
+                                        f"{human_bytes(self.disk_bytes_read)}"),
+                ("predicted time", _fmt(self.relative_time, fmt="{:.3f}x store-all's")
+                 + _fmt(self.time, "", " ({:,.0f} forward-step times)"))]
         width = max(len(k) for k, _ in rows)
         return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
 
@@ -75,11 +78,31 @@ def _fmt(value: object, missing: str = "n/a", fmt: str = "{:,}") -> str:
     return missing if value is None else fmt.format(value)
 
 
-def _bytes(n: int) -> str:
+def human_bytes(n: int) -> str:
+    """`n` bytes in binary units with two decimals (``72139528`` -> ``"68.80 MiB"``)."""
     for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
         if n >= size:
             return f"{n / size:.2f} {unit}"
     return f"{n} B"
+
+
+def budget_label(budget: Budget) -> str:
+    """Where a budget came from and its memory, for text (never a bare ``<dict>``)."""
+    src = {"<dict>": "from a dict", "<default>": "the default"}.get(budget.source, budget.source)
+    disk = f", disk {human_bytes(budget.disk.size)}" if budget.disk else ""
+    return f"{src} (memory {human_bytes(budget.memory)}{disk})"
+
+
+def _explain(options: dict[str, Plan], chosen: Plan, forced: bool) -> None:
+    """Tell at INFO on the ``diffkit`` logger which schedule was chosen and why."""
+    if not log.isEnabledFor(logging.INFO):
+        return
+    why = ("forced by budget.schedule" if forced else "the only one for an unknown step count"
+           if chosen.n_steps is None else "least predicted time of those that fit: " + ", ".join(
+               f"{k} {_fmt(p.relative_time, fmt='{:.3f}x')}" for k, p in options.items()))
+    log.info("checkpoint plan: %r (%s); slots %s, peak %s, recomputation factor %s; budget %s",
+             chosen.schedule, why, chosen.slots, human_bytes(chosen.peak_bytes),
+             _fmt(chosen.recomputation_factor, fmt="{:.3f}"), budget_label(chosen.budget))
 
 
 def plan(n_steps: int | None, state_bytes: int, budget: Budget | str | dict | None = None,
@@ -97,11 +120,13 @@ def plan(n_steps: int | None, state_bytes: int, budget: Budget | str | dict | No
             why = _why_not(budget.schedule, n_steps, state_bytes, budget, step_tape_bytes,
                            reverse_bytes)
             raise BudgetError(f"{budget.source}: schedule {budget.schedule!r} does not fit: {why}")
-        return options[budget.schedule]
-    if n_steps is None:
-        return options["online"]
-    # the fastest predicted plan that fits; store-all first, so it wins ties
-    return min(options.values(), key=lambda p: p.time)
+        chosen = options[budget.schedule]
+    elif n_steps is None:
+        chosen = options["online"]
+    else:  # the fastest predicted plan that fits; store-all first, so it wins ties
+        chosen = min(options.values(), key=lambda p: p.time)
+    _explain(options, chosen, budget.schedule != "auto")
+    return chosen
 
 
 def _why_not(name: str, n: int | None, state: int, budget: Budget, tape: int,
@@ -114,11 +139,11 @@ def _why_not(name: str, n: int | None, state: int, budget: Budget, tape: int,
     if name == "periodic":
         k = max(1, min(n, round((n * state / work) ** 0.5)))
         need = ((n - 1) // k) * state + min(k, n) * work + reverse
-        return f"its smallest peak ({k} tapes and {(n - 1) // k} states) is {_bytes(need)}; " \
-            f"budget.memory is {_bytes(budget.memory)}"
+        return f"its smallest peak ({k} tapes and {(n - 1) // k} states) is {human_bytes(need)}; " \
+            f"budget.memory is {human_bytes(budget.memory)}"
     need = n * work + reverse
-    return f"keeping all {n} step tapes needs {_bytes(need)}; budget.memory is " \
-        f"{_bytes(budget.memory)}"
+    return f"keeping all {n} step tapes needs {human_bytes(need)}; budget.memory is " \
+        f"{human_bytes(budget.memory)}"
 
 
 def candidates(n_steps: int | None, state_bytes: int, budget: Budget,
@@ -132,9 +157,9 @@ def candidates(n_steps: int | None, state_bytes: int, budget: Budget,
     ram = (memory - work) // state_bytes
     if ram < 1:
         need = state_bytes + work + reverse_bytes
-        raise BudgetError(f"{budget.source}: budget.memory = {_bytes(budget.memory)} cannot hold "
-                          f"one saved state plus one step's working set: at least "
-                          f"{need:,} bytes ({_bytes(need)}) are needed")
+        raise BudgetError(f"{budget.source}: budget.memory = {human_bytes(budget.memory)} "
+                          f"cannot hold one saved state plus one step's working set: at least "
+                          f"{need:,} bytes ({human_bytes(need)}) are needed")
     make = _Maker(n_steps, state_bytes, work, budget)
     if n_steps is None:
         return {"online": make(Online(ram), {RAM: ram}, ram * state_bytes + work + reverse_bytes)}
