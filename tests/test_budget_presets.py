@@ -31,8 +31,10 @@ NAMES = ["default", "disk", "laptop", "workstation"]
 
 
 def test_presets_are_the_files_of_configs():
-    assert PRESET_DIR == ROOT / "configs"  # the source tree here; diffkit/configs when installed
-    assert presets() == {n: ROOT / "configs" / f"{n}.yaml" for n in NAMES}
+    """configs/ itself in a source tree or an editable install, diffkit/configs when installed."""
+    assert presets() == {n: PRESET_DIR / f"{n}.yaml" for n in NAMES}
+    for name, path in presets().items():
+        assert path.read_text() == (ROOT / "configs" / f"{name}.yaml").read_text()
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -40,7 +42,7 @@ def test_a_preset_name_loads_its_file(name):
     by_name, by_path = load_budget(name), load_budget(ROOT / "configs" / f"{name}.yaml")
     assert (by_name.memory, by_name.disk, by_name.schedule, by_name.costs) == (
         by_path.memory, by_path.disk, by_path.schedule, by_path.costs)
-    assert by_name.source == f"{name} ({ROOT / 'configs' / name}.yaml)"
+    assert by_name.source == f"{name} ({PRESET_DIR / name}.yaml)"
 
 
 @pytest.mark.parametrize("spec,memory", [
@@ -119,7 +121,7 @@ def test_cli_budgets_lists_the_presets(capsys):
 
 def test_cli_plan_config_takes_a_name_or_a_size(capsys):
     assert main(["plan", "--config", "laptop", "--steps", "100", "--state-bytes", "1MiB"]) == 0
-    assert f"laptop ({ROOT / 'configs' / 'laptop.yaml'})" in capsys.readouterr().out
+    assert f"laptop ({PRESET_DIR / 'laptop.yaml'})" in capsys.readouterr().out
     assert main(["plan", "--config", "64MiB", "--steps", "100", "--state-bytes", "1MiB"]) == 0
     assert "64MiB (memory only)" in capsys.readouterr().out
     assert main(["plan", "--config", "lapto", "--steps", "100", "--state-bytes", "1MiB"]) == 2
@@ -152,7 +154,7 @@ def test_the_package_list_covers_the_tree():
     found = {".".join(p.parent.relative_to(ROOT).parts) for p in ROOT.glob("diffkit/**/*.py")}
     found |= {p.parent.name for p in ROOT.glob("plugins/*/__init__.py")}
     assert sorted(tool["packages"]) == sorted(found | {"diffkit.configs"})
-    assert dirs["diffkit.configs"] == PRESET_DIR
+    assert dirs["diffkit.configs"] == ROOT / "configs"
     assert all((dirs.get(name, ROOT / name.replace(".", "/")) / "__init__.py").is_file()
                for name in tool["packages"] if name != "diffkit.configs")
     assert tool["package-data"] == {"diffkit": ["py.typed"], "diffkit.configs": ["*.yaml"]}
