@@ -206,3 +206,31 @@ def test_cli_plan_schedule_that_does_not_fit_names_those_that_do(capsys, plan_ar
     with pytest.raises(SystemExit):
         _cli([*plan_args, "--schedule", "fastest"])
     assert "invalid choice: 'fastest'" in capsys.readouterr().err
+
+
+def test_a_re_plan_is_logged_and_its_forward_bar_does_not_restart(monkeypatch, caplog,
+                                                                     to_backend):
+    """A step tape outgrowing step 0's restarts the forward sweep with a new plan: the
+    logger says so, and the one forward bar keeps its count while the new sweep catches up."""
+    x0 = to_backend(np.linspace(0.5, 1.0, 4096))
+
+    def grow(x, i, a):
+        return a * (x * 0.5 if i == 0 else x * x)
+
+    def J(x, budget, progress=False):
+        return dnp.sum(dk.checkpoint.loop(grow, x, 30, (1.0,), budget=budget, progress=progress))
+
+    dk.grad(J)(x0, {"budget": {"memory": "1GiB"}})
+    need = dk.checkpoint.last_report().plan.peak_bytes  # store-all with step 0's small tapes
+    monkeypatch.setattr(report, "_has_tqdm", lambda: False)
+    monkeypatch.setattr(report._PlainBar, "to", _every_step(report._PlainBar.to))
+    monkeypatch.setattr("sys.stderr", term := FakeTerminal())
+    with caplog.at_level(logging.INFO, logger="diffkit"):
+        dk.grad(J)(x0, {"budget": {"memory": need}}, True)
+    assert dk.checkpoint.last_report().replans == 1
+    msg = [r.getMessage() for r in caplog.records if r.name == "diffkit"]
+    assert re.match(r"checkpoint re-plan 1: step \d+'s tape keeps [\d.]+ KiB, more than step "
+                    r"0's; planning again", msg[1])
+    assert msg[0].startswith("checkpoint plan: StoreAll") and len(msg) == 3
+    fwd = _frames(term.getvalue(), "forward", r"(\d+)/30 steps")
+    assert fwd == sorted(fwd) and fwd[-1] == 30 and term.getvalue().count("\n") == 2
