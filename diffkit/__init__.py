@@ -15,7 +15,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "grad", "value_and_grad", "vjp", "jvp", "linearize", "jacfwd", "jacrev", "hessian", "hvp",
-    "custom_vjp", "custom_jvp", "stop_gradient", "tree", "asarray", "checkpoint", "DiffkitError",
+    "custom_vjp", "custom_jvp", "stop_gradient", "tree", "asarray", "checkpoint", "remat",
+    "DiffkitError",
 ]
 
 _LAZY = {  # public name -> the module that defines it
@@ -23,6 +24,7 @@ _LAZY = {  # public name -> the module that defines it
                      "hessian", "hvp", "stop_gradient"), "diffkit.transforms"),
     "custom_vjp": "diffkit.custom", "custom_jvp": "diffkit.custom",
     "asarray": "diffkit.convert", "checkpoint": "diffkit.checkpoint", "tree": "diffkit.tree",
+    "remat": "diffkit.checkpoint",
 }
 
 

@@ -24,6 +24,7 @@ from diffkit.checkpoint.loop import loop, while_loop
 from diffkit.checkpoint.multilevel import MultiLevel, StepCosts, Tier
 from diffkit.checkpoint.online import Online
 from diffkit.checkpoint.planner import Plan, plan
+from diffkit.checkpoint.rematerialize import remat
 from diffkit.checkpoint.report import Report, last_report, last_reports
 from diffkit.checkpoint.revolve import Prediction, Revolve, predict
 from diffkit.checkpoint.scan import scan
@@ -32,6 +33,8 @@ from diffkit.checkpoint.validate import Summary, validate
 __all__ = [
     # checkpointed loops
     "loop", "while_loop", "scan", "last_report", "last_reports", "Report",
+    # recomputation of one function (jax.checkpoint / jax.remat)
+    "remat",
     # actions
     "Action", "Advance", "Save", "Load", "Discard", "Forward", "Reverse", "RAM", "DISK",
     # schedules
