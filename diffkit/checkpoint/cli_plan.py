@@ -3,8 +3,8 @@
 ``diffkit/cli.py`` calls :func:`add_plan_parser` on its subparsers and :func:`run_plan` with the
 parsed arguments::
 
-    diffkit plan --config configs/laptop.yaml --steps 100000 --state-bytes 8MiB --tape-bytes 16MiB
-    diffkit plan --config configs/laptop.yaml --steps 1000 --state-bytes 8MiB --schedule periodic
+    diffkit plan --config laptop --steps 100000 --state-bytes 8MiB --tape-bytes 16MiB
+    diffkit plan --config laptop --steps 1000 --state-bytes 8MiB --schedule periodic --json
 """
 
 from __future__ import annotations
@@ -26,7 +26,9 @@ SCHEDULES = ("store_all", "periodic", "revolve", "online", "multilevel")
 def add_plan_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add the ``plan`` subcommand (with its options) to an argparse subparsers object."""
     p = subparsers.add_parser("plan", help="print the checkpoint plan for a loop and a budget")
-    p.add_argument("--config", default=None, help="YAML budget (default: the embedded one)")
+    p.add_argument("--config", default=None, metavar="BUDGET",
+                   help="a preset name (see `diffkit budgets`), a memory size such as 512MiB, "
+                        "or a YAML budget file (default: the preset 'default')")
     p.add_argument("--steps", type=int, default=None, help="number of steps (omit: unknown)")
     p.add_argument("--state-bytes", required=True, help="bytes of one state, e.g. 8MiB")
     p.add_argument("--tape-bytes", default="0", help="bytes of one step's tape, e.g. 16MiB")
