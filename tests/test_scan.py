@@ -117,6 +117,32 @@ def test_untraced_scan_runs_and_stacks(backend, to_backend):
     np.testing.assert_array_equal(to_numpy(ys["i"]), [0, 1, 2])
 
 
+def test_writing_into_x_i_in_place_changes_neither_xs_nor_the_gradient(backend, to_backend):
+    def body(c, x, i):
+        x *= 2.0  # a private copy of xs[i]
+        return c * x, c
+
+    xs = to_backend(np.linspace(0.5, 1.5, 6))
+
+    def J(c, budget):
+        return dnp.sum(dk.checkpoint.scan(body, c, xs, budget=budget)[1])
+
+    g = dk.grad(J)(to_backend(1.0), TIGHT)
+    np.testing.assert_array_equal(to_numpy(xs), np.linspace(0.5, 1.5, 6))
+    assert float(g) == pytest.approx(1 + sum(np.cumprod(2 * np.linspace(0.5, 1.5, 6))[:-1]))
+
+
+def test_jacrev_runs_the_schedule_once_per_output(backend, to_backend):
+    def J(u0, xs, w):
+        return dk.checkpoint.scan(step, {"u": u0, "v": u0}, xs, (w,), TIGHT, save_every=8)[1][1]
+
+    def ref(u0, xs, w):
+        return python_scan(step, {"u": u0, "v": u0}, xs, (w,), every=8)[1][1]
+
+    args = inputs(to_backend)
+    close(dk.jacrev(J)(*args), dk.jacrev(ref)(*args))
+
+
 def test_carry_written_in_place_is_an_error():
     """The loop's checks apply to the carry: here an integer counter written in place."""
     def body(c, x, i):

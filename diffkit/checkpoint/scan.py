@@ -17,7 +17,7 @@ import numpy as np
 from diffkit.checkpoint.budget import Budget
 from diffkit.checkpoint.executor import Checks, Executor, LoopIO
 from diffkit.checkpoint.loop import _refuse_closure, _step_count, _tangent
-from diffkit.checkpoint.stepcheck import call_step, owned_tensors, protect
+from diffkit.checkpoint.stepcheck import call_step, owned_tensors
 from diffkit.checkpoint.storage import tree_nbytes
 from diffkit.core import pytree
 from diffkit.core.forward import JVPTrace, JVPTracer
@@ -109,7 +109,9 @@ class ScanIO(LoopIO):
         self.ys, self.g_ys, self.ct_xs, self.open = {}, None, {}, True
 
     def x_at(self, i):
-        return [protect(x[i]) for x in self.x_flat]
+        """x_i's leaves, the caller's arrays copied: a step that writes into its x_i in
+        place changes neither xs nor what a recomputation of step i sees."""
+        return [_copy(x[i]) for x in self.x_flat]
 
     def step_at(self, step, i, x):
         x_i = None if self.x_tree is None else pytree.unflatten(self.x_tree, x)
@@ -249,6 +251,12 @@ def _forward_mode(trace, step, carry0, xs, args, budget, every, kw):
     for k, t in zip(y_pos, t_ys, strict=True):
         ys[k] = JVPTracer(trace, ys[k], t)
     return pytree.unflatten(c_tree, flat_o), pytree.unflatten(seen.y_tree, ys)
+
+
+def _copy(x):
+    if isinstance(x, np.ndarray):
+        return x.copy()
+    return x.clone() if hasattr(x, "_version") else x  # a torch tensor; tracers are immutable
 
 
 def _traced(x, trace) -> bool:
