@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["example_parser", "lbfgs", "parse_args", "place", "save_png", "to_numpy"]
+__all__ = ["example_parser", "lbfgs", "parse_args", "place", "run_main", "save_png", "to_numpy"]
 
 def example_parser(doc: str, *, steps: int | None = None, iters: int | None = None,
                    budget: str = "the example's own", backends: Sequence[str] = ("numpy", "torch"),
@@ -55,6 +55,22 @@ def parse_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None = Non
         parser.error(f"--device {args.device} needs --backend torch (NumPy arrays live on "
                      "the CPU)")
     return args
+
+
+def run_main(main: Callable, parser: argparse.ArgumentParser,
+             argv: Sequence[str] | None = None):
+    """Run `main` with the parsed options; a budget it cannot use (a bad `--budget`, or one too
+    small for the problem) ends the script with the message and status 2, not a traceback."""
+    from diffkit.checkpoint import load_budget
+    from diffkit.errors import BudgetError
+
+    args = parse_args(parser, argv)
+    try:
+        if args.budget is not None:
+            load_budget(args.budget)  # a bad --budget fails here, before any simulation
+        return main(**vars(args))
+    except BudgetError as exc:
+        parser.exit(2, f"{parser.prog}: error: {exc}\n")
 
 
 def place(x, backend: str = "numpy", device: str = "cpu"):

@@ -25,7 +25,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
-from _shared import example_parser, lbfgs, parse_args, place, save_png
+from _shared import example_parser, lbfgs, place, run_main, save_png
 
 import diffkit as dk
 import diffkit.numpy as dnp
@@ -172,7 +172,7 @@ def cli(argv=None):
                             backends=("numpy",), png="adaptive_ode.png")
     parser.add_argument("--tol", type=float, default=1e-6,
                         help="the integrator's error tolerance per step (default: %(default)s)")
-    return main(**vars(parse_args(parser, argv)))
+    return run_main(main, parser, argv)
 
 
 if __name__ == "__main__":

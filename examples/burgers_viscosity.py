@@ -17,7 +17,7 @@ import time
 
 import diffkit_stencil as st
 import numpy as np
-from _shared import example_parser, lbfgs, parse_args, place, save_png, to_numpy
+from _shared import example_parser, lbfgs, place, run_main, save_png, to_numpy
 
 import diffkit as dk
 import diffkit.numpy as dnp
@@ -143,7 +143,7 @@ def cli(argv=None):
                             png="burgers_viscosity.png")
     parser.add_argument("--nu0", type=float, default=0.02,
                         help="initial guess of the viscosity (default: %(default)s)")
-    return main(**vars(parse_args(parser, argv)))
+    return run_main(main, parser, argv)
 
 
 if __name__ == "__main__":

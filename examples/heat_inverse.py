@@ -22,7 +22,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
-from _shared import example_parser, parse_args, place, save_png, to_numpy
+from _shared import example_parser, place, run_main, save_png, to_numpy
 
 import diffkit as dk
 import diffkit.numpy as dnp
@@ -126,7 +126,7 @@ def cli(argv=None):
                             png="heat_inverse.png")
     parser.add_argument("--grid", type=int, default=GRID, metavar="N",
                         help="grid points per side (default: %(default)s)")
-    return main(**vars(parse_args(parser, argv)))
+    return run_main(main, parser, argv)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ import time
 
 import diffkit_stencil as st
 import numpy as np
-from _shared import example_parser, parse_args, save_png
+from _shared import example_parser, run_main, save_png
 
 import diffkit as dk
 
@@ -118,7 +118,7 @@ def cli(argv=None):
     """Parse the command line (`--help` lists it) and run `main`."""
     parser = example_parser(__doc__, steps=100, iters=300, budget=BUDGET["budget"]["memory"],
                             backends=("torch",), png="torch_training.png")
-    return main(**vars(parse_args(parser, argv)))
+    return run_main(main, parser, argv)
 
 
 if __name__ == "__main__":

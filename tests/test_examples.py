@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import re
 import subprocess
 import sys
 import time
@@ -100,14 +101,22 @@ def test_a_backend_the_example_does_not_run_on_is_refused(name, load, capsys):
     assert f"invalid choice: '{other}'" in capsys.readouterr().err
 
 
-def test_budget_option_reaches_the_loop(load, tmp_path):
-    from diffkit.errors import BudgetError
-
+def test_budget_option_reaches_the_loop(load, tmp_path, capsys):
     tiny = tmp_path / "tiny.yaml"
     tiny.write_text("budget:\n  memory: 8KiB\n")
-    with pytest.raises(BudgetError, match=r"tiny\.yaml: budget\.memory .* cannot hold one saved"):
+    with pytest.raises(SystemExit) as exc:
         load("burgers_viscosity").cli(["--steps", "100", "--iters", "1", "--no-plot",
                                        "--budget", str(tiny)])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert re.search(r"error: .*tiny\.yaml: budget\.memory .* cannot hold one saved state", err)
+
+
+def test_unreadable_budget_is_an_error_message_not_a_traceback(tmp_path):
+    proc = run_script("heat_inverse", "--budget", str(tmp_path / "missing.yaml"), timeout=30)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert re.search(r"heat_inverse\.py: error: .*missing\.yaml", proc.stderr)
 
 
 def test_lbfgs_minimizes_rosenbrock(load):
