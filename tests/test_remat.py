@@ -79,13 +79,22 @@ def test_pytree_inputs_and_outputs_and_keywords(x):
     close(g["w"][0], want["w"][0])
     assert dk.remat(block)(p)["count"] == 3
 
+    def over_jvp(b):  # reverse over forward: the pair (f, its JVP) is remat'ed
+        return lambda q: dk.jvp(loss(b), (q,), (q,))[1]
+
+    g, want = dk.grad(over_jvp(dk.remat(block)))(p), dk.grad(over_jvp(block))(p)
+    close(g["u"], want["u"])
+    close(g["w"][0], want["w"][0])
+
 
 def test_static_argnums_pass_python_values(x):
     def power(y, n):
         return y ** n if isinstance(n, int) else None
 
-    f = functools.partial(dk.remat, static_argnums=(1,))(power)
-    close(dk.grad(lambda y: dnp.sum(f(y, 3)))(x), dk.grad(lambda y: dnp.sum(power(y, 3)))(x))
+    want = dk.grad(lambda y: dnp.sum(power(y, 3)))(x)
+    for f in (dk.remat(static_argnums=(1,))(power),
+              functools.partial(dk.remat, static_argnums=1)(power)):
+        close(dk.grad(lambda y, f=f: dnp.sum(f(y, 3)))(x), want)
 
 
 def test_integer_inputs_pass_through(x, to_backend):
@@ -121,6 +130,20 @@ def test_the_forward_pass_peak_is_a_few_arrays():
         tracemalloc.stop()
         del f_vjp
     assert peaks["remat"] < 5 * 800_000 < 40 * 800_000 < peaks["plain"], peaks
+
+
+def test_reverse_over_forward_keeps_only_inputs_and_outputs(to_backend):
+    big = to_backend(np.random.default_rng(0).standard_normal(100_000))
+
+    def directional(f):
+        return lambda y: dk.jvp(f, (y,), (dnp.ones_like(y),))[1]
+
+    (_, with_remat), (_, without) = (dk.vjp(directional(f), big)
+                                     for f in (dk.remat(chain), chain))
+    one = 800_000
+    assert with_remat.tape.nbytes() < 4.1 * one  # the input, its tangent and both outputs
+    assert without.tape.nbytes() > 80 * one
+    close(with_remat(dnp.ones_like(big))[0], without(dnp.ones_like(big))[0])
 
 
 def test_grad_of_grad_keeps_one_node_per_level(x):
@@ -211,3 +234,13 @@ def test_a_leaked_tracer_is_refused(x):
     dk.grad(lambda y: kept.append(y) or dnp.sum(y))(x)
     with pytest.raises(LeakedTracerError, match="after that transform returned"):
         dk.remat(chain)(kept[0])
+
+
+def test_a_remat_block_inside_a_checkpointed_loop_step(x):
+    def step_of(block):
+        return lambda u, i: block(u) * 0.5 + u
+
+    def loss(block):
+        return lambda u0: dnp.sum(dk.checkpoint.loop(step_of(block), u0, 4) ** 2)
+
+    close(dk.grad(loss(dk.remat(chain)))(x), dk.grad(loss(chain))(x))

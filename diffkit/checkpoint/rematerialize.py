@@ -4,12 +4,14 @@ reverse pass instead of keeping them on the tape.
 Under reverse mode a remat'ed call is one tape node that keeps only the call's inputs (and
 its outputs, which the rest of the computation holds anyway); its backward runs the
 function again under a fresh `vjp` and pulls the cotangent through that. Under forward mode
-(`jvp`) and outside any transform it is the function itself. Nested reverse levels (grad
-of grad) each keep one node: the forward value is computed by the remat'ed function one
-level down. Recomputation must reproduce the forward pass: the global NumPy and torch
-generators are replayed (`preserve_rng_state`, as `torch.utils.checkpoint`), and the
-outputs' fingerprint is compared (`check_recompute`, as the checkpointed loops do), so a
-non-deterministic function is an error and never a silently wrong gradient.
+(`jvp`) and outside any transform it is the function itself; under a forward level with a
+reverse level below it (grad of jvp) the pair (f, its JVP) is remat'ed on that level. Nested
+reverse levels (grad of grad, hvp) each keep one node: the forward value is computed by the
+remat'ed function one level down. Recomputation must reproduce the forward pass: the
+global NumPy and torch generators are replayed (`preserve_rng_state`, as
+`torch.utils.checkpoint`), and the outputs' fingerprint is compared (`check_recompute`, as
+the checkpointed loops do), so a non-deterministic function is an error and never a
+silently wrong gradient.
 """
 
 from __future__ import annotations
@@ -19,13 +21,13 @@ from collections.abc import Callable
 
 from diffkit.checkpoint.stepcheck import RngState, fingerprint
 from diffkit.core import pytree
-from diffkit.core.forward import JVPTrace
+from diffkit.core.forward import JVPTrace, JVPTracer
 from diffkit.core.reverse import VJPTracer
 from diffkit.core.tracer import Tracer
 from diffkit.core.zeros import instantiate
 from diffkit.custom import carries_tangent, top_trace, unbox
 from diffkit.errors import TransformError
-from diffkit.transforms import vjp
+from diffkit.transforms import jvp, vjp
 
 __all__ = ["remat"]
 
@@ -47,7 +49,7 @@ def remat(f: Callable | None = None, *, static_argnums: int | tuple = (),
     arguments that are plain Python values (never traced: a traced one is an error).
     `preserve_rng_state` replays the global NumPy/torch generators on recomputation;
     `check_recompute` compares an 8-byte fingerprint of the outputs with the forward's.
-    Usable as `@dk.remat` or `@functools.partial(dk.remat, static_argnums=(1,))`.
+    Usable as `@dk.remat` or `@dk.remat(static_argnums=(1,))`.
     """
     if f is None:
         return functools.partial(remat, static_argnums=static_argnums,
@@ -80,11 +82,39 @@ class _Remat:
         dyn = ([a for i, a in enumerate(args) if i not in static], kwargs)
         flat, tree = pytree.flatten(dyn)
         top = top_trace(flat)
-        if top is None or isinstance(top, JVPTrace):
-            return self.fun(*args, **kwargs)  # forward mode keeps nothing: f as it is
+        if top is None:
+            return self.fun(*args, **kwargs)
         if not top.active:
             raise top.leaked(self._name)
+        if isinstance(top, JVPTrace):
+            return self._forward(top, args, kwargs, static, flat, tree)
         return self._reverse(top, args, static, flat, tree)
+
+    def _forward(self, trace, args, kwargs, static, flat, tree):
+        """Forward mode keeps nothing: f as it is, unless a reverse level lies below (grad
+        of jvp): then the pair (f, its JVP) is remat'ed there, keeping only its inputs."""
+        traced = [i for i, x in enumerate(flat) if type(x) is JVPTracer and x._trace is trace]
+        primals, tangents = unbox(flat, trace), [flat[i].tangent for i in traced]
+        if top_trace(primals + tangents) is None:
+            return self.fun(*args, **kwargs)
+        fixed = _Fixed(len(args), {n: args[n] for n in static}, tree)
+
+        def f_and_jvp(ps, ts):
+            def f_of_traced(*xs):
+                full = list(ps)
+                for i, x in zip(traced, xs, strict=True):
+                    full[i] = x
+                return fixed.call(self.fun, full)
+
+            return jvp(f_of_traced, tuple(ps[i] for i in traced), tuple(ts))
+
+        f_and_jvp.__name__ = self._name
+        pair = _Remat(f_and_jvp, (), self.rng, self.check)
+        out, t_out = pair(primals, tangents)
+        flat_out, out_tree = pytree.flatten(out)
+        return pytree.unflatten(out_tree, [
+            JVPTracer(trace, o, t) if carries_tangent(o) else o
+            for o, t in zip(flat_out, pytree.leaves(t_out), strict=True)])
 
     def _static_positions(self, args: tuple) -> frozenset:
         """The static positions among the call's arguments; none may hold a traced value."""
