@@ -201,3 +201,22 @@ def test_stored_ys_count_in_the_plan():
     small = dk.checkpoint.last_report().reverse_bytes
     dk.grad(J)(u0, 20)
     assert dk.checkpoint.last_report().reverse_bytes - small >= 2 * 10 * 8000
+
+
+def test_a_python_float_carry_that_comes_to_depend_on_x_gets_its_tangent(backend, to_backend):
+    """Forward mode must agree with reverse mode when carry0 is a Python number (a loop's
+    jvp used to keep it a constant: a zero derivative where grad gave the right one)."""
+    xs = to_backend(np.linspace(1.0, 2.0, 6))
+
+    def J(xs):
+        return dnp.sum(dk.checkpoint.scan(lambda c, x, i: (c * x, c * x * x), 1.0, xs,
+                                          save_every=2)[1])
+
+    def L(x):
+        return dk.checkpoint.loop(lambda c, i, x: c * x, 1.0, 3, (x,))
+
+    ones = to_backend(np.ones(6))
+    assert float(dk.jvp(J, (xs,), (ones,))[1]) == pytest.approx(
+        float(dnp.sum(dk.grad(J)(xs) * ones)))
+    x = to_backend(2.0)
+    assert float(dk.jvp(L, (x,), (to_backend(1.0),))[1]) == pytest.approx(12.0)

@@ -136,14 +136,14 @@ def _forward_mode(trace, step, state0, args, budget, progress, checks, n_steps=N
                   cond=None):
     """JVP of a loop: a loop over (state, tangents) pairs, checkpointed at lower levels.
 
-    Every state leaf that can carry a tangent gets one (a leaf untraced at first may come
-    to depend on a traced one); of the arguments, only the traced ones do. Python numbers
-    stay constants, as everywhere in loops.
+    Every state leaf that can carry a tangent gets one, Python floats included (a leaf
+    untraced at first may come to depend on a traced one, as reverse mode sees); of the
+    arguments, only the traced ones do.
     """
     flat_s, s_tree = pytree.flatten(state0)
     flat_a, a_tree = pytree.flatten(args)
     s0, a0 = unbox(flat_s, trace), unbox(flat_a, trace)
-    s_pos = [k for k, x in enumerate(s0) if carries_tangent(x)]
+    s_pos = [k for k, x in enumerate(s0) if _may_vary(x)]
     a_pos = [k for k, x in enumerate(flat_a) if isinstance(x, JVPTracer) and x._trace is trace]
     ts0 = [_tangent(flat_s[k], trace, s0[k]) for k in s_pos]
     ta = [flat_a[k].tangent for k in a_pos]
@@ -173,6 +173,11 @@ def _forward_mode(trace, step, state0, args, budget, progress, checks, n_steps=N
     for k, t in zip(s_pos, t_out, strict=True):
         flat_o[k] = JVPTracer(trace, flat_o[k], t)
     return pytree.unflatten(s_tree, flat_o)
+
+
+def _may_vary(x) -> bool:
+    """A state leaf that gets a tangent: an inexact array or a Python float / complex."""
+    return carries_tangent(x) or type(x) in (float, complex)
 
 
 def _tangent(x, trace, primal):

@@ -16,7 +16,7 @@ import numpy as np
 
 from diffkit.checkpoint.budget import Budget
 from diffkit.checkpoint.executor import Checks, Executor, LoopIO
-from diffkit.checkpoint.loop import _refuse_closure, _step_count, _tangent
+from diffkit.checkpoint.loop import _may_vary, _refuse_closure, _step_count, _tangent
 from diffkit.checkpoint.stepcheck import call_step, owned_tensors
 from diffkit.checkpoint.storage import tree_nbytes
 from diffkit.core import pytree
@@ -211,7 +211,7 @@ def _forward_mode(trace, step, carry0, xs, args, budget, every, kw):
     flat_c, c_tree = pytree.flatten(carry0)
     flat_a, a_tree = pytree.flatten(args)
     c0, a0, x0 = unbox(flat_c, trace), unbox(flat_a, trace), unbox(x_flat, trace)
-    c_pos = [k for k, x in enumerate(c0) if carries_tangent(x)]
+    c_pos = [k for k, x in enumerate(c0) if _may_vary(x)]
     a_pos = [k for k, x in enumerate(flat_a) if _traced(x, trace)]
     x_pos = [k for k, x in enumerate(x_flat) if _traced(x, trace)]
     tc0 = [_tangent(flat_c[k], trace, c0[k]) for k in c_pos]
