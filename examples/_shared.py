@@ -15,13 +15,14 @@ import numpy as np
 
 __all__ = ["example_parser", "lbfgs", "parse_args", "place", "run_main", "save_png", "to_numpy"]
 
+
 def example_parser(doc: str, *, steps: int | None = None, iters: int | None = None,
                    budget: str = "the example's own", backends: Sequence[str] = ("numpy", "torch"),
                    png: str | None = None) -> argparse.ArgumentParser:
     """The options every example shares; an option is left out where its default is None.
 
     Destinations match the keywords of the examples' `main(...)` (`--steps` -> `n_steps`,
-    `--no-plot` -> `plot`), so a script runs `main(**vars(parse_args(parser)))`.
+    `--no-plot` -> `plot`), so a script's `cli(argv)` is `run_main(main, parser, argv)`.
     """
     p = argparse.ArgumentParser(description=doc,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)

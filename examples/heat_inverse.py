@@ -76,8 +76,8 @@ def main(grid=GRID, n_steps=STEPS, iters=10, plot=True, seed=0, budget=None,
     print(f"2D heat inverse problem: {grid}x{grid} periodic grid, {n_steps:,} steps, "
           f"kappa*dt/dx^2 = {KAPPA}, {NOISE:.0%} noise, Tikhonov alpha = {ALPHA}")
     budget = dk.checkpoint.load_budget(budget)
-    print(f"backend: {backend} ({device}); budget: {budget.source} "
-          f"(memory {budget.memory / 2**20:.4g} MiB)")
+    print(f"backend: {backend} ({device}); budget: {budget.source}; memory "
+          f"{budget.memory / 2**20:g} MiB")
 
     def misfit(v):
         return 0.5 * dnp.sum(simulate(v, n_steps, budget) ** 2)

@@ -42,3 +42,16 @@ def test_heat_inverse_command_line_draws_where_asked(tmp_path, capsys):
     err = load_example().cli(["--steps", "30", "--grid", "12", "--iters", "2", "--png", str(png)])
     assert f"saved {png}" in capsys.readouterr().out
     assert png.stat().st_size > 0 and err < 0.2
+
+
+@pytest.mark.parametrize(("spec", "store_all"), [("256KiB", False), ("laptop", True)])
+def test_heat_inverse_budget_as_a_size_or_a_preset_name(spec, store_all, capsys):
+    example = load_example()
+    small = ["--steps", "400", "--grid", "24", "--iters", "3", "--no-plot"]
+    err = example.cli(small)
+    capsys.readouterr()
+    err_spec = example.cli([*small, "--budget", spec])
+    out = capsys.readouterr().out
+    assert f"budget: {spec}" in out
+    assert ("StoreAll" in out) == store_all  # 256 KiB cannot keep 400 states: it recomputes
+    assert err_spec == pytest.approx(err, rel=1e-9)
