@@ -24,7 +24,7 @@ _LAZY = {  # public name -> the module that defines it
                      "hessian", "hvp", "stop_gradient"), "diffkit.transforms"),
     "custom_vjp": "diffkit.custom", "custom_jvp": "diffkit.custom",
     "asarray": "diffkit.convert", "checkpoint": "diffkit.checkpoint", "tree": "diffkit.tree",
-    "remat": "diffkit.checkpoint",
+    "remat": "diffkit.checkpoint", "torch": "diffkit.torch",
 }
 
 

@@ -184,6 +184,7 @@ def test_diffkit_torch_is_the_plugins_bridges():
 
     assert (to_torch, from_torch, module_params) == (
         diffkit_torch.to_torch, diffkit_torch.from_torch, diffkit_torch.module_params)
+    assert dk.torch.to_torch is to_torch  # an attribute after a plain `import diffkit`
 
 
 def test_diffkit_torch_without_torch_says_how_to_install(monkeypatch):
