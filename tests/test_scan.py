@@ -174,9 +174,17 @@ def test_wrong_structure_and_changing_y_shapes_are_errors(traced):
 
 
 def test_carry_structure_change_is_an_error():
-    with pytest.raises(TransformError, match="changed the structure of the state at step 0"):
+    with pytest.raises(TransformError, match="scan changed the structure of the state at step 0"):
         dk.grad(lambda c: dnp.sum(dk.checkpoint.scan(
             lambda c, x, i: ((c, c), c), c, 2)[1]))(np.ones(2))
+
+
+def test_closing_over_a_traced_value_is_an_error_naming_scan():
+    def J(w):
+        return dnp.sum(dk.checkpoint.scan(lambda c, x, i: (c * w, c), w, 3)[1])
+
+    with pytest.raises(TransformError, match=r"checkpoint.scan returned a value traced.*args="):
+        dk.grad(J)(np.ones(2))
 
 
 def test_bad_xs_and_save_every_are_errors():

@@ -47,6 +47,7 @@ class LoopIO:
     """What a plain loop exchanges with its steps besides the state: nothing. A scan
     (`diffkit.checkpoint.scan`) gives per-step inputs x_i and takes per-step outputs y_i."""
 
+    name = "checkpoint.loop"  # in error messages
     x_flat: tuple = ()
 
     def x_at(self, i):
@@ -158,7 +159,7 @@ class Executor:
         flat_out, out_tree = pytree.flatten(out)
         if out_tree != s_tree:
             raise TransformError(
-                f"the step function of checkpoint.loop changed the structure of the state at "
+                f"the step function of {self.io.name} changed the structure of the state at "
                 f"step {i}: it returned {out_tree!r} for a state {s_tree!r}; return a state "
                 f"of the same structure as state0"
             )
@@ -191,7 +192,7 @@ class Executor:
         for leaf in leaves:
             if isinstance(leaf, Tracer) and leaf._trace.level >= self.trace.level:
                 raise TransformError(
-                    f"the step function of checkpoint.loop returned a value traced by "
+                    f"the step function of {self.io.name} returned a value traced by "
                     f"`{self.trace.transform}` at step {i}: it closes over a value being "
                     f"differentiated. Pass that value in `args=` (step(state, i, *args)) "
                     f"so that its gradient is computed."
@@ -203,7 +204,7 @@ class Executor:
         nbytes = tree_nbytes(leaves)
         if nbytes > self.state_bytes:
             raise BudgetError(
-                f"the step function of checkpoint.loop returned a larger state at step {i}: "
+                f"the step function of {self.io.name} returned a larger state at step {i}: "
                 f"{nbytes:,} bytes where state0 has {self.state_bytes:,}. The memory plan "
                 f"(budget.memory = {self.budget.memory:,} bytes) was made for states of "
                 f"state0's size; keep the state's shapes fixed (pad it to its largest size), "

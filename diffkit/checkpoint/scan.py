@@ -103,6 +103,8 @@ class ScanIO(LoopIO):
     """The executor's per-step inputs and outputs for a scan: slices x_i of xs, collects
     the y_i it keeps, and hands each step the cotangent of its y_i in the reverse sweep."""
 
+    name = "checkpoint.scan"
+
     def __init__(self, x_flat, x_tree, n, every):
         self.x_flat, self.x_tree, self.n, self.every = x_flat, x_tree, n, every
         self.y_tree = self.y_meta = None
