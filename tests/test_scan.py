@@ -75,6 +75,10 @@ def test_outputs_and_save_every_steps(backend, to_backend):
                                    save_every=4)
     assert float(carry) == 45.0
     np.testing.assert_array_equal(to_numpy(ys), [6.0, 28.0])  # after steps 3 and 7
+    ys = dk.checkpoint.scan(lambda c, x, i: (c + x, (c, i)), to_backend(0.0), xs,
+                            save_every=11)[1]
+    assert [tuple(v.shape) for v in ys] == [(0,), (0,)]
+    assert type(ys[0]) is type(xs)
 
 
 @pytest.mark.parametrize("budget", [BIG, TIGHT])

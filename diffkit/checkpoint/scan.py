@@ -123,7 +123,7 @@ class ScanIO(LoopIO):
         return split_output(self, out, i)
 
     def put_y(self, i, y):
-        self.y_bytes = tree_nbytes(y)
+        self.y_bytes, self.y_last = tree_nbytes(y), y
         if self.open and i % self.every == self.every - 1:
             self.ys[i // self.every] = y
 
@@ -133,9 +133,8 @@ class ScanIO(LoopIO):
 
         self.open, m = False, self.n // self.every
         ys = [dnp.stack([self.ys[j][k] for j in range(m)]) if m else
-              dnp.zeros((0, *shape), dtype=dtype) for k, (shape, dtype) in
-              enumerate(self.y_meta)]
-        self.ys = {}
+              dnp.stack([v])[:0] for k, v in enumerate(self.y_last)]  # none kept: length 0
+        self.ys = self.y_last = {}
         return pytree.unflatten(self.y_tree, ys)
 
     def nbytes(self, n):
