@@ -39,4 +39,5 @@ def test_tour_snippets_run(monkeypatch, capsys):
     assert namespace["gt"].shape == (3,)
     assert namespace["w_t"].grad.numpy() == pytest.approx(namespace["g"])
     assert namespace["g_u0"].shape == (1000,)
+    assert namespace["g_kappa"].shape == ()  # the scan snippet ran
     assert "forward advances" in capsys.readouterr().out
