@@ -455,11 +455,15 @@ class Bench:
         print(f"  fingerprint check (check_recompute=True) costs {self.check_cost:+.1%} of "
               f"the checkpointed gradient's time (best of the repeats, on vs off)")
         budget = plan.budget.memory
+        caller = traced_peak(lambda: diffkit_grad(self.p, 0, self.budget))
+        own = self.ckpt_peak - caller
         print(f"  diffkit checkpointed memory: traced peak {mib(self.ckpt_peak).strip()}, "
               f"executor's count {mib(ckpt.peak_bytes).strip()}, plan "
               f"{mib(plan.peak_bytes).strip()}, budget {mib(budget).strip()}: traced/plan "
               f"{self.ckpt_peak / plan.peak_bytes:.2f}, traced/budget "
-              f"{self.ckpt_peak / budget:.2f}")
+              f"{self.ckpt_peak / budget:.2f}; the caller's loss and gradients (the same "
+              f"call with 0 steps) {mib(caller).strip()}, so the loop's own traced/budget "
+              f"{own / budget:.2f}")
 
     def profile(self, budget):
         p, n = self.p, self.p.n
