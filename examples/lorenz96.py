@@ -10,7 +10,7 @@ EVERY-th step's output, `save_every=EVERY`) next to the final one, the misfit co
 them with the observations, and L-BFGS fits F. Runs on torch when it is installed
 (`dk.asarray(x, backend="torch")`), on NumPy otherwise: the model code is the same.
 
-Run: python examples/lorenz96.py
+Run: python examples/lorenz96.py   (--help lists the options)
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import importlib.util
 import time
 
 import numpy as np
-from _shared import lbfgs, save_png
+from _shared import example_parser, lbfgs, place, run_main, save_png, to_numpy
 
 import diffkit as dk
 import diffkit.numpy as dnp
@@ -49,38 +49,39 @@ def step(x, _, i, forcing):
     return x, x
 
 
-def run(x0, forcing, n_steps):
+def run(x0, forcing, n_steps, budget=None):
     """(final state, the states after steps EVERY, 2 EVERY, ...): what is observed."""
-    return dk.checkpoint.scan(step, x0, n_steps, (forcing,), BUDGET, save_every=EVERY)
+    return dk.checkpoint.scan(step, x0, n_steps, (forcing,), budget or BUDGET,
+                              save_every=EVERY)
 
 
-def misfit(x0, forcing, n_steps, obs):
-    d = run(x0, forcing, n_steps)[1] - obs
+def misfit(x0, forcing, n_steps, obs, budget=None):
+    d = run(x0, forcing, n_steps, budget)[1] - obs
     return 0.5 * dnp.sum(d * d)
 
 
-def main(n_steps: int = 100, iters: int = 40, backend: str | None = None, plot: bool = True,
-         seed: int = 0) -> float:
+def main(n_steps: int = 100, iters: int = 40, backend: str | None = None, device: str = "cpu",
+         plot: bool = True, seed: int = 0, budget=None, png: str = "lorenz96.png") -> float:
     """Fit the forcing; return the relative error of the recovered forcing."""
     if backend is None:
         backend = "torch" if importlib.util.find_spec("torch") else "numpy"
     rng = np.random.default_rng(seed)
     f_true = 8.0 + 1.5 * np.sin(2 * np.pi * np.arange(K) / K)
     # a state on the attractor: spin up from a perturbed rest state
-    x0 = dk.asarray(run(8.0 + 0.01 * rng.standard_normal(K), f_true, 500)[0], backend=backend)
-    snaps = dk.asarray(run(x0, dk.asarray(f_true, backend=backend), n_steps)[1],
-                       backend="numpy")
+    x0 = place(to_numpy(run(8.0 + 0.01 * rng.standard_normal(K), f_true, 500)[0]),
+               backend, device)
+    snaps = to_numpy(run(x0, place(f_true, backend, device), n_steps)[1])
     obs_np = snaps + NOISE * rng.standard_normal(snaps.shape)
-    obs = dk.asarray(obs_np, backend=backend)
+    obs = place(obs_np, backend, device)
     print(f"problem: Lorenz-96, K={K}, window {n_steps * DT:.2f} time units ({n_steps} RK4 "
           f"steps), {len(obs_np)} noisy observations (sigma {NOISE}); recover the forcing "
           f"F_k at every site (true: 8 + 1.5 sin), starting from F = 8")
-    print(f"backend: {backend}; budget: {BUDGET['budget']['memory']}")
+    print(f"backend: {backend} ({device}); budget: {budget or BUDGET['budget']['memory']}")
 
     def objective(f):
-        f_b = dk.asarray(f, backend=backend)
-        value, grad = dk.value_and_grad(lambda f: misfit(x0, f, n_steps, obs))(f_b)
-        return float(value), dk.asarray(grad, backend="numpy").astype(np.float64)
+        f_b = place(f, backend, device)
+        value, grad = dk.value_and_grad(lambda f: misfit(x0, f, n_steps, obs, budget))(f_b)
+        return float(value), to_numpy(grad).astype(np.float64)
 
     t0 = time.perf_counter()
     objective(np.full(K, 8.0))
@@ -98,7 +99,7 @@ def main(n_steps: int = 100, iters: int = 40, backend: str | None = None, plot: 
           f"relative error of the forcing {err:.2e} (started at "
           f"{np.linalg.norm(8.0 - f_true) / np.linalg.norm(f_true):.2e})")
     if plot:
-        save_png(lambda plt: _draw(plt, f_true, f), "lorenz96.png")
+        save_png(lambda plt: _draw(plt, f_true, f), png)
     return err
 
 
@@ -112,5 +113,12 @@ def _draw(plt, f_true, f):
     plt.legend()
 
 
+def cli(argv=None):
+    """Parse the command line (`--help` lists it) and run `main`."""
+    parser = example_parser(__doc__, steps=100, iters=40, budget=BUDGET["budget"]["memory"],
+                            png="lorenz96.png")
+    return run_main(main, parser, argv)
+
+
 if __name__ == "__main__":
-    main()
+    cli()
