@@ -28,15 +28,17 @@ __all__ = ["loop", "while_loop"]
 
 
 def loop(step: Callable, state0, n_steps: int, args: tuple = (),
-         budget: Budget | str | dict | None = None, *, progress: bool = False,
+         budget: Budget | str | dict | None = None, *, progress: bool | str = False,
          check_recompute: bool = True, preserve_rng_state: bool = False):
     """Run `state = step(state, i, *args)` for `i` in `range(n_steps)`; return the state.
 
     Differentiable with every transform: gradients flow to `state0` and to `args` through a
-    checkpoint schedule planned from `budget` (a YAML path, a dict, a Budget, or None for
-    the default) and the state's measured size. A value the step needs a derivative for
-    must be passed in `args`, not closed over (closing over one is an error that says so).
-    `dk.checkpoint.last_report()` tells what the last gradient did against its plan.
+    checkpoint schedule planned from `budget` (a preset name such as "laptop", a memory
+    size such as "512MiB", a YAML path, a dict, a Budget, or None for the default) and the
+    state's measured size. A value the step needs a derivative for must be passed in
+    `args`, not closed over (closing over one is an error that says so).
+    `dk.checkpoint.last_report()` tells what the last gradient did against its plan;
+    `progress=True` shows a bar per sweep (`"auto"`: only on a terminal).
 
     The step must not write into its state in place (NumPy state arrays are handed to it
     read-only; an in-place write is an error naming the step and the leaf) and must give
@@ -71,7 +73,7 @@ def loop(step: Callable, state0, n_steps: int, args: tuple = (),
 
 
 def while_loop(cond: Callable, step: Callable, state0, args: tuple = (),
-               budget: Budget | str | dict | None = None, *, progress: bool = False,
+               budget: Budget | str | dict | None = None, *, progress: bool | str = False,
                check_recompute: bool = True, preserve_rng_state: bool = False):
     """Run `state = step(state, i, *args)` while `cond(state, i, *args)`; return the state.
 

@@ -30,7 +30,7 @@ __all__ = ["scan"]
 
 def scan(step: Callable, carry0, xs, args: tuple = (),
          budget: Budget | str | dict | None = None, *, save_every: int = 1,
-         progress: bool = False, check_recompute: bool = True,
+         progress: bool | str = False, check_recompute: bool = True,
          preserve_rng_state: bool = False):
     """Run `carry, y_i = step(carry, x_i, i, *args)` for i in range(n); return
     `(final carry, ys)`, like `jax.lax.scan` with the step index and `args` added.
