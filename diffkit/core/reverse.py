@@ -180,7 +180,7 @@ class VJPTrace(Trace):
                 same = rules is not None and passes_through(rules[pos])
                 new = 0 if same else 2 * max(g, sp)
                 peak = max(peak, held + new + (sp if key in live else 0))
-                obj = g_obj if same else len(refs) + 1
+                obj = g_obj  # a rule that returns g passes its object on
                 if key in live or not same:  # a new array: the rule's output or the sum
                     obj = len(refs) + 1
                     refs[obj] = [sp, 0]
