@@ -42,7 +42,7 @@ def logit(x):
 
 
 def softplus(x):
-    """log(1 + exp(x)), computed as log1p(exp(-|x|)) + max(x, 0) (no overflow)."""
+    """log(1 + exp(x)), computed as log1p(exp(-abs(x))) + max(x, 0) (no overflow)."""
     return P.softplus.bind(x)
 
 
