@@ -52,3 +52,23 @@ def diffkit_kernels(backend):
     import its array library inside the hook. A kernel for a primitive no plugin
     declares, or two plugins giving the same kernel, is an error naming the plugins.
     """
+
+
+@hookspec
+def diffkit_communicators():
+    """Return the communicators (transports for `diffkit.distributed`) this plugin provides.
+
+    :return: a dict mapping a name to a factory `factory(timeout_s=None)` called by
+        `dkd.init(communicator=name)` after the processes have joined, returning a
+        `diffkit.distributed.comm.Communicator` (raw arrays in, raw arrays of the same
+        type out: all_reduce, all_gather, reduce_scatter, broadcast, reduce, shift).
+    Called when `dkd.init` runs; results of all plugins are merged, and a name two plugins
+    provide is an error naming both. diffkit's own are "torch" (torch.distributed) and
+    "local" (one rank).
+
+    Example::
+
+        @hookimpl
+        def diffkit_communicators():
+            return {"mpi": MPICommunicator}
+    """
