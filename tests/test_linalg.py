@@ -265,3 +265,34 @@ def test_qr_wide_derivative_error():
 def test_argument_errors(call, match):
     with pytest.raises((ValueError, NotImplementedError), match=match):
         call()
+
+
+def _cofactors(a):
+    """The gradient of det: the cofactor matrix adj(a)^T, from minors (no inverse)."""
+    n = a.shape[-1]
+    c = np.empty_like(a)
+    for i in range(n):
+        for j in range(n):
+            minor = np.delete(np.delete(a, i, -2), j, -1)
+            c[..., i, j] = (-1) ** (i + j) * np.linalg.det(minor)
+    return c
+
+
+RANK1 = np.array([[1.0, 2.0], [2.0, 4.0]])
+RANK2 = rng.normal(size=(3, 2)) @ rng.normal(size=(2, 3))
+
+
+@pytest.mark.parametrize("a", [RANK1, RANK2, np.stack([RANK2, A]), np.zeros((3, 3))],
+                         ids=["2x2-rank1", "3x3-rank2", "batch-singular-and-regular", "zero"])
+def test_det_gradient_at_singular_matrix_is_the_adjugate(a, backend, to_backend):
+    # it was inv(a) * det(a): LinAlgError / inf on NumPy, 0 or an error on torch
+    got = dk.grad(lambda x: dnp.sum(L.det(x)))(to_backend(a))
+    np.testing.assert_allclose(dk.asarray(got, backend="numpy"), _cofactors(a), atol=1e-12)
+    _, t = dk.jvp(L.det, (to_backend(a),), (to_backend(np.ones_like(a)),))
+    np.testing.assert_allclose(dk.asarray(t, backend="numpy"), _cofactors(a).sum((-2, -1)),
+                               atol=1e-12)
+
+
+def test_det_second_order_at_singular_matrix(backend, to_backend):
+    check_grads(L.det, (to_backend(RANK2),), order=2)
+    check_grads(L.det, (to_backend(RANK2[:, :2] @ cplx(2, 3)),), order=1)
