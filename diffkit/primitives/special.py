@@ -1,16 +1,18 @@
 """Special functions (SciPy's `scipy.special` names): erf family, logistic, gamma family,
-x log y, softplus. Each is elementwise; the derivatives are themselves primitives of this
-family (gammaln' = digamma, digamma' = polygamma(1, .), polygamma(n, .)' = polygamma(n+1, .)),
-so every order is available.
+x log y, softplus, incomplete gamma and beta, normal quantiles, Bessel functions. Each is
+elementwise; the derivatives are themselves primitives of this family (gammaln' = digamma,
+digamma' = polygamma(1, .), j0' = -j1, jv' = (jv(v-1) - jv(v+1)) / 2, ...), so every order
+is available. Orders (polygamma's n, Bessel's v) and the shape arguments of the incomplete
+gamma and beta functions have no rule (None): `diffkit.scipy.special` refuses them traced.
 """
 
 from __future__ import annotations
 
 import math
 
-from diffkit.core.rules import elementwise
-from diffkit.primitives.elementwise import exp, log, log1p, where
-from diffkit.primitives.sampling import cases, uniform
+from diffkit.core.rules import elementwise, nondiff
+from diffkit.primitives.elementwise import exp, log, log1p, sign, where
+from diffkit.primitives.sampling import SHAPES, away_from, cases, uniform
 
 _2_SQRTPI = 2 / math.sqrt(math.pi)
 
@@ -57,5 +59,120 @@ xlog1py = elementwise(
     subgradient="d/dy = 0 where x == 0", sample=uniform(-0.9, 3.0, nargs=2),
 )
 
+
+
+def _ranges(*ranges, orders=None):
+    """One argument drawn from each (lo, hi) range, for each shape; `orders` prepends an
+    order argument drawn from those values (a float array, and a Python int case)."""
+
+    def sample(rng):
+        out = []
+        for s in SHAPES:
+            args = tuple(rng.uniform(lo, hi, s) for lo, hi in ranges)
+            if orders is not None:
+                args = (rng.choice(orders, s),) + args
+            out.append((args, {}))
+        if orders is not None:
+            out.append(((int(orders[1]),) + tuple(rng.uniform(lo, hi, (3,))
+                                                   for lo, hi in ranges), {}))
+        return out
+
+    return sample
+
+
+def _plus_negative(lo, hi):
+    """(0.2, 4.0) and a case on (lo, hi) < 0 between two poles of the gamma function."""
+    return lambda rng: uniform(0.2, 4.0)(rng) + cases(
+        (lambda r: (r.uniform(lo, hi, (3,)),), {}))(rng)
+
+
+# -- gamma and beta --------------------------------------------------------------------------
+gamma = elementwise("gamma", lambda ans, x: ans * digamma.bind(x),
+                    sample=_plus_negative(-2.8, -2.2))
+rgamma = elementwise("rgamma", lambda ans, x: -ans * digamma.bind(x),
+                     sample=_plus_negative(-1.8, -1.2))
+gammasgn = nondiff("gammasgn", subgradient="0 everywhere (piecewise constant)",
+                   sample=uniform(-3.9, 3.9))
+
+
+def _gamma_density(_ans, a, x):
+    """d/dx gammainc(a, x) = x^(a-1) exp(-x) / Gamma(a)."""
+    return exp(xlogy.bind(a - 1, x) - x - gammaln.bind(a))
+
+
+gammainc = elementwise("gammainc", None, _gamma_density, saves_ans=False,
+                       sample=_ranges((0.5, 4.0), (0.2, 5.0)))
+gammaincc = elementwise("gammaincc", None, lambda _ans, a, x: -_gamma_density(_ans, a, x),
+                        saves_ans=False, sample=_ranges((0.5, 4.0), (0.2, 5.0)))
+
+
+def _beta_d(ans_factor):
+    """d/da of beta (ans_factor=True: B * (psi(a) - psi(a+b))) or of betaln (False)."""
+    def d(ans, a, b):
+        g = digamma.bind(a) - digamma.bind(a + b)
+        return ans * g if ans_factor else g
+    return d
+
+
+beta = elementwise("beta", _beta_d(True), lambda ans, a, b: _beta_d(True)(ans, b, a),
+                   sample=uniform(0.3, 4.0, nargs=2))
+betaln = elementwise("betaln", lambda _ans, a, b: _beta_d(False)(_ans, a, b),
+                     lambda _ans, a, b: _beta_d(False)(_ans, b, a), saves_ans=False,
+                     sample=uniform(0.3, 4.0, nargs=2))
+betainc = elementwise(  # d/dx = x^(a-1) (1-x)^(b-1) / B(a, b)
+    "betainc", None, None,
+    lambda _ans, a, b, x: exp(xlogy.bind(a - 1, x) + xlog1py.bind(b - 1, -x)
+                              - betaln.bind(a, b)),
+    saves_ans=False, sample=_ranges((0.5, 4.0), (0.5, 4.0), (0.05, 0.95)))
+
+# -- the normal distribution -----------------------------------------------------------------
+_SQRT_2PI = math.sqrt(2 * math.pi)
+ndtri = elementwise("ndtri", lambda ans, _p: _SQRT_2PI * exp(ans * ans / 2), saves_args=False,
+                    sample=uniform(0.02, 0.98))
+log_ndtr = elementwise("log_ndtr", lambda ans, x: exp(-x * x / 2 - ans) / _SQRT_2PI,
+                       sample=uniform(-6.0, 6.0))
+
+
+# -- Bessel functions of order 0 and 1 (x-only) -------------------------------------------
+def _minus_over_x(f, at_zero):
+    """-f(x) / x, with its limit `at_zero` at x = 0 (f(0) = 0)."""
+    return lambda x: where(x == 0, at_zero, -f.bind(x) / where(x == 0, 1, x))
+
+
+j0 = elementwise("j0", lambda _ans, x: -j1.bind(x), saves_ans=False, sample=uniform(-6, 6))
+j1 = elementwise("j1", lambda _ans, x: j0.bind(x) + _minus_over_x(j1, -0.5)(x),
+                 saves_ans=False, sample=uniform(-6, 6))
+y0 = elementwise("y0", lambda _ans, x: -y1.bind(x), saves_ans=False, sample=uniform(0.3, 6))
+y1 = elementwise("y1", lambda _ans, x: y0.bind(x) - y1.bind(x) / x, saves_ans=False,
+                 sample=uniform(0.3, 6))
+i0 = elementwise("i0", lambda _ans, x: i1.bind(x), saves_ans=False, sample=uniform(-4, 4))
+i1 = elementwise("i1", lambda _ans, x: i0.bind(x) + _minus_over_x(i1, -0.5)(x),
+                 saves_ans=False, sample=uniform(-4, 4))
+i0e = elementwise("i0e", lambda _ans, x: i1e.bind(x) - sign(x) * i0e.bind(x),
+                  saves_ans=False, subgradient="i0e'(0) = 0 (the kink of exp(-abs(x)))",
+                  sample=away_from([0.0], -4.0, 4.0))
+i1e = elementwise("i1e", lambda _ans, x: (i0e.bind(x) + _minus_over_x(i1e, -0.5)(x)
+                                          - sign(x) * i1e.bind(x)),
+                  saves_ans=False, sample=away_from([0.0], -4.0, 4.0))
+k0 = elementwise("k0", lambda _ans, x: -k1.bind(x), saves_ans=False, sample=uniform(0.3, 6))
+k1 = elementwise("k1", lambda _ans, x: -k0.bind(x) - k1.bind(x) / x, saves_ans=False,
+                 sample=uniform(0.3, 6))
+
+# -- Bessel functions of any order v (v has no derivative) -----------------------------------
+_ORDERS = (0.0, 1.0, 2.0, 2.5)
+jv = elementwise("jv", None, lambda _ans, v, x: (jv.bind(v - 1, x) - jv.bind(v + 1, x)) / 2,
+                 saves_ans=False, sample=_ranges((0.3, 6.0), orders=_ORDERS))
+yv = elementwise("yv", None, lambda _ans, v, x: (yv.bind(v - 1, x) - yv.bind(v + 1, x)) / 2,
+                 saves_ans=False, sample=_ranges((0.3, 6.0), orders=_ORDERS))
+iv = elementwise("iv", None, lambda _ans, v, x: (iv.bind(v - 1, x) + iv.bind(v + 1, x)) / 2,
+                 saves_ans=False, sample=_ranges((0.3, 4.0), orders=_ORDERS))
+ive = elementwise(  # ive = iv * exp(-|x|)
+    "ive", None,
+    lambda ans, v, x: (ive.bind(v - 1, x) + ive.bind(v + 1, x)) / 2 - sign(x) * ans,
+    sample=_ranges((0.3, 4.0), orders=_ORDERS))
+kv = elementwise("kv", None, lambda _ans, v, x: -(kv.bind(v - 1, x) + kv.bind(v + 1, x)) / 2,
+                 saves_ans=False, sample=_ranges((0.3, 6.0), orders=_ORDERS))
+
 PRIMITIVES = (erf, erfc, erfinv, expit, logit, softplus, gammaln, digamma, polygamma, xlogy,
-              xlog1py)
+              xlog1py, gamma, rgamma, gammasgn, gammainc, gammaincc, beta, betaln, betainc,
+              ndtri, log_ndtr, j0, j1, y0, y1, i0, i1, i0e, i1e, k0, k1, jv, yv, iv, ive, kv)

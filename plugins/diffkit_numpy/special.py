@@ -1,9 +1,11 @@
 """NumPy kernels of the special functions.
 
-SciPy is not a dependency: erf, erfc, erfinv, gammaln, digamma and polygamma use
-`scipy.special` when it is installed (imported on first use) and the NumPy
+SciPy is an optional extra (`diffkit[scipy]`): erf, erfc, erfinv, gammaln, digamma and
+polygamma use `scipy.special` when it is installed (imported on first use) and the NumPy
 implementations below otherwise (~1e-15 relative against SciPy; see tests/test_special.py).
-The logistic, x log y and softplus kernels are plain NumPy either way.
+The logistic, x log y and softplus kernels are plain NumPy either way. The rest (gamma,
+incomplete gamma and beta, ndtri, log_ndtr, Bessel functions) are SciPy's; without SciPy
+they raise a MissingKernelError saying to install it.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
+
+from diffkit.errors import MissingKernelError
 
 _scipy_special = None
 
@@ -197,6 +201,36 @@ def softplus(x):
     return np.log1p(np.exp(-np.abs(x))) + np.maximum(x, 0)
 
 
+def _float_dtype(args) -> np.dtype:
+    """The precision of the floating array arguments (float64 when there are none)."""
+    kinds = [a.dtype for a in args if isinstance(a, np.ndarray | np.generic)
+             and a.dtype.kind == "f"]
+    return np.result_type(*kinds) if kinds else np.dtype(np.float64)
+
+
+def needs_scipy(name: str, backend: str = "numpy") -> MissingKernelError:
+    return MissingKernelError(
+        f"scipy.special.{name} on the {backend} backend needs SciPy, which is not installed: "
+        f"pip install 'diffkit[scipy]'"
+    )
+
+
+def _scipy(name):
+    """SciPy's `name` in the floating arguments' precision, or an error naming the extra."""
+    def kernel(*args):
+        sp = _sp()
+        if not sp:
+            raise needs_scipy(name)
+        return np.asarray(getattr(sp, name)(*args)).astype(_float_dtype(args), copy=False)
+
+    kernel.__name__ = name
+    return kernel
+
+
+_SCIPY_ONLY = ("gamma", "rgamma", "gammasgn", "gammainc", "gammaincc", "beta", "betaln",
+               "betainc", "ndtri", "log_ndtr", "j0", "j1", "y0", "y1", "i0", "i1", "i0e",
+               "i1e", "k0", "k1", "jv", "yv", "iv", "ive", "kv")
+
 KERNELS = {
     "erf": _scipy_or("erf", erf_numpy),
     "erfc": _scipy_or("erfc", erfc_numpy),
@@ -209,4 +243,5 @@ KERNELS = {
     "softplus": softplus,
     "xlogy": xlogy,
     "xlog1py": xlog1py,
+    **{name: _scipy(name) for name in _SCIPY_ONLY},
 }

@@ -1,14 +1,20 @@
 """Torch kernels of the special functions (`torch.special`).
 
 Integer and boolean inputs become float64 first, as in the NumPy kernels (torch would
-give its default float32).
+give its default float32). What torch lacks, or computes inaccurately (its bessel_j0/j1/y0/y1
+are off by up to 1e-8/1e-6 in float64), is computed by SciPy on a host copy: betainc, the
+Bessel functions j0, j1, y0, y1 and those of any order (jv, yv, iv, ive, kv). Without SciPy
+those raise a MissingKernelError saying to install diffkit[scipy].
 """
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
+
+from diffkit.errors import MissingKernelError
 
 _FLOAT = torch.float64
 
@@ -57,6 +63,70 @@ def _binary(f):
     return kernel
 
 
+def _gammasgn(x):
+    """The sign of Gamma(x) as SciPy gives it: 1 for x > 0, (-1)^floor(x) below, the sign
+    of the zero at +-0, nan at the poles (negative integers, -inf) and at nan."""
+    x = _float(x)
+    fl = torch.floor(x)
+    s = torch.where(torch.remainder(fl, 2) == 0, 1.0, -1.0).to(x.dtype)
+    s = torch.where(x > 0, torch.ones_like(x), s)
+    s = torch.where(x == 0, torch.copysign(torch.ones_like(x), x), s)
+    return torch.where(((x < 0) & (x == fl)) | torch.isnan(x), torch.nan, s)
+
+
+def _rgamma(x):
+    x = _float(x)
+    lg = torch.lgamma(x)
+    return torch.where(torch.isinf(lg), 0.0, _gammasgn(x) * torch.exp(-lg)).to(x.dtype)
+
+
+def _betaln(a, b):
+    return torch.lgamma(a) + torch.lgamma(b) - torch.lgamma(a + b)
+
+
+def _beta(a, b):
+    a, b = _float(a), _float(b)
+    return _gammasgn(a) * _gammasgn(b) * _gammasgn(a + b) * torch.exp(_betaln(a, b))
+
+
+_scipy_special = None
+
+
+def _sp():
+    """`scipy.special`, or False when SciPy is not installed (looked up once)."""
+    global _scipy_special
+    if _scipy_special is None:
+        try:
+            import scipy.special as sp
+        except ImportError:
+            sp = False
+        _scipy_special = sp
+    return _scipy_special
+
+
+def _on_host(name):
+    """SciPy's `name` on a host copy, returned on the tensors' device in their precision."""
+    def kernel(*args):
+        sp = _sp()
+        if not sp:
+            raise MissingKernelError(
+                f"scipy.special.{name} on the torch backend needs SciPy, which is not "
+                f"installed (torch.special has no accurate {name}; diffkit computes it with "
+                f"SciPy on a host copy): pip install 'diffkit[scipy]'"
+            )
+        tensors = [a for a in args if isinstance(a, torch.Tensor)]
+        floats = [a.dtype for a in tensors if a.is_floating_point()]
+        dtype = floats[0] if floats else _FLOAT
+        for d in floats[1:]:
+            dtype = torch.promote_types(dtype, d)
+        host = [a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else a for a in args]
+        out = np.asarray(getattr(sp, name)(*host))
+        return torch.as_tensor(out, device=tensors[0].device if tensors else None).to(dtype)
+
+    kernel.__name__ = name
+    return kernel
+
+
 KERNELS = {
     "erf": _unary(torch.special.erf),
     "erfc": _unary(torch.special.erfc),
@@ -69,4 +139,21 @@ KERNELS = {
     "softplus": _softplus,
     "xlogy": _binary(torch.special.xlogy),
     "xlog1py": _binary(torch.special.xlog1py),
+    "gamma": lambda x: _gammasgn(x) * torch.exp(torch.lgamma(_float(x))),
+    "rgamma": _rgamma,
+    "gammasgn": _gammasgn,
+    "gammainc": _binary(torch.special.gammainc),
+    "gammaincc": _binary(torch.special.gammaincc),
+    "beta": _beta,
+    "betaln": _binary(_betaln),
+    "ndtri": _unary(torch.special.ndtri),
+    "log_ndtr": _unary(torch.special.log_ndtr),
+    "i0": _unary(torch.special.i0),
+    "i1": _unary(torch.special.i1),
+    "i0e": _unary(torch.special.i0e),
+    "i1e": _unary(torch.special.i1e),
+    "k0": _unary(torch.special.modified_bessel_k0),
+    "k1": _unary(torch.special.modified_bessel_k1),
+    **{name: _on_host(name) for name in ("betainc", "j0", "j1", "y0", "y1", "jv", "yv", "iv",
+                                         "ive", "kv")},
 }
