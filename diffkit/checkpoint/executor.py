@@ -10,6 +10,7 @@ import dataclasses
 import time
 from typing import NamedTuple
 
+from diffkit.checkpoint import ranks
 from diffkit.checkpoint.actions import RAM, Advance, Discard, Forward, Load, Reverse, Save
 from diffkit.checkpoint.budget import Budget, load_budget
 from diffkit.checkpoint.planner import plan as make_plan
@@ -253,11 +254,14 @@ class Executor:
     def _start(self, n):
         state_bytes, tape, reverse = self._measure(n)
         tape = max(tape, self.tape_floor)
+        state_bytes, tape, reverse, self.budget = ranks.agree_plan(  # one plan on every rank
+            state_bytes, tape, reverse, self.budget)
         self.plan = make_plan(n, state_bytes, self.budget, step_tape_bytes=tape,
                               reverse_bytes=reverse)
         self.report = Report(self.plan, state_bytes, tape or state_bytes, reverse, n_steps=n,
                              replans=self.replans)
-        self.storage = Storage(self.budget.disk.path if self.budget.disk else None)
+        self.storage = Storage(ranks.disk_path(self.budget.disk.path) if self.budget.disk
+                               else None)
         if not self.replans:  # a re-planned sweep counts on, on the same bar
             self.progress = Progress(self.progress_enabled, n)
         self.tapes = {}
@@ -328,7 +332,7 @@ class Executor:
         self._start(None)
         sched, current, keep, i = self.plan.schedule, self.state0, None, 0
         try:
-            while cond(current, i, *self.args):
+            while ranks.agree_cond(cond(current, i, *self.args), i):
                 for action in sched.forward_step(i):
                     self._do(action, keep, i - 1)
                 if self.rng is not None:

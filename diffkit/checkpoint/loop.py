@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from diffkit.checkpoint import ranks
 from diffkit.checkpoint.budget import Budget
 from diffkit.checkpoint.executor import Checks, Executor
 from diffkit.checkpoint.stepcheck import call_step, owned_tensors
@@ -92,7 +93,7 @@ def while_loop(cond: Callable, step: Callable, state0, args: tuple = (),
     top = top_trace(flat_in)
     if top is None:
         i, owned = 0, owned_tensors(state0)
-        while cond(state0, i, *args):
+        while ranks.agree_cond(cond(state0, i, *args), i):
             state0, i = call_step(step, state0, i, args, owned), i + 1
             if i == 1:
                 _refuse_closure(state0)
@@ -102,7 +103,7 @@ def while_loop(cond: Callable, step: Callable, state0, args: tuple = (),
     if isinstance(top, JVPTrace):
         return _forward_mode(top, step, state0, args, budget, progress, checks, cond=cond)
     ex = Executor(top, step, flat_in, in_tree, budget, progress, checks)
-    if not cond(ex.state0, 0, *ex.args):
+    if not ranks.agree_cond(cond(ex.state0, 0, *ex.args), 0):
         return state0
     return ex.record(ex.forward_online(cond))
 

@@ -1,0 +1,73 @@
+"""One checkpoint plan across ranks: what the executor and the loops agree on by a collective.
+
+Under `diffkit.distributed` with more than one rank, every rank must run the same schedule,
+so that a recomputation re-runs the same collectives in the same order everywhere. The plan
+is made from the largest state, step tape and working set, and the smallest memory and disk
+budget over the ranks (one all_reduce at planning time); a `while_loop`'s stopping decision
+is compared across ranks (one all_gather per step) and a disagreement is an error; a disk
+tier gets one subdirectory per rank. With no process group these are no-ops.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+
+import numpy as np
+
+__all__ = ["communicator", "agree_plan", "agree_cond", "disk_path"]
+
+
+def communicator():
+    """The active communicator when more than one rank takes part, else None (cheap: it
+    looks at diffkit.distributed only when it has been imported)."""
+    mod = sys.modules.get("diffkit.distributed.comm")
+    if mod is None:
+        return None
+    comm = mod.active()
+    return comm if comm.world_size() > 1 else None
+
+
+def agree_plan(state_bytes: int, tape: int, reverse: int, budget):
+    """(state_bytes, tape, reverse, budget) agreed across ranks: the largest measurements and
+    the smallest memory (and disk size) of any rank."""
+    comm = communicator()
+    if comm is None:
+        return state_bytes, tape, reverse, budget
+    disk = budget.disk.size if budget.disk is not None else 0
+    v = comm.all_reduce(np.array([state_bytes, tape, reverse, -budget.memory, -disk],
+                                 dtype=np.int64), "max")
+    budget = dataclasses.replace(budget, memory=int(-v[3]))
+    if budget.disk is not None:
+        budget = dataclasses.replace(budget, disk=dataclasses.replace(budget.disk,
+                                                                      size=int(-v[4])))
+    return int(v[0]), int(v[1]), int(v[2]), budget
+
+
+def agree_cond(value, i: int, name: str = "checkpoint.while_loop") -> bool:
+    """`bool(value)`, checked equal on every rank: a while_loop whose ranks disagree on
+    stopping would deadlock in its next collective."""
+    flag = bool(value)
+    comm = communicator()
+    if comm is None:
+        return flag
+    flags = comm.all_gather(np.array([flag], dtype=np.int64), 0)
+    if flags.min() != flags.max():
+        from diffkit.distributed.comm import DistributedError
+
+        on = [r for r, f in enumerate(flags) if f]
+        off = [r for r, f in enumerate(flags) if not f]
+        raise DistributedError(
+            f"{name}: cond disagrees across ranks at step {i} (True on ranks {on}, False on "
+            f"ranks {off}); every rank must stop at the same step, so compute cond from "
+            f"values agreed by a collective (e.g. dkd.all_reduce(residual, 'max') < tol)")
+    return flag
+
+
+def disk_path(path):
+    """The disk tier's directory for this rank: `path/rank<r>` under several ranks."""
+    comm = communicator()
+    if comm is None or path is None:
+        return path
+    return os.path.join(path, f"rank{comm.rank()}")
