@@ -168,10 +168,10 @@ def test_results_and_gradients_keep_dtype_and_type():
     assert t.dtype == torch.float32 and isinstance(t, torch.Tensor)
 
 
-def test_numpy_and_torch_mixed_is_an_error_naming_both():
-    with pytest.raises(BackendMismatchError,
-                       match=r"torch\.Tensor of dtype torch\.float64 on cpu and numpy"):
-        dnp.add(torch.ones(2, dtype=torch.float64), np.ones(2))
+def test_numpy_meeting_torch_is_a_weak_constant_that_moves():
+    """(Two *strong* backends are the error: tests/test_weak_constants.py.)"""
+    out = dnp.add(torch.ones(2, dtype=torch.float64), np.ones(2))
+    assert isinstance(out, torch.Tensor) and out.tolist() == [2.0, 2.0]
 
 
 def test_two_devices_are_explained_with_both_named():

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from diffkit.errors import BackendMismatchError, RegistryError
+from diffkit.core import defaults
+from diffkit.errors import BackendMismatchError, DiffkitError, RegistryError
 
 __all__ = ["SCALAR_TYPES", "registry", "activate", "set_factory", "dispatch_slow",
-           "kernel_failed", "is_inexact"]
+           "kernel_failed", "is_inexact", "default_backend"]
 
 SCALAR_TYPES = frozenset({int, float, complex, bool, type(None)})
 
@@ -62,7 +63,12 @@ def is_inexact(x) -> bool:
 
 
 def dispatch_slow(prim, args: tuple, params: dict):
-    """Resolve the backend and kernel of a call, cache it on the primitive, and run it."""
+    """Resolve the backend and kernel of a call, cache it on the primitive, and run it.
+
+    Arrays of the registry's default backend (NumPy arrays and scalars) are weak constants:
+    next to an array of another backend they move to it, on its device (a 0-d one keeps its
+    dtype, which torch's promotion treats like a Python number's). Two arrays of two other
+    backends are an error. A call of Python numbers only runs on the default backend."""
     reg = registry()
     if reg.primitives.get(prim.name) is not prim:
         raise RegistryError(
@@ -70,8 +76,8 @@ def dispatch_slow(prim, args: tuple, params: dict):
             f"declares it is not installed or registered (see `diffkit plugins`)"
         )
     args = list(args)
-    backend = None
-    first = None
+    backend = first = None
+    weak = []  # positions of default-backend arrays: they follow a strong array
     for i, a in enumerate(args):
         if type(a) in SCALAR_TYPES:
             continue
@@ -79,15 +85,23 @@ def dispatch_slow(prim, args: tuple, params: dict):
         if b is None:
             args[i] = a = _coerce(reg, prim, i, a)
             b = reg.backend_of(type(a))
-        if backend is None:
+        if b.default:
+            weak.append(i)
+        elif backend is None:
             backend, first = b, a
         elif b is not backend:
             raise BackendMismatchError(
                 f"{prim.name!r} got arguments on two backends: {backend.describe(first)} "
                 f"and {b.describe(a)}; convert one with dk.asarray(x, backend=...)"
             )
-    if backend is None:
+    if backend is not None:
+        device = getattr(first, "device", None)
+        for i in weak:
+            args[i] = backend.asarray(args[i], device=device)
+    elif weak:
         backend = reg.default_backend
+    else:
+        backend = _numbers_to_default(reg, args)
     kernel = reg.kernel(prim, backend.name)
     for a in args:
         if type(a) not in SCALAR_TYPES:
@@ -99,6 +113,34 @@ def dispatch_slow(prim, args: tuple, params: dict):
         if better is e:
             raise
         raise better from e
+
+
+def default_backend(reg=None):
+    """The backend and `Defaults` that creation and number-only calls use (`dk.default_backend`
+    sets them; unset: the registry's default backend, NumPy)."""
+    reg = registry() if reg is None else reg
+    d = defaults.current()
+    if d.backend is None:
+        return reg.default_backend, d
+    b = reg.backends.get(d.backend)
+    if b is None:
+        raise DiffkitError(
+            f"the default backend {d.backend!r} (set by {d.source}) is not available; "
+            f"available backends: {', '.join(reg.backends)}"
+        )
+    return b, d
+
+
+def _numbers_to_default(reg, args: list):
+    """The backend of a call of Python numbers only; with a default backend other than the
+    registry's (NumPy's), the numbers become 0-d arrays of it (its kernels need arrays)."""
+    backend, d = default_backend(reg)
+    if not backend.default:
+        for i, a in enumerate(args):
+            if a is not None:
+                dtype = d.dtype if isinstance(a, float) else None
+                args[i] = backend.asarray(a, dtype=dtype, device=d.device)
+    return backend
 
 
 def kernel_failed(prim, args, exc: Exception) -> BaseException:
@@ -115,9 +157,11 @@ def kernel_failed(prim, args, exc: Exception) -> BaseException:
 
 
 def _coerce(reg, prim, position: int, value):
-    """Lists, tuples and foreign scalars become arrays of the default backend."""
+    """Lists, tuples and foreign scalars become arrays of the default backend (a weak
+    NumPy array, or one of the backend `dk.default_backend` set)."""
+    backend, d = default_backend(reg)
     try:
-        out = reg.default_backend.asarray(value)
+        out = backend.asarray(value, device=d.device)
     except Exception as e:
         raise TypeError(
             f"argument {position} of {prim.name!r} is a {type(value).__name__}, which is "

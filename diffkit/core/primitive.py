@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from diffkit.core.dispatch import SCALAR_TYPES, dispatch_slow, kernel_failed
+from diffkit.core.dispatch import SCALAR_TYPES, dispatch_slow, kernel_failed, registry
 from diffkit.core.tracer import Tracer
 
 __all__ = ["Primitive", "SCALAR_TYPES"]
@@ -92,15 +92,20 @@ class Primitive:
     def bind(self, *args: Any, **params: Any) -> Any:
         """Apply the primitive: process by the innermost trace, or run the kernel."""
         top = None
+        constant = False  # an array that is not traced: a weak constant may have to move
         for a in args:
             if isinstance(a, Tracer):
                 t = a._trace
                 if top is None or t.level > top.level:
                     top = t
+            elif type(a) not in SCALAR_TYPES:
+                constant = True
         if top is None:
             return self.impl(args, params)
         if not top.active:
             raise top.leaked(self.name)
+        if constant:  # the rules then see the moved constant, never a NumPy one
+            args = promote_weak(args)
         return top.process(self, args, params)
 
     __call__ = bind
@@ -132,6 +137,30 @@ class Primitive:
 
     def __repr__(self) -> str:
         return f"Primitive({self.name!r})"
+
+
+def promote_weak(args: tuple) -> tuple:
+    """A traced call's arguments with its weak constants (arrays of the registry's default
+    backend) moved to the backend and device of the first traced or other strong array, so
+    the rules the trace records never meet a NumPy array next to a tensor."""
+    reg = registry()
+    strong = None
+    for a in args:
+        base = a._base() if isinstance(a, Tracer) else a
+        if type(base) not in SCALAR_TYPES:
+            b = reg.backend_of(type(base))
+            if b is not None and not b.default:
+                strong = b
+                break
+    if strong is None:
+        return args
+    device = getattr(base, "device", None)
+    return tuple(
+        strong.asarray(a, device=device)
+        if not isinstance(a, Tracer) and type(a) not in SCALAR_TYPES
+        and getattr(reg.backend_of(type(a)), "default", False) else a
+        for a in args
+    )
 
 
 def _split_rule(rule):

@@ -1,13 +1,42 @@
-"""Array conversion and dtype queries that are not primitives (they compute nothing)."""
+"""Array conversion, dtype queries and NumPy's constants and dtype names (nothing here
+computes: these are not primitives)."""
 
 from __future__ import annotations
 
-from diffkit.core.dispatch import is_inexact, registry
+import math
+
+import numpy as _np
+
+from diffkit import config
+from diffkit.core import defaults
+from diffkit.core.dispatch import default_backend, is_inexact, registry
 from diffkit.core.tracer import Tracer, _live_trace
-from diffkit.errors import ConcretizationError
+from diffkit.errors import ConcretizationError, DiffkitError
 from diffkit.primitives import shape as P
 
-__all__ = ["asarray", "array", "iscomplexobj", "isrealobj", "ndim", "shape", "size"]
+DTYPES = ("bool_", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
+          "float16", "float32", "float64", "complex64", "complex128")
+__all__ = ["asarray", "array", "iscomplexobj", "isrealobj", "ndim", "shape", "size", "pi", "e",
+           "inf", "nan", "newaxis", "euler_gamma", "dtype", *DTYPES]
+
+# NumPy's constants, and its dtype names (the torch backend maps them: dnp.float32 is
+# torch.float32 there), so code written against `np.` runs with `dnp.` unchanged.
+pi, e, inf, nan, newaxis, euler_gamma = math.pi, math.e, math.inf, math.nan, None, _np.euler_gamma
+dtype = _np.dtype
+(bool_, int8, int16, int32, int64, uint8, uint16, uint32, uint64, float16, float32, float64,
+ complex64, complex128) = (getattr(_np, n) for n in DTYPES)
+
+
+def _configured_defaults() -> dict:
+    """The user configuration's `defaults:` mapping (backend, device, dtype), checked."""
+    conf = config.user_config(DiffkitError).get("defaults") or {}
+    if not isinstance(conf, dict) or set(conf) - set(defaults.ENV):
+        raise DiffkitError(f"{config.user_config_path()}: 'defaults:' must be a mapping with "
+                           f"keys among backend, device, dtype; got {config.show(conf)}")
+    return conf
+
+
+defaults.set_loader(_configured_defaults)
 
 
 def _base(x):
@@ -52,12 +81,15 @@ def _flat(v) -> list:
 
 
 def asarray(a, dtype=None, *, like=None):
-    """Like `np.asarray`: arrays of any backend stay on it; lists of traced scalars are
-    stacked (so `dnp.array([x, y])` is differentiable)."""
-    if isinstance(a, list | tuple) and _has_tracer(a):
-        tracer = next(v for v in _flat(a) if isinstance(v, Tracer))  # numbers join its backend
-        out = _stack([asarray(v, like=tracer) for v in a])
-        return out if dtype is None else out.astype(dtype)
+    """Like `np.asarray`: arrays of any backend stay on it; a list holding traced values or
+    arrays of a backend other than NumPy is stacked on that backend (so `dnp.array([x, y])`
+    is differentiable); other lists and numbers go to `like`'s backend and device, else to
+    the default backend (`dk.default_backend`, with its float dtype)."""
+    if isinstance(a, list | tuple):
+        strong = _strong_leaf(a)
+        if strong is not None:  # numbers and NumPy values join its backend
+            out = _stack([asarray(v, like=strong) for v in a])
+            return out if dtype is None else out.astype(dtype)
     if isinstance(a, Tracer):
         return a if dtype is None else a.astype(dtype)
     reg = registry()
@@ -65,9 +97,26 @@ def asarray(a, dtype=None, *, like=None):
     own = reg.backend_of(type(a))
     if own is not None and (like_b is None or like_b is own):
         return a if dtype is None else own.asarray(a, dtype=dtype)
-    backend = like_b or reg.default_backend
-    device = getattr(_base(like), "device", None) if like is not None else None
-    return backend.asarray(a, dtype=dtype, device=device)
+    if like_b is not None:
+        return like_b.asarray(a, dtype=dtype, device=getattr(_base(like), "device", None))
+    backend, d = default_backend(reg)
+    out = backend.asarray(a, dtype=dtype, device=d.device)
+    if dtype is None and d.dtype is not None and _dtype_kind(out) == "f" and own is None:
+        out = backend.asarray(out, dtype=d.dtype)  # Python floats take the default dtype
+    return out
+
+
+def _strong_leaf(seq):
+    """The first traced value or array of a backend other than the registry's default in a
+    nested list (None if there is none): the backend a mixed list is stacked on."""
+    reg = registry()
+    for v in _flat(seq):
+        if isinstance(v, Tracer):
+            return v
+        b = reg.backend_of(type(v))
+        if b is not None and not b.default:
+            return v
+    return None
 
 
 def _stack(arrays: list):

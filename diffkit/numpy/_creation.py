@@ -1,13 +1,17 @@
 """Array creation with NumPy's signatures, `like=` included: `dnp.zeros(3, like=x)` creates
 on x's backend (and device). Constants carry no derivative, except where the values depend
 on traced floats: `full`/`full_like` in the fill value, `linspace` in start/stop and
-`arange` in start/step (lists holding traced values included). Sizes carry none."""
+`arange` in start/step (lists holding traced values included). Sizes carry none.
+
+With no `like=` (and no array argument), arrays go to the default backend, device and float
+dtype (`dk.default_backend`); unset, NumPy arrays with NumPy's dtypes."""
 
 from __future__ import annotations
 
 import math
 import operator
 
+from diffkit.core.dispatch import default_backend
 from diffkit.numpy import _core as _co
 from diffkit.numpy import _elementwise as _el
 from diffkit.numpy import _shape as _sh
@@ -24,6 +28,29 @@ def _shape(shape) -> tuple:
     return tuple(operator.index(s) for s in shape)
 
 
+_PROTOTYPES: dict = {}  # (backend, device) -> an empty array there: the `like` of creation
+
+
+def _like(like):
+    """The array creation imitates: `like`'s base, else an empty array of the default backend
+    on its device (None for plain NumPy, the registry's default: the primitives' own path)."""
+    if like is not None:
+        return _base(like)
+    backend, d = default_backend()
+    if backend.default and d.device is None:
+        return None
+    key = (backend.name, str(d.device))
+    proto = _PROTOTYPES.get(key)
+    if proto is None:
+        proto = _PROTOTYPES[key] = backend.asarray([], device=d.device)
+    return proto
+
+
+def _float(dtype, like=None):
+    """`dtype`, or the default float dtype for a call with no `like` (None: NumPy's)."""
+    return dtype if dtype is not None or like is not None else default_backend()[1].dtype
+
+
 def _composed(*values) -> bool:
     """Values that are traced, or lists (array-likes the kernels do not take): these are
     handled by composing primitives (a broadcast, a ramp), which carries the derivative."""
@@ -38,11 +65,11 @@ def _scalar(v):
 
 
 def zeros(shape, dtype=None, order="C", *, like=None):
-    return P.zeros.bind(_base(like), shape=_shape(shape), dtype=dtype)
+    return P.zeros.bind(_like(like), shape=_shape(shape), dtype=_float(dtype, like))
 
 
 def ones(shape, dtype=None, order="C", *, like=None):
-    return P.ones.bind(_base(like), shape=_shape(shape), dtype=dtype)
+    return P.ones.bind(_like(like), shape=_shape(shape), dtype=_float(dtype, like))
 
 
 def empty(shape, dtype=None, order="C", *, like=None):
@@ -57,7 +84,9 @@ def full(shape, fill_value, dtype=None, order="C", *, like=None):
         return _broadcast_fill(_co.asarray(fill_value, like=like), _shape(shape), dtype)
     if like is None and hasattr(fill_value, "shape"):
         like = fill_value
-    return P.full.bind(_base(like), shape=_shape(shape), fill_value=_scalar_or_array(fill_value),
+    if isinstance(fill_value, float):
+        dtype = _float(dtype, like)
+    return P.full.bind(_like(like), shape=_shape(shape), fill_value=_scalar_or_array(fill_value),
                        dtype=dtype)
 
 
@@ -69,7 +98,7 @@ def _broadcast_fill(fill_value, shape, dtype):
 def eye(N, M=None, k=0, dtype=None, order="C", *, like=None):
     N = operator.index(N)
     M = N if M is None else operator.index(M)
-    return P.eye.bind(_base(like), N=N, M=M, k=operator.index(k), dtype=dtype)
+    return P.eye.bind(_like(like), N=N, M=M, k=operator.index(k), dtype=_float(dtype, like))
 
 
 def identity(n, dtype=None, *, like=None):
@@ -79,7 +108,7 @@ def identity(n, dtype=None, *, like=None):
 def tri(N, M=None, k=0, dtype=None, *, like=None):
     N = operator.index(N)
     M = N if M is None else operator.index(M)
-    return P.tri.bind(_base(like), N=N, M=M, k=operator.index(k), dtype=dtype)
+    return P.tri.bind(_like(like), N=N, M=M, k=operator.index(k), dtype=_float(dtype, like))
 
 
 def arange(start, stop=None, step=None, dtype=None, *, like=None):
@@ -100,7 +129,9 @@ def arange(start, stop=None, step=None, dtype=None, *, like=None):
                              step=1, dtype=ref.dtype)
         out = start + step * ramp
         return out if dtype is None else out.astype(dtype)
-    return P.arange.bind(_base(like), start=lo, stop=hi, step=d, dtype=dtype)
+    if any(isinstance(v, float) for v in (lo, hi, d)):
+        dtype = _float(dtype, like)
+    return P.arange.bind(_like(like), start=lo, stop=hi, step=d, dtype=dtype)
 
 
 def linspace(start, stop, num=50, endpoint=True, retstep=False, dtype=None, axis=0, *,
@@ -118,9 +149,9 @@ def linspace(start, stop, num=50, endpoint=True, retstep=False, dtype=None, axis
     else:
         if like is None:
             like = start if hasattr(start, "shape") else stop if hasattr(stop, "shape") else None
-        out = P.linspace.bind(_base(like), start=_scalar_or_array(start),
+        out = P.linspace.bind(_like(like), start=_scalar_or_array(start),
                               stop=_scalar_or_array(stop), num=num, endpoint=endpoint,
-                              dtype=dtype, axis=axis)
+                              dtype=_float(dtype, like), axis=axis)
         step = (stop - start) / div if div > 0 else float("nan")
     return (out, step) if retstep else out
 

@@ -14,6 +14,11 @@ from diffkit_torch.dtypes import FLOAT, INT, torch_dtype
 _SCALAR_DTYPE = {bool: torch.bool, int: INT, float: FLOAT, complex: torch.complex128}
 
 
+def _device(like):
+    """The device of `like`; torch's default one when there is none (a call with no array)."""
+    return None if like is None else like.device
+
+
 def _shape(shape) -> tuple:
     return (shape,) if isinstance(shape, int) else tuple(shape)
 
@@ -38,19 +43,19 @@ def _like(fill):
 
 def _full(like, shape, fill_value, dtype=None):
     dt = torch_dtype(dtype) or _value_dtype(fill_value)
-    return torch.full(_shape(shape), fill_value, dtype=dt, device=like.device)
+    return torch.full(_shape(shape), fill_value, dtype=dt, device=_device(like))
 
 
 def _eye(like, N, M, k, dtype=None):
     out = torch.zeros(N, N if M is None else M, dtype=torch_dtype(dtype) or FLOAT,
-                      device=like.device)
+                      device=_device(like))
     out.diagonal(k).fill_(1)
     return out
 
 
 def _tri(like, N, M, k, dtype=None):
     ones = torch.ones(N, N if M is None else M, dtype=torch_dtype(dtype) or FLOAT,
-                      device=like.device)
+                      device=_device(like))
     return torch.tril(ones, k)
 
 
@@ -60,13 +65,13 @@ def _arange(like, start, stop, step, dtype=None):
     dt = torch_dtype(dtype)
     if dt is None:
         dt = FLOAT if any(isinstance(v, float) for v in (start, stop, step)) else INT
-    return torch.arange(start, stop, step, dtype=dt, device=like.device)
+    return torch.arange(start, stop, step, dtype=dt, device=_device(like))
 
 
 def _linspace(like, start, stop, num, endpoint, dtype, axis):
     """NumPy's formula (start + i * step, the last point set to `stop`), so both backends
     agree to the last bit; start/stop may be arrays (points stacked along `axis`)."""
-    device = like.device
+    device = _device(like)
     start = torch.as_tensor(start, dtype=FLOAT, device=device)
     stop = torch.as_tensor(stop, dtype=FLOAT, device=device)
     div = (num - 1) if endpoint else num
@@ -88,9 +93,9 @@ KERNELS = {
     "ones_like": _like(torch.ones),
     "full_like": _like(torch.full),
     "zeros": lambda like, shape, dtype=None: torch.zeros(
-        _shape(shape), dtype=torch_dtype(dtype) or FLOAT, device=like.device),
+        _shape(shape), dtype=torch_dtype(dtype) or FLOAT, device=_device(like)),
     "ones": lambda like, shape, dtype=None: torch.ones(
-        _shape(shape), dtype=torch_dtype(dtype) or FLOAT, device=like.device),
+        _shape(shape), dtype=torch_dtype(dtype) or FLOAT, device=_device(like)),
     "full": _full,
     "eye": _eye,
     "tri": _tri,
