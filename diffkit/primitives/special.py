@@ -125,6 +125,17 @@ betainc = elementwise(  # d/dx = x^(a-1) (1-x)^(b-1) / B(a, b)
                               - betaln.bind(a, b)),
     saves_ans=False, sample=_ranges((0.5, 4.0), (0.5, 4.0), (0.05, 0.95)))
 
+
+
+def _t_density(_ans, df, t):
+    """d/dt stdtr(df, t): Student's t density."""
+    return exp(gammaln.bind((df + 1) / 2) - gammaln.bind(df / 2) - 0.5 * log(df * math.pi)
+               - (df + 1) / 2 * log1p(t * t / df))
+
+
+stdtr = elementwise("stdtr", None, _t_density, saves_ans=False,  # Student's t CDF
+                    sample=_ranges((0.5, 8.0), (-4.0, 4.0)))
+
 # -- the normal distribution -----------------------------------------------------------------
 _SQRT_2PI = math.sqrt(2 * math.pi)
 ndtri = elementwise("ndtri", lambda ans, _p: _SQRT_2PI * exp(ans * ans / 2), saves_args=False,
@@ -175,4 +186,5 @@ kv = elementwise("kv", None, lambda _ans, v, x: -(kv.bind(v - 1, x) + kv.bind(v 
 
 PRIMITIVES = (erf, erfc, erfinv, expit, logit, softplus, gammaln, digamma, polygamma, xlogy,
               xlog1py, gamma, rgamma, gammasgn, gammainc, gammaincc, beta, betaln, betainc,
-              ndtri, log_ndtr, j0, j1, y0, y1, i0, i1, i0e, i1e, k0, k1, jv, yv, iv, ive, kv)
+              stdtr, ndtri, log_ndtr, j0, j1, y0, y1, i0, i1, i0e, i1e, k0, k1, jv, yv, iv,
+              ive, kv)

@@ -1,9 +1,17 @@
 """`diffkit.scipy.special`: SciPy's special functions with SciPy's signatures, differentiable.
 
     from diffkit.scipy.special import logsumexp, gammaln, xlogy
+
+Derivatives flow through every floating operand except orders (polygamma's n, the Bessel
+functions' n and v, multigammaln's d) and the shape arguments of the incomplete functions
+(gammainc's a, betainc's a and b): those must be plain values (a traced float raises a
+ConcretizationError naming the function and the argument). On NumPy the kernels are SciPy's
+(pip install 'diffkit[scipy]'); see plugins/diffkit_*/special.py for torch.
 """
 
 from __future__ import annotations
+
+import math
 
 from diffkit.numpy import _core as _co
 from diffkit.numpy import _elementwise as _el
@@ -12,8 +20,11 @@ from diffkit.numpy import _shape as _sh
 from diffkit.numpy._core import concrete
 from diffkit.primitives import special as P
 
-__all__ = ["erf", "erfc", "erfinv", "expit", "logit", "softplus", "gammaln", "digamma", "psi",
-           "polygamma", "xlogy", "xlog1py", "logsumexp"]
+__all__ = ["erf", "erfc", "erfinv", "erfcinv", "expit", "logit", "softplus", "gammaln",
+           "digamma", "psi", "polygamma", "gamma", "rgamma", "gammasgn", "gammainc", "gammaincc",
+           "beta", "betaln", "betainc", "multigammaln", "stdtr", "ndtr", "ndtri", "log_ndtr",
+           "j0", "j1", "jn", "jv", "y0", "y1", "yn", "yv", "i0", "i0e", "i1", "i1e", "iv", "ive",
+           "k0", "k1", "kv", "xlogy", "xlog1py", "entr", "logsumexp", "softmax", "log_softmax"]
 
 
 def erf(z):
@@ -29,6 +40,12 @@ def erfc(x):
 def erfinv(y):
     """The inverse of erf on (-1, 1)."""
     return P.erfinv.bind(y)
+
+
+def erfcinv(y):
+    """The inverse of erfc on (0, 2): -ndtri(y / 2) / sqrt(2), as SciPy computes it (full
+    relative accuracy as y -> 0)."""
+    return _el.divide(P.ndtri.bind(_el.multiply(y, 0.5)), -math.sqrt(2))
 
 
 def expit(x):
@@ -66,6 +83,174 @@ def polygamma(n, x):
     return P.polygamma.bind(n, x)
 
 
+def gamma(z):
+    """The gamma function (inf at 0, nan at the negative integers); gamma' = gamma * psi."""
+    return P.gamma.bind(z)
+
+
+def rgamma(z):
+    """1 / gamma(z), 0 at the poles of gamma."""
+    return P.rgamma.bind(z)
+
+
+def gammasgn(x):
+    """The sign of gamma(x) (no derivative: piecewise constant)."""
+    return P.gammasgn.bind(x)
+
+
+def _shape(v, fn: str, arg: str):
+    return concrete(v, fn, arg, f"diffkit has no derivative of {fn} in `{arg}`")
+
+
+def gammainc(a, x):
+    """The regularized lower incomplete gamma function P(a, x); differentiable in x only."""
+    return P.gammainc.bind(_shape(a, "gammainc", "a"), x)
+
+
+def gammaincc(a, x):
+    """The regularized upper incomplete gamma function Q(a, x) = 1 - P(a, x), accurate where
+    P is near 1; differentiable in x only."""
+    return P.gammaincc.bind(_shape(a, "gammaincc", "a"), x)
+
+
+def beta(a, b):
+    """The beta function Gamma(a) Gamma(b) / Gamma(a + b)."""
+    return P.beta.bind(a, b)
+
+
+def betaln(a, b):
+    """log|beta(a, b)|, without overflow."""
+    return P.betaln.bind(a, b)
+
+
+def betainc(a, b, x):
+    """The regularized incomplete beta function I_x(a, b); differentiable in x only."""
+    return P.betainc.bind(_shape(a, "betainc", "a"), _shape(b, "betainc", "b"), x)
+
+
+def multigammaln(a, d):
+    """log of the multivariate gamma function of dimension d: d(d-1)/4 log(pi) +
+    sum_j gammaln(a - j/2), j = 0..d-1; nan where a <= (d - 1) / 2 (outside its domain)."""
+    if isinstance(d, bool) or not float(d).is_integer() or d < 1:
+        raise ValueError(f"multigammaln: the dimension d must be a positive integer, not {d!r}")
+    d = int(d)
+    out = sum(P.gammaln.bind(_el.subtract(a, j / 2)) for j in range(d))
+    out = _el.add(out, d * (d - 1) / 4 * math.log(math.pi))
+    return _el.where(_el.greater(a, (d - 1) / 2), out, math.nan)
+
+
+def stdtr(df, t):
+    """Student's t CDF with df degrees of freedom; differentiable in t only."""
+    return P.stdtr.bind(_shape(df, "stdtr", "df"), t)
+
+
+# -- the normal distribution -----------------------------------------------------------------
+def ndtr(x):
+    """The standard normal CDF, erfc(-x / sqrt(2)) / 2 (as SciPy computes it)."""
+    return _el.multiply(P.erfc.bind(_el.multiply(x, -math.sqrt(0.5))), 0.5)
+
+
+def ndtri(y):
+    """The inverse of ndtr on (0, 1)."""
+    return P.ndtri.bind(y)
+
+
+def log_ndtr(x):
+    """log(ndtr(x)), accurate in both tails."""
+    return P.log_ndtr.bind(x)
+
+
+# -- Bessel functions (the order carries no derivative) ----------------------------------------
+def _order(v, fn: str):
+    return concrete(v, fn, "v" if fn.endswith("v") else "n",
+                    "it is the order of the Bessel function (no derivative in it)")
+
+
+def j0(x):
+    """The Bessel function of the first kind of order 0."""
+    return P.j0.bind(x)
+
+
+def j1(x):
+    """The Bessel function of the first kind of order 1."""
+    return P.j1.bind(x)
+
+
+def jv(v, z):
+    """The Bessel function of the first kind of real order v."""
+    return P.jv.bind(_order(v, "jv"), z)
+
+
+def jn(n, x):
+    """The Bessel function of the first kind of integer order n (SciPy's jn is jv)."""
+    return P.jv.bind(_order(n, "jn"), x)
+
+
+def y0(x):
+    """The Bessel function of the second kind of order 0 (x > 0)."""
+    return P.y0.bind(x)
+
+
+def y1(x):
+    """The Bessel function of the second kind of order 1 (x > 0)."""
+    return P.y1.bind(x)
+
+
+def yv(v, z):
+    """The Bessel function of the second kind of real order v (z > 0)."""
+    return P.yv.bind(_order(v, "yv"), z)
+
+
+def yn(n, x):
+    """The Bessel function of the second kind of integer order n (x > 0)."""
+    return P.yv.bind(_order(n, "yn"), x)
+
+
+def i0(x):
+    """The modified Bessel function of the first kind of order 0."""
+    return P.i0.bind(x)
+
+
+def i0e(x):
+    """i0(x) * exp(-|x|), without overflow."""
+    return P.i0e.bind(x)
+
+
+def i1(x):
+    """The modified Bessel function of the first kind of order 1."""
+    return P.i1.bind(x)
+
+
+def i1e(x):
+    """i1(x) * exp(-|x|), without overflow."""
+    return P.i1e.bind(x)
+
+
+def iv(v, z):
+    """The modified Bessel function of the first kind of real order v."""
+    return P.iv.bind(_order(v, "iv"), z)
+
+
+def ive(v, z):
+    """iv(v, z) * exp(-|z|), without overflow."""
+    return P.ive.bind(_order(v, "ive"), z)
+
+
+def k0(x):
+    """The modified Bessel function of the second kind of order 0 (x > 0)."""
+    return P.k0.bind(x)
+
+
+def k1(x):
+    """The modified Bessel function of the second kind of order 1 (x > 0)."""
+    return P.k1.bind(x)
+
+
+def kv(v, z):
+    """The modified Bessel function of the second kind of real order v (z > 0)."""
+    return P.kv.bind(_order(v, "kv"), z)
+
+
 def xlogy(x, y):
     """x * log(y), 0 where x == 0 (so d/dx at x = 0 is log(y), finite for y > 0)."""
     return P.xlogy.bind(x, y)
@@ -74,6 +259,13 @@ def xlogy(x, y):
 def xlog1py(x, y):
     """x * log1p(y), 0 where x == 0."""
     return P.xlog1py.bind(x, y)
+
+
+def entr(x):
+    """-x log(x) for x > 0, 0 at 0, -inf below; entr'(x) = -(log(x) + 1) (+inf at 0)."""
+    inside = _el.greater_equal(x, 0)
+    xs = _el.where(inside, x, 1)  # keeps log's nan out of the derivative below 0
+    return _el.where(inside, _el.negative(P.xlogy.bind(xs, xs)), -math.inf)
 
 
 def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False):
@@ -97,3 +289,13 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False):
     if return_sign:
         return _el.add(_el.log(_el.abs(s)), shift), _el.sign(s)
     return _el.add(_el.log(s), shift)
+
+
+def log_softmax(x, axis=None):
+    """x - logsumexp(x, axis) (over all elements for axis=None, as SciPy)."""
+    return _el.subtract(x, logsumexp(x, axis=axis, keepdims=True))
+
+
+def softmax(x, axis=None):
+    """exp(x) / sum(exp(x)) over `axis` (all elements for axis=None), without overflow."""
+    return _el.exp(log_softmax(x, axis=axis))

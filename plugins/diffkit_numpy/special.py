@@ -228,7 +228,7 @@ def _scipy(name):
 
 
 _SCIPY_ONLY = ("gamma", "rgamma", "gammasgn", "gammainc", "gammaincc", "beta", "betaln",
-               "betainc", "ndtri", "log_ndtr", "j0", "j1", "y0", "y1", "i0", "i1", "i0e",
+               "betainc", "stdtr", "ndtri", "log_ndtr", "j0", "j1", "y0", "y1", "i0", "i1", "i0e",
                "i1e", "k0", "k1", "jv", "yv", "iv", "ive", "kv")
 
 KERNELS = {

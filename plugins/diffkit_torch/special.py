@@ -1,10 +1,11 @@
 """Torch kernels of the special functions (`torch.special`).
 
 Integer and boolean inputs become float64 first, as in the NumPy kernels (torch would
-give its default float32). What torch lacks, or computes inaccurately (its bessel_j0/j1/y0/y1
-are off by up to 1e-8/1e-6 in float64), is computed by SciPy on a host copy: betainc, the
-Bessel functions j0, j1, y0, y1 and those of any order (jv, yv, iv, ive, kv). Without SciPy
-those raise a MissingKernelError saying to install diffkit[scipy].
+give its default float32). What torch lacks, or computes inaccurately (its
+bessel_j0/j1/y0/y1 are off by up to 1e-8/1e-6 in float64), is computed by SciPy on a host
+copy: betainc, stdtr, the Bessel functions j0, j1, y0, y1 and those of any order (jv, yv,
+iv, ive, kv). Without SciPy those raise a MissingKernelError saying to install
+diffkit[scipy].
 """
 
 from __future__ import annotations
@@ -154,6 +155,6 @@ KERNELS = {
     "i1e": _unary(torch.special.i1e),
     "k0": _unary(torch.special.modified_bessel_k0),
     "k1": _unary(torch.special.modified_bessel_k1),
-    **{name: _on_host(name) for name in ("betainc", "j0", "j1", "y0", "y1", "jv", "yv", "iv",
-                                         "ive", "kv")},
+    **{name: _on_host(name) for name in ("betainc", "stdtr", "j0", "j1", "y0", "y1", "jv",
+                                         "yv", "iv", "ive", "kv")},
 }
