@@ -100,7 +100,7 @@ class Executor:
         self.arg_traced = [type(x) is VJPTracer and x._trace is trace for x in flat_in[n_s:]]
         self.budget = budget if isinstance(budget, Budget) else load_budget(budget)
         if any(isinstance(x, Tracer) for x in primals):
-            self.budget = dataclasses.replace(self.budget, disk=None)  # tracers stay in RAM
+            self.budget = dataclasses.replace(self.budget, disk=None, tiers=())  # tracers: RAM
         self.progress_enabled = progress
         self.used, self.cond = False, None
         self.tape_floor, self.replans, self.replanning = 0, 0, False
