@@ -133,11 +133,12 @@ def default_backend(reg=None):
 
 def _numbers_to_default(reg, args: list):
     """The backend of a call of Python numbers only; with a default backend other than the
-    registry's (NumPy's), the numbers become 0-d arrays of it (its kernels need arrays)."""
+    registry's (NumPy's), the numbers become 0-d arrays of it (its kernels need arrays), and
+    with a default dtype the floats become 0-d arrays of that dtype."""
     backend, d = default_backend(reg)
-    if not backend.default:
+    if not backend.default or d.dtype is not None:
         for i, a in enumerate(args):
-            if a is not None:
+            if isinstance(a, float) or (a is not None and not backend.default):
                 dtype = d.dtype if isinstance(a, float) else None
                 args[i] = backend.asarray(a, dtype=dtype, device=d.device)
     return backend
