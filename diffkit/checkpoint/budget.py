@@ -11,6 +11,16 @@ a YAML file path, or a parsed dict. The format (``configs/default.yaml`` is this
     schedule: auto      # auto | store_all | periodic | revolve | online | multilevel
     costs: {forward: 1.0, reverse: 2.0, disk_write: 0.5, disk_read: 0.5}
 
+Instead of ``disk``, ``budget.tiers`` lists any number of tiers below RAM, fastest first, each
+a directory with a size and its own costs (``write``/``read`` default to ``costs.disk_write``/
+``disk_read``); ``disk: {path, size}`` is the one-tier list ``[{name: disk, ...}]``::
+
+    budget:
+      memory: 8GiB
+      tiers:
+        - {name: host, path: /dev/shm/diffkit, size: 64GiB, write: 0.1, read: 0.1}
+        - {name: disk, path: $SCRATCH/diffkit, size: 2TiB, write: 4.0, read: 0.5}
+
 Sizes are bytes: a plain integer, or a number with a unit -- decimal ``kB MB GB TB`` (powers of
 1000) or binary ``KiB MiB GiB TiB`` (powers of 1024); :func:`parse_bytes` is the one place
 that reads them. Costs are relative to one untaped forward step: ``reverse`` is the VJP of one
@@ -33,8 +43,8 @@ import yaml
 from diffkit.config import read_yaml, show
 from diffkit.errors import BudgetError
 
-__all__ = ["Budget", "Costs", "Disk", "SCHEDULES", "DEFAULT_YAML", "load_budget", "parse_bytes",
-           "presets", "PRESET_DIR"]
+__all__ = ["Budget", "Costs", "Disk", "StorageTier", "SCHEDULES", "DEFAULT_YAML", "load_budget",
+           "parse_bytes", "presets", "PRESET_DIR"]
 
 SCHEDULES = ("auto", "store_all", "periodic", "revolve", "online", "multilevel")
 
@@ -95,6 +105,18 @@ class Disk:
 
 
 @dataclass(frozen=True, slots=True)
+class StorageTier:
+    """A tier below RAM: its name (as in ``Save(step, name)``), directory, bytes, and the
+    time to write and to read one state (relative to one forward step)."""
+
+    name: str
+    path: Path
+    size: int
+    write: float
+    read: float
+
+
+@dataclass(frozen=True, slots=True)
 class Costs:
     """Times relative to one untaped forward step (see the module docstring)."""
 
@@ -106,17 +128,24 @@ class Costs:
 
 @dataclass(frozen=True, slots=True)
 class Budget:
-    """A validated budget: RAM bytes, optional disk tier, schedule choice and step costs."""
+    """A validated budget: RAM bytes, optional disk tier, schedule choice and step costs.
+
+    ``tiers`` lists every tier below RAM, fastest first (``disk`` alone is the one-tier list
+    named ``"disk"``); ``disk`` is the tier named ``"disk"``, if any.
+    """
 
     memory: int
     disk: Disk | None = None
     schedule: str = "auto"
     costs: Costs = field(default_factory=Costs)
     source: str = "<default>"
+    tiers: tuple[StorageTier, ...] = ()
 
 
-_KEYS = {"": ("budget", "schedule", "costs"), "budget": ("memory", "disk"),
-         "budget.disk": ("path", "size"), "costs": tuple(Costs.__dataclass_fields__)}
+_KEYS = {"": ("budget", "schedule", "costs"), "budget": ("memory", "disk", "tiers"),
+         "budget.disk": ("path", "size"), "costs": tuple(Costs.__dataclass_fields__),
+         "budget.tiers[]": ("name", "path", "size", "write", "read")}
+_TIER_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")
 
 
 def load_budget(spec: str | int | os.PathLike | dict | None = None) -> Budget:
@@ -200,14 +229,56 @@ def _from_dict(data: object, source: str) -> Budget:
         raise BudgetError(f"{source}: budget.memory is missing; give it, e.g. memory: 256MiB")
     memory = parse_bytes(section["memory"], f"{source}: budget.memory")
     disk = _disk(section.get("disk"), source)
+    costs = _costs(top.get("costs", {}), source)
+    if disk is not None and "tiers" in section:
+        raise BudgetError(f"{source}: give budget.disk or budget.tiers, not both (disk is the "
+                          "tier list [{name: disk, path: ..., size: ...}])")
+    if disk is not None:
+        tiers = (StorageTier("disk", disk.path, disk.size, costs.disk_write, costs.disk_read),)
+    else:
+        tiers = _tiers(section.get("tiers", []), costs, source)
+        disk = next((Disk(t.path, t.size) for t in tiers if t.name == "disk"), None)
     schedule = top.get("schedule", "auto")
     if schedule not in SCHEDULES:
         raise BudgetError(f"{source}: schedule {show(schedule)} is unknown; accepted: "
                           f"{', '.join(SCHEDULES)}")
-    if schedule == "multilevel" and disk is None:
+    if schedule == "multilevel" and not tiers:
         raise BudgetError(f"{source}: schedule 'multilevel' needs budget.disk "
-                          "({path: ..., size: ...}) for its second tier")
-    return Budget(memory, disk, schedule, _costs(top.get("costs", {}), source), source)
+                          "({path: ..., size: ...}) or budget.tiers for its second tier")
+    return Budget(memory, disk, schedule, costs, source, tiers)
+
+
+def _tiers(data: object, costs: Costs, source: str) -> tuple[StorageTier, ...]:
+    """``budget.tiers``: a list of mappings, each a named directory with a size and costs."""
+    if not isinstance(data, list):
+        raise BudgetError(f"{source}: budget.tiers must be a list of tiers ({{name, path, size, "
+                          f"write, read}}, fastest first), got {show(data)}")
+    out: list[StorageTier] = []
+    for i, item in enumerate(data):
+        key = f"budget.tiers[{i}]"
+        if not isinstance(item, dict):
+            raise BudgetError(f"{source}: {key} must be a mapping with keys "
+                              f"{', '.join(_KEYS['budget.tiers[]'])}, got {show(item)}")
+        for k in item:
+            if k not in _KEYS["budget.tiers[]"]:
+                raise BudgetError(f"{source}: unknown key {show(f'{key}.{k}')} (value "
+                                  f"{show(item[k])}); accepted keys here: "
+                                  f"{', '.join(_KEYS['budget.tiers[]'])}")
+        for k in ("name", "path", "size"):
+            if k not in item:
+                raise BudgetError(f"{source}: {key}.{k} is missing; a tier needs name, path "
+                                  "and size")
+        name = item["name"]
+        if not isinstance(name, str) or not _TIER_NAME.fullmatch(name) or name == "ram" \
+                or name in (t.name for t in out):
+            raise BudgetError(f"{source}: {key}.name = {show(name)} is not a tier name; use a "
+                              "lowercase identifier (a-z, 0-9, _), unique, not 'ram'")
+        size = parse_bytes(item["size"], f"{source}: {key}.size")
+        path = _writable(_disk_path(item["path"], source, f"{key}.path"), source, f"{key}.path")
+        write, read = (_cost(item.get(k, default), f"{key}.{k}", source)
+                       for k, default in (("write", costs.disk_write), ("read", costs.disk_read)))
+        out.append(StorageTier(name, path, size, write, read))
+    return tuple(out)
 
 
 def _disk(data: object, source: str) -> Disk | None:
@@ -219,20 +290,24 @@ def _disk(data: object, source: str) -> Disk | None:
             raise BudgetError(f"{source}: budget.disk.{k} is missing; a disk tier needs "
                               "both path and size")
     size = parse_bytes(section["size"], f"{source}: budget.disk.size")
-    path = _disk_path(section["path"], source)
-    existing = next(p for p in (path, *path.parents) if p.exists())
-    if not (existing.is_dir() and _can_write(existing)):
-        raise BudgetError(f"{source}: budget.disk.path {show(str(path))} is not writable "
-                          f"({show(str(existing))} is not a writable directory); give a "
-                          "directory you can write, e.g. under the system temp dir")
+    path = _writable(_disk_path(section["path"], source), source, "budget.disk.path")
     return Disk(path, size)
 
 
-def _disk_path(value: object, source: str) -> Path:
+def _writable(path: Path, source: str, key: str) -> Path:
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if not (existing.is_dir() and _can_write(existing)):
+        raise BudgetError(f"{source}: {key} {show(str(path))} is not writable "
+                          f"({show(str(existing))} is not a writable directory); give a "
+                          "directory you can write, e.g. under the system temp dir")
+    return path
+
+
+def _disk_path(value: object, source: str, key: str = "budget.disk.path") -> Path:
     """The disk tier's directory, with ``~`` and ``$VARIABLES`` expanded. An empty path, or
     one naming an unset variable, would silently become a directory under the working
     directory (``$SCRATCH/x`` with SCRATCH unset is ``./$SCRATCH/x``): both are errors."""
-    where = f"{source}: budget.disk.path = {show(value)}"
+    where = f"{source}: {key} = {show(value)}"
     if not isinstance(value, (str, os.PathLike)) or not str(value).strip():
         raise BudgetError(f"{where} is not a directory; give one, e.g. /tmp/diffkit or "
                           "$TMPDIR/diffkit")
@@ -264,13 +339,15 @@ def _can_write(directory: Path) -> bool:
 
 def _costs(data: object, source: str) -> Costs:
     section = _section(data, "costs", source)
-    values = {}
-    for k, v in section.items():
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < math.inf:
-            raise BudgetError(f"{source}: costs.{k} = {show(v)} is not a cost; use a number >= 0 "
-                              "and finite (relative to one forward step)")
-        values[k] = float(v)
+    values = {k: _cost(v, f"costs.{k}", source) for k, v in section.items()}
     if values.get("forward", 1.0) <= 0:
         raise BudgetError(f"{source}: costs.forward = {values['forward']!r} must be > 0: "
                           "all costs are relative to it")
     return Costs(**values)
+
+
+def _cost(v: object, key: str, source: str) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < math.inf:
+        raise BudgetError(f"{source}: {key} = {show(v)} is not a cost; use a number >= 0 "
+                          "and finite (relative to one forward step)")
+    return float(v)

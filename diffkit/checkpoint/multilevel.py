@@ -344,8 +344,8 @@ class MultiLevel:
             n_steps, seg.advances, {self.disk.name: writes}, {self.disk.name: reads}, time)
 
     def __repr__(self) -> str:
-        return (f"MultiLevel(n_steps={self.n_steps}, ram={self.ram.slots}, "
-                f"disk={self.disk.slots}, segments={len(self.lengths)})")
+        return (f"MultiLevel(n_steps={self.n_steps}, {self.ram.name}={self.ram.slots}, "
+                f"{self.disk.name}={self.disk.slots}, segments={len(self.lengths)})")
 
     def _segments(self, count: int) -> _Segments:
         return _Segments(self.n_steps, count, self.disk.slots, self.ram.slots)

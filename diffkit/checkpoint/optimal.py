@@ -130,8 +130,8 @@ class Optimal:
     """The least-time schedule over ``tiers`` (fast first; any slot counts and costs).
 
     ``tiers`` are :class:`~diffkit.checkpoint.multilevel.Tier` values (name, slots, write,
-    read); the first holds the tapes' neighbours in the executor's sense only by convention.
-    ``predicted`` is exact: counted on the emitted stream, which replays under ``validate``.
+    read). ``predicted`` is exact: counted on the emitted stream, which replays under
+    ``validate``; ``slots`` are the states each tier holds at its peak (at most its slots).
 
     >>> from diffkit.checkpoint import StepCosts, Tier, validate
     >>> opt = Optimal(8, [Tier("ram", 1), Tier("disk", 2, 4.0, 0.3)], StepCosts(1.0, 1.0))
@@ -146,7 +146,7 @@ class Optimal:
         tiers = tuple(tiers)
         _check_tiers(tiers)
         self.n_steps, self.tiers, self.costs = n_steps, tiers, costs or StepCosts()
-        self.slots = {t.name: t.slots for t in tiers}
+        self.limits = {t.name: t.slots for t in tiers}
         self.tapes = 0
         self._t = _Tables(n_steps, tiers, self.costs.forward)
         best = float(self._t.F[(0, *self._t.caps, n_steps)])
@@ -155,7 +155,7 @@ class Optimal:
                                 f"{[t.name for t in tiers]} of {[t.slots for t in tiers]} slots; "
                                 "give some tier at least one slot")
         self.optimum = best + self.costs.reverse * n_steps
-        self.predicted = self._count()
+        self.predicted, self.slots = self._count()
 
     def __repr__(self) -> str:
         held = ", ".join(f"{t.name}={t.slots}" for t in self.tiers)
@@ -194,8 +194,10 @@ class Optimal:
             stack.append(Load(a, names[cheapest]))
             stack.append((0, a + j, l - j, right))
 
-    def _count(self) -> MultiLevelPrediction:
+    def _count(self) -> tuple[MultiLevelPrediction, dict[str, int]]:
         advances, writes, reads = 0, {}, {}
+        held = dict.fromkeys(self.limits, 0)
+        peak = dict(held)
         for act in self.actions():
             match act:
                 case Advance(start, stop):
@@ -204,13 +206,17 @@ class Optimal:
                     advances += 1
                 case Save(_, tier):
                     writes[tier] = writes.get(tier, 0) + 1
+                    held[tier] += 1
+                    peak[tier] = max(peak[tier], held[tier])
                 case Load(_, tier):
                     reads[tier] = reads.get(tier, 0) + 1
+                case Discard(_, tier):
+                    held[tier] -= 1
         c = self.costs
         time = (c.forward * advances + c.reverse * self.n_steps
                 + sum(t.write * writes.get(t.name, 0) + t.read * reads.get(t.name, 0)
                       for t in self.tiers))
-        return MultiLevelPrediction(self.n_steps, advances, writes, reads, time)
+        return MultiLevelPrediction(self.n_steps, advances, writes, reads, time), peak
 
 
 def _check_tiers(tiers: Sequence[Tier]) -> None:

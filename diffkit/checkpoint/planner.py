@@ -11,10 +11,14 @@ step's tape, needs ``n * work + reverse_bytes``. The minimum any schedule needs
 is one slot plus the working set; a smaller budget is a ``BudgetError`` saying how much.
 
 ``auto`` picks the fitting schedule of least predicted time (store-all whenever it fits,
-then Periodic, Revolve or, with a disk tier, MultiLevel); with ``n_steps=None`` (a while
-loop) Online.
-Predicted time is in units of one forward step: ``forward * advances + reverse * n`` plus disk
-traffic; ``relative_time`` divides it by store-all's ``(forward + reverse) * n``.
+then Periodic with the fastest fitting period, Revolve or, with tiers below RAM, the best
+multi-tier plan: the exact :class:`~diffkit.checkpoint.optimal.Optimal` where its dynamic
+programme is small enough (:func:`~diffkit.checkpoint.optimal.feasible`), else
+:class:`~diffkit.checkpoint.multilevel.MultiLevel` over RAM and the best single tier); with
+``n_steps=None`` (a while loop) Online.
+Predicted time is in units of one forward step: ``forward * advances + reverse * n`` plus each
+tier's writes and reads at its costs; ``relative_time`` divides it by store-all's
+``(forward + reverse) * n``.
 """
 
 from __future__ import annotations
@@ -25,9 +29,10 @@ from dataclasses import dataclass
 
 from diffkit.checkpoint.actions import DISK, RAM, Action
 from diffkit.checkpoint.baselines import Periodic, StoreAll
-from diffkit.checkpoint.budget import Budget, load_budget
+from diffkit.checkpoint.budget import Budget, StorageTier, load_budget
 from diffkit.checkpoint.multilevel import MultiLevel, StepCosts, Tier
 from diffkit.checkpoint.online import Online
+from diffkit.checkpoint.optimal import Optimal, feasible
 from diffkit.checkpoint.revolve import Revolve
 from diffkit.errors import BudgetError
 
@@ -89,8 +94,17 @@ def human_bytes(n: int) -> str:
 def budget_label(budget: Budget) -> str:
     """Where a budget came from and its memory, for text (never a bare ``<dict>``)."""
     src = {"<dict>": "from a dict", "<default>": "the default"}.get(budget.source, budget.source)
-    disk = f", disk {human_bytes(budget.disk.size)}" if budget.disk else ""
-    return f"{src} (memory {human_bytes(budget.memory)}{disk})"
+    tiers = "".join(f", {t.name} {human_bytes(t.size)}" for t in storage_tiers(budget))
+    return f"{src} (memory {human_bytes(budget.memory)}{tiers})"
+
+
+def storage_tiers(budget: Budget) -> tuple[StorageTier, ...]:
+    """The budget's tiers below RAM, fastest first (a Budget built with only ``disk`` has the
+    one tier named ``"disk"``, at the budget's disk costs)."""
+    if budget.tiers or budget.disk is None:
+        return budget.tiers
+    c = budget.costs
+    return (StorageTier(DISK, budget.disk.path, budget.disk.size, c.disk_write, c.disk_read),)
 
 
 def _explain(options: dict[str, Plan], chosen: Plan, forced: bool) -> None:
@@ -134,10 +148,10 @@ def _why_not(name: str, n: int | None, state: int, budget: Budget, tape: int,
     if n is None and name != "online":
         return "the number of steps is unknown; use schedule 'online' or 'auto'"
     if name == "multilevel":
-        return "it needs budget.disk with room for at least one state"
+        return "it needs budget.disk or budget.tiers with room for at least one state"
     work = tape or state
     if name == "periodic":
-        k = max(1, min(n, round((n * state / work) ** 0.5)))
+        k = max(1, min(n, round((n * state / work) ** 0.5)))  # the least peak
         need = ((n - 1) // k) * state + min(k, n) * work + reverse
         return f"its smallest peak ({k} tapes and {(n - 1) // k} states) is {human_bytes(need)}; " \
             f"budget.memory is {human_bytes(budget.memory)}"
@@ -160,7 +174,9 @@ def candidates(n_steps: int | None, state_bytes: int, budget: Budget,
         raise BudgetError(f"{budget.source}: budget.memory = {human_bytes(budget.memory)} "
                           f"cannot hold one saved state plus one step's working set: at least "
                           f"{need:,} bytes ({human_bytes(need)}) are needed")
-    make = _Maker(n_steps, state_bytes, work, budget)
+    lower = [Tier(t.name, t.size // state_bytes, t.write, t.read) for t in storage_tiers(budget)
+             if t.size >= state_bytes]
+    make = _Maker(n_steps, state_bytes, work, budget, lower)
     if n_steps is None:
         return {"online": make(Online(ram), {RAM: ram}, ram * state_bytes + work + reverse_bytes)}
     out = {}
@@ -173,15 +189,22 @@ def candidates(n_steps: int | None, state_bytes: int, budget: Budget,
                                + reverse_bytes)
     r = Revolve(n_steps, min(ram, n_steps))
     out["revolve"] = make(r, r.slots, r.slots[RAM] * state_bytes + work + reverse_bytes)
-    disk = budget.disk.size // state_bytes if budget.disk else 0
-    if disk >= 1:
-        c = budget.costs
-        ml = MultiLevel(n_steps, [Tier(RAM, min(ram, n_steps)),
-                                  Tier(DISK, disk, c.disk_write, c.disk_read)],
-                        StepCosts(c.forward, c.reverse))
-        out["multilevel"] = make(ml, ml.slots, ml.ram.slots * state_bytes + work
+    if lower:
+        tiered = _tiered(n_steps, min(ram, n_steps), lower, budget)
+        out["multilevel"] = make(tiered, tiered.slots, tiered.slots[RAM] * state_bytes + work
                                  + reverse_bytes)
     return out
+
+
+def _tiered(n: int, ram: int, lower: list[Tier], budget: Budget) -> Optimal | MultiLevel:
+    """The least-time plan over RAM and the tiers below it: the exact one when its dynamic
+    programme is small enough, else MultiLevel over RAM and each single tier (the best)."""
+    steps = StepCosts(budget.costs.forward, budget.costs.reverse)
+    tiers = [Tier(RAM, ram), *lower]
+    options = [MultiLevel(n, [tiers[0], t], steps) for t in lower]
+    if feasible(n, tiers):
+        options.append(Optimal(n, tiers, steps))
+    return min(options, key=lambda s: s.predicted.time)
 
 
 _STREAM_FIXED = 16 * 2**10  # the executor's and a schedule's own Python objects
@@ -198,27 +221,42 @@ def stream_bytes(n_steps: int | None) -> int:
 
 
 def _periodic_every(n: int, state: int, work: int, memory: int) -> int | None:
-    """Segment length minimizing Periodic's peak (``n/k`` states + ``k`` tapes), if it fits."""
-    k = max(1, min(n, round((n * state / work) ** 0.5)))
-    peak = ((n - 1) // k) * state + min(k, n) * work
-    return k if peak <= memory else None
+    """The fitting segment length ``k`` of least predicted time, if any.
+
+    Periodic runs ``n + q k`` advances with ``q = (n - 1) // k`` states held and peaks at
+    ``q state + k work``. Both grow with ``k`` while ``q`` stays, so only the first ``k`` of
+    each run of equal ``q`` can be best: ``O(sqrt n)`` candidates (ties: the smaller peak).
+    """
+    best, k = None, 1
+    while k <= n:
+        q = (n - 1) // k
+        peak = q * state + k * work
+        if peak <= memory and (best is None or (q * k, peak) < best[0]):
+            best = ((q * k, peak), k)
+        if q == 0:
+            break
+        k = (n - 1) // q + 1
+    return None if best is None else best[1]
 
 
 class _Maker:
     """Builds a ``Plan`` from a schedule: counts, bytes and time from the schedule's prediction."""
 
-    def __init__(self, n: int | None, state: int, work: int, budget: Budget) -> None:
+    def __init__(self, n: int | None, state: int, work: int, budget: Budget,
+                 lower: list[Tier]) -> None:
         self.n, self.state, self.work, self.budget = n, state, work, budget
+        self.lower = lower
 
     def __call__(self, schedule: object, slots: dict[str, int], peak: int) -> Plan:
         c, n = self.budget.costs, self.n
         pred = getattr(schedule, "predicted", None)
         if n is None or pred is None:
             return Plan(schedule, n, dict(slots), None, None, peak, 0, 0, None, None, self.budget)
-        writes = getattr(pred, "writes", {}).get(DISK, 0)
-        reads = getattr(pred, "reads", {}).get(DISK, 0)
+        w, r = getattr(pred, "writes", {}), getattr(pred, "reads", {})
+        writes = sum(w.get(t.name, 0) for t in self.lower)
+        reads = sum(r.get(t.name, 0) for t in self.lower)
         time = (c.forward * pred.forward_advances + c.reverse * n
-                + c.disk_write * writes + c.disk_read * reads)
+                + sum(t.write * w.get(t.name, 0) + t.read * r.get(t.name, 0) for t in self.lower))
         return Plan(schedule, n, dict(slots), pred.forward_advances, pred.recomputation_factor,
                     peak, writes * self.state, reads * self.state, time,
                     time / ((c.forward + c.reverse) * n), self.budget)
