@@ -1,3 +1,5 @@
-"""`diffkit.scipy`: SciPy's names, differentiable (`diffkit.scipy.special`)."""
+"""`diffkit.scipy`: SciPy's names, differentiable (`diffkit.scipy.special`,
+`diffkit.scipy.stats`). SciPy itself is needed only for the NumPy kernels of the special
+functions beyond the erf and gamma basics: pip install 'diffkit[scipy]'."""
 
-from diffkit.scipy import special  # noqa: F401
+from diffkit.scipy import special, stats  # noqa: F401
