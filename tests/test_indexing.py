@@ -33,6 +33,9 @@ INDICES = {
     "np-int": (np.int64(2), np.intp(1)),
     "0d-array": np.array(1),
     "empty-list": [],
+    "int-then-adv": (1, slice(None), np.array([0, 4])),  # NumPy: adv axes first, (2, 4)
+    "adv-int-newaxis": (np.array([0, 2]), None, slice(None), 3),
+    "int-mask": (1, np.array([True, False, True, False])),
 }
 
 
@@ -47,6 +50,23 @@ def test_getitem_matches_numpy(idx):
 @pytest.mark.parametrize("idx", list(INDICES.values()), ids=list(INDICES))
 def test_getitem_gradients(idx):
     check_grads(lambda x: x[idx], (A,), order=2)
+
+
+@pytest.mark.parametrize("idx", list(INDICES.values()), ids=list(INDICES))
+def test_every_backend_indexes_as_numpy_does(backend, to_backend, idx):
+    """Values, tangents, cotangents and updates of `x[idx]` on each backend equal NumPy's
+    (torch places the axes of `z[1, :, [0, 2]]` differently on its own)."""
+    x = to_backend(A)
+    want = A[idx]
+    _, t = dk.jvp(lambda x: x[idx], (x,), (x,))
+    np.testing.assert_array_equal(to_numpy(t), want)
+    np.testing.assert_array_equal(to_numpy(dnp.at(x)[idx].get()), want)
+    w = rng.normal(size=want.shape)
+    g = dk.grad(lambda x: dnp.sum(x[idx] * w))(x)
+    np.testing.assert_allclose(to_numpy(g), dk.grad(lambda x: dnp.sum(x[idx] * w))(A))
+    added = np.array(A, copy=True)
+    np.add.at(added, idx, 1.0)
+    np.testing.assert_allclose(to_numpy(dnp.at(x)[idx].add(1.0)), added)
 
 
 def test_repeated_indices_accumulate():
@@ -233,3 +253,24 @@ def test_backends_agree(backend, to_backend, idx):
         np.testing.assert_allclose(to_numpy(got), want, rtol=1e-12)
         check_grads(lambda x, v, m=method: getattr(dnp.at(x)[idx], m)(v),
                     (x, to_backend(np.array(1.5))), order=1)
+
+
+@pytest.mark.parametrize("sa, sb, kw", [
+    ((3,), (3,), {}), ((4, 3), (3,), {}), ((5, 2), (5, 3), {}), ((3, 4), (3, 4), {"axis": 0}),
+    ((3, 5), (5, 3), {"axisa": 0, "axisc": 0}),
+])
+@pytest.mark.filterwarnings("ignore:Arrays of 2-dimensional vectors:DeprecationWarning")
+def test_cross_matches_numpy_with_gradients(backend, to_backend, sa, sb, kw):
+    a, b = rng.normal(size=sa), rng.normal(size=sb)
+    got = dnp.cross(to_backend(a), to_backend(b), **kw)
+    np.testing.assert_allclose(to_numpy(got), np.cross(a, b, **kw), rtol=1e-12)
+    check_grads(lambda a, b: dnp.cross(a, b, **kw), (a, b), order=2)
+    g = dk.grad(lambda a: dnp.sum(dnp.cross(a, to_backend(b), **kw) ** 2))(to_backend(a))
+    np.testing.assert_allclose(to_numpy(g), dk.grad(
+        lambda a: dnp.sum(dnp.cross(a, b, **kw) ** 2))(a), rtol=1e-10)
+
+
+def test_cross_of_2_vectors_is_the_z_component_and_bad_sizes_are_named():
+    assert float(dnp.cross(np.array([1.0, 0.0]), np.array([0.0, 1.0]))) == 1.0
+    with pytest.raises(ValueError, match=r"dnp.cross: incompatible dimensions .* got 4 and 3"):
+        dnp.cross(np.ones(4), np.ones(3))

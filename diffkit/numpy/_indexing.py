@@ -1,6 +1,6 @@
 """Indexing with NumPy's rules, JAX's functional updates (`x.at[idx].set(v)`), and the
 functions that gather or produce indices (take, take_along_axis, sort, nonzero, diagonal,
-pad).
+pad), and `cross` (products of components picked by index).
 
 Indices are concrete: traced integer indices are unwrapped to their value (they carry no
 derivative), so Python control flow on them works.
@@ -16,11 +16,20 @@ from diffkit.core.tracer import Tracer
 from diffkit.numpy import _elementwise as _el
 from diffkit.numpy._core import _arr, _has_tracer, asarray
 from diffkit.numpy._creation import full, zeros
-from diffkit.numpy._shape import broadcast_to, concatenate, normalize_axis, ravel, transpose
+from diffkit.numpy._shape import (
+    broadcast_arrays,
+    broadcast_to,
+    concatenate,
+    moveaxis,
+    normalize_axis,
+    ravel,
+    stack,
+    transpose,
+)
 from diffkit.primitives import indexing as P
 
 __all__ = ["_getitem", "_at", "at", "take", "take_along_axis", "sort", "argsort", "nonzero",
-           "argwhere", "flatnonzero", "diag", "diagonal", "pad"]
+           "argwhere", "flatnonzero", "diag", "diagonal", "pad", "cross"]
 
 
 def _base(x):
@@ -311,3 +320,26 @@ def _pad_values(values, nd: int, like):
     if _has_tracer([values]):
         return broadcast_to(asarray(values, like=like), (nd, 2))
     return np.broadcast_to(np.asarray(values), (nd, 2))
+
+
+def cross(a, b, axisa=-1, axisb=-1, axisc=-1, axis=None):
+    """Like `np.cross`: the cross product of vectors of 3 (or 2) components along `axisa` /
+    `axisb`, broadcast over the other axes; 2-vectors give the z component only when both
+    are 2-vectors (NumPy's rule), and a 2-vector with a 3-vector has a zero z."""
+    if axis is not None:
+        axisa = axisb = axisc = axis
+    a, b = moveaxis(_arr(a), axisa, -1), moveaxis(_arr(b), axisb, -1)
+    na, nb = a.shape[-1], b.shape[-1]
+    if na not in (2, 3) or nb not in (2, 3):
+        raise ValueError(f"dnp.cross: incompatible dimensions for cross product (dimension "
+                         f"must be 2 or 3), got {na} and {nb}")
+    a0, a1, b0, b1 = a[..., 0], a[..., 1], b[..., 0], b[..., 1]
+    z = a0 * b1 - a1 * b0
+    if na == nb == 2:
+        return z
+    a2 = a[..., 2] if na == 3 else None
+    b2 = b[..., 2] if nb == 3 else None
+    x = (a1 * b2 if b2 is not None else 0) - (a2 * b1 if a2 is not None else 0)
+    y = (a2 * b0 if a2 is not None else 0) - (a0 * b2 if b2 is not None else 0)
+    x, y, z = broadcast_arrays(x, y, z)
+    return moveaxis(stack([x, y, z], axis=-1), -1, axisc)

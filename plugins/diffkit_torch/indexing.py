@@ -46,13 +46,33 @@ def _index(x, idx: tuple):
     return x, tuple(out)
 
 
+def _numpy_order(idx: tuple) -> tuple:
+    """NumPy counts an int next to an index array as an advanced index (a 0-d array): with a
+    slice between them the indexed axes go first (`z[1, :, [0, 2]]` is (2, 3)); torch counts
+    it as a basic index (giving (3, 2)). Ints become tensors of the arrays' broadcast shape,
+    and masks their `nonzero` arrays, so torch places the axes as NumPy does."""
+    if not (_has_int_array(idx) and any(isinstance(i, int) for i in idx)):
+        return idx
+    flat = []
+    for i in idx:
+        if isinstance(i, torch.Tensor) and i.dtype == torch.bool:
+            flat.extend(torch.nonzero(i, as_tuple=True))
+        else:
+            flat.append(i)
+    arrays = [i for i in flat if isinstance(i, torch.Tensor)]
+    shape = torch.broadcast_shapes(*(a.shape for a in arrays))
+    device = arrays[0].device
+    return tuple(torch.full(shape, i, dtype=torch.int64, device=device)
+                 if isinstance(i, int) and not isinstance(i, bool) else i for i in flat)
+
+
 def _has_int_array(idx) -> bool:
     return any(isinstance(i, torch.Tensor) and i.dtype != torch.bool for i in idx)
 
 
 def getitem(x, idx):
     x, idx = _index(x, idx)
-    return x[idx]
+    return x[_numpy_order(idx)]
 
 
 def _positions(x, idx):
@@ -81,7 +101,7 @@ def _update(op, reduce):
                 return flat.index_add_(0, pos.reshape(-1), vals).reshape(x.shape)
             return flat.scatter_reduce_(0, pos.reshape(-1), vals, reduce).reshape(x.shape)
         out = x.clone()
-        out[plain] = op(out[plain], v)
+        out[plain] = op(out[plain], v)  # (no index array: ints are basic in both)
         return out
 
     return kernel
