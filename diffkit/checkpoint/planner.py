@@ -201,10 +201,9 @@ def _tiered(n: int, ram: int, lower: list[Tier], budget: Budget) -> Optimal | Mu
     programme is small enough, else MultiLevel over RAM and each single tier (the best)."""
     steps = StepCosts(budget.costs.forward, budget.costs.reverse)
     tiers = [Tier(RAM, ram), *lower]
-    options = [MultiLevel(n, [tiers[0], t], steps) for t in lower]
-    if feasible(n, tiers):
-        options.append(Optimal(n, tiers, steps))
-    return min(options, key=lambda s: s.predicted.time)
+    exact = [Optimal(n, tiers, steps)] if feasible(n, tiers) else []
+    options = [*exact, *(MultiLevel(n, [tiers[0], t], steps) for t in lower)]
+    return min(options, key=lambda s: s.predicted.time)  # ties: the exact one
 
 
 _STREAM_FIXED = 16 * 2**10  # the executor's and a schedule's own Python objects

@@ -1,0 +1,144 @@
+"""K-tier budgets, the planner's multi-tier and Periodic choices, and loops run under Optimal."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+import pytest
+import yaml
+
+import diffkit as dk
+import diffkit.numpy as dnp
+from diffkit.checkpoint import load_budget, plan, validate
+from diffkit.checkpoint.budget import Budget, Disk, StorageTier
+from diffkit.checkpoint.optimal import Optimal
+from diffkit.checkpoint.planner import candidates, storage_tiers
+from diffkit.errors import BudgetError
+from diffkit.testing import to_numpy
+
+
+def _tiers(tmp_path, *specs):
+    return [{"name": n, "path": str(tmp_path / n), "size": s, **c} for n, s, c in specs]
+
+
+def test_tier_list_and_the_old_disk_key_agree(tmp_path):
+    old = load_budget({"budget": {"memory": "1MiB", "disk": {"path": str(tmp_path),
+                                                             "size": "1GiB"}},
+                       "costs": {"disk_write": 3.0, "disk_read": 0.25}})
+    new = load_budget({"budget": {"memory": "1MiB", "tiers": [
+        {"name": "disk", "path": str(tmp_path), "size": "1GiB", "write": 3.0, "read": 0.25}]}})
+    assert old.tiers == new.tiers == (StorageTier("disk", tmp_path, 2**30, 3.0, 0.25),)
+    assert old.disk == new.disk == Disk(tmp_path, 2**30)
+    # a Budget built in code with only `disk` plans the same tier, at the disk costs
+    bare = Budget(2**20, Disk(tmp_path, 2**30))
+    assert storage_tiers(bare) == (StorageTier("disk", tmp_path, 2**30, 0.5, 0.5),)
+
+
+def test_tiers_default_costs_and_no_disk(tmp_path):
+    b = load_budget({"budget": {"memory": "1MiB", "tiers": _tiers(tmp_path, ("host", "1GiB", {}))},
+                     "costs": {"disk_write": 2.0}})
+    assert b.tiers[0].write == 2.0 and b.tiers[0].read == 0.5 and b.disk is None
+
+
+@pytest.mark.parametrize("tiers,match", [
+    ("fast", r"budget.tiers must be a list of tiers"),
+    ([3], r"budget.tiers\[0\] must be a mapping"),
+    ([{"name": "host", "size": "1GiB"}], r"budget.tiers\[0\].path is missing"),
+    ([{"name": "host", "path": "/tmp", "size": "1GiB", "speed": 1}],
+     r"unknown key 'budget.tiers\[0\].speed'"),
+    ([{"name": "ram", "path": "/tmp", "size": "1GiB"}], r"budget.tiers\[0\].name = 'ram' is not"),
+    ([{"name": "a", "path": "/tmp", "size": "1GiB"}, {"name": "a", "path": "/tmp", "size": 1}],
+     r"budget.tiers\[1\].name = 'a' is not a tier name; use a lowercase identifier .* unique"),
+    ([{"name": "Host!", "path": "/tmp", "size": "1GiB"}], r"tiers\[0\].name = 'Host!'"),
+    ([{"name": "host", "path": "/tmp", "size": "lots"}],
+     r"budget.tiers\[0\].size: cannot parse 'lots'"),
+    ([{"name": "host", "path": "/tmp", "size": "1GiB", "write": -1}],
+     r"budget.tiers\[0\].write = -1 is not a cost"),
+    ([{"name": "host", "path": "/proc/diffkit", "size": "1GiB"}],
+     r"budget.tiers\[0\].path '/proc/diffkit' is not writable"),
+    ([{"name": "host", "path": "", "size": "1GiB"}], r"budget.tiers\[0\].path = '' is not"),
+])
+def test_bad_tiers_name_the_key(tmp_path, tiers, match):
+    path = tmp_path / "b.yaml"
+    path.write_text(yaml.safe_dump({"budget": {"memory": "1GiB", "tiers": tiers}}))
+    with pytest.raises(BudgetError, match=match):
+        load_budget(path)
+
+
+def test_disk_and_tiers_together_is_an_error(tmp_path):
+    with pytest.raises(BudgetError, match="give budget.disk or budget.tiers, not both"):
+        load_budget({"budget": {"memory": "1GiB", "disk": {"path": str(tmp_path), "size": 1},
+                                "tiers": []}})
+
+
+def test_periodic_period_by_predicted_time():
+    """n=120, memory for 50 states: the least-memory period (11) costs 470, period 40 440."""
+    state = 1000
+    b = load_budget({"budget": {"memory": 50 * state}})
+    p = candidates(120, state, b)["periodic"]
+    assert p.schedule.every == 40 and p.time == 440.0
+    for every in range(1, 121):  # no fitting period is faster
+        q = 119 // every
+        if q * state + every * state <= 50 * state:
+            assert 120 * 3 + q * every >= p.time
+    validate(p.schedule, 120)
+
+
+def test_planner_uses_the_exact_plan_where_multilevel_falls_short(tmp_path):
+    """n=120, one RAM slot, w=r=50: MultiLevel 2005 (1.094x), the optimum 1832."""
+    b = load_budget({"budget": {"memory": 2000, "disk": {"path": str(tmp_path), "size": 10**9}},
+                     "costs": {"disk_write": 50, "disk_read": 50}})
+    p = candidates(120, 1000, b)["multilevel"]
+    assert isinstance(p.schedule, Optimal) and p.time == 1832.0
+    s = validate(p.schedule, 120)
+    assert p.time == s.forward_advances + 2 * 120 + 50 * (s.saves["disk"] + s.loads["disk"])
+
+
+def test_three_tier_plan_uses_every_tier(tmp_path):
+    b = load_budget({"budget": {"memory": 3000, "tiers": _tiers(
+        tmp_path, ("host", 3000, {"write": 0.2, "read": 0.2}),
+        ("disk", 10**6, {"write": 4.0, "read": 0.3}))}})
+    p = plan(60, 1000, b)
+    assert isinstance(p.schedule, Optimal)
+    s = validate(p.schedule, 60)
+    assert set(s.saves) == {"ram", "host", "disk"} and s.peak["host"] <= 3
+    assert p.disk_bytes_written == 1000 * (s.saves["host"] + s.saves["disk"])
+    assert p.time == pytest.approx(s.forward_advances + 120 + 0.2 * (
+        s.saves["host"] + s.loads["host"]) + 4.0 * s.saves["disk"] + 0.3 * s.loads["disk"])
+
+
+def test_planning_with_tiers_at_scale_is_fast(tmp_path):
+    b = load_budget({"budget": {"memory": "64KiB", "tiers": _tiers(
+        tmp_path, ("host", "1GiB", {"write": 0.1, "read": 0.1}),
+        ("disk", "100TiB", {"write": 4.0, "read": 0.3}))}})
+    for n in (200, 10**6, 10**8):
+        t = time.process_time()
+        p = plan(n, 8 * 2**10, b)
+        assert time.process_time() - t < 1.0 and p.time > 0
+
+
+def _step(u, i, k):
+    return u + 0.01 * dnp.sin(k * u) - 0.02 * dnp.roll(u, 1) * u
+
+
+def _loss(budget, n):
+    return lambda u0, k: dnp.sum(dk.checkpoint.loop(_step, u0, n, (k,), budget=budget) ** 2)
+
+
+@pytest.mark.parametrize("w,r", [(4.0, 0.3), (0.3, 4.0)])
+def test_loop_under_the_exact_plan_matches_store_all(tmp_path, to_backend, w, r):
+    u0 = to_backend(np.linspace(0.1, 1.0, 64))
+    g_all = dk.grad(_loss({"budget": {"memory": "1GiB"}}, 40), argnums=(0, 1))(u0, 1.3)
+    assert type(dk.checkpoint.last_report().plan.schedule).__name__ == "StoreAll"
+    budget = {"budget": {"memory": 33000, "tiers": [  # one RAM slot
+        {"name": "disk", "path": str(tmp_path), "size": "1MiB", "write": w, "read": r}]},
+        "schedule": "multilevel"}
+    g = dk.grad(_loss(budget, 40), argnums=(0, 1))(u0, 1.3)
+    rep = dk.checkpoint.last_report()
+    assert isinstance(rep.plan.schedule, Optimal) and rep.plan.slots["ram"] == 1
+    assert rep.disk_written > 0 and rep.disk_read > 0
+    for a, b in zip(g, g_all, strict=True):
+        np.testing.assert_allclose(to_numpy(a), to_numpy(b), rtol=1e-12, atol=1e-14)
+    assert os.listdir(tmp_path) == []
