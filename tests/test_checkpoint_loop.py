@@ -219,15 +219,15 @@ def test_corrupted_snapshot_is_a_clear_error_naming_the_file(tmp_path, monkeypat
     storage = sys.modules["diffkit.checkpoint.storage"]
     real_write = storage.Storage._write
 
-    def write_then_corrupt(self, step, state):
-        real_write(self, step, state)
-        path = self.disk[step][0]
+    def write_then_corrupt(self, key, state):
+        real_write(self, key, state)
+        path = self.files[key].path
         with open(path, "r+b") as fh:
             fh.seek(-20, os.SEEK_END)
             fh.write(b"\x00" * 8)
 
     monkeypatch.setattr(storage.Storage, "_write", write_then_corrupt)
-    with pytest.raises(CheckpointStorageError, match=r"snapshot .*state_\d+\.npz is corrupted"):
+    with pytest.raises(CheckpointStorageError, match=r"snapshot .*state_\d+\.npy is corrupted"):
         dk.grad(misfit(disk_budget(tmp_path), n=120))(initial(7, n=300), 0.1)
     assert os.listdir(tmp_path) == []
 

@@ -18,6 +18,7 @@ host is gone.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -31,19 +32,20 @@ PREFIX = "diffkit-snapshots-"
 _OWNER = "owner"
 
 _lock = threading.RLock()
-_open: set[str] = set()  # run directories of this process not yet released
+_open: dict[str, object] = {}  # run directories of this process not yet released -> on_signal
 _previous = None  # the SIGTERM handler ours replaced, while ours is installed
 
 
-def make_run_directory(base: str) -> str:
+def make_run_directory(base: str, on_signal=None) -> str:
     """A fresh run directory under `base` (created if needed), marked as this process's, after
-    removing the stale ones left there by dead processes."""
+    removing the stale ones left there by dead processes. `on_signal()` is called before
+    SIGTERM removes it."""
     base = os.path.realpath(base)  # one spelling per directory, for `_open`
     os.makedirs(base, exist_ok=True)
     sweep_stale(base)
     path = tempfile.mkdtemp(prefix=PREFIX, dir=base)
     with _lock:
-        _open.add(path)  # before the marker: a sweep must never see it as stale
+        _open[path] = on_signal  # before the marker: a sweep must never see it as stale
         _install_handler()
     with open(os.path.join(path, _OWNER), "w") as fh:
         fh.write(f"{socket.gethostname()} {os.getpid()}\n")
@@ -55,7 +57,7 @@ def release_run_directory(path: str) -> None:
     the last one open."""
     shutil.rmtree(path, ignore_errors=True)
     with _lock:
-        _open.discard(path)
+        _open.pop(path, None)
         if not _open:
             _restore_handler()
 
@@ -129,8 +131,11 @@ def _restore_handler() -> None:
 
 def _remove_open() -> None:
     with _lock:
-        paths = list(_open)
-    for path in paths:
+        paths = list(_open.items())
+    for path, on_signal in paths:
+        if on_signal is not None:
+            with contextlib.suppress(Exception):  # the process is going: remove the files
+                on_signal()
         release_run_directory(path)
 
 

@@ -25,7 +25,8 @@ from diffkit.checkpoint.stepcheck import (
     owned_tensors,
     protect,
 )
-from diffkit.checkpoint.storage import Storage, tree_nbytes
+from diffkit.checkpoint.storage import Storage, tier_paths, tree_nbytes
+from diffkit.checkpoint.writer import Lookahead, plan_with_io
 from diffkit.core import pytree
 from diffkit.core.reverse import LiveBytesTrace, VJPTrace, VJPTracer
 from diffkit.core.tracer import Tracer
@@ -85,6 +86,8 @@ def _add(a, b):
 
 class Executor:
     """Runs one checkpoint schedule for one loop call: forward sweep, then reverse sweep."""
+
+    overlap_io = True  # disk writes and reads in a background thread (`writer`)
 
     def __init__(self, trace, step, flat_in, in_tree, budget, progress, checks, io=None):
         self.trace, self.step, self.flat_in = trace, step, flat_in
@@ -256,12 +259,11 @@ class Executor:
         tape = max(tape, self.tape_floor)
         state_bytes, tape, reverse, self.budget = ranks.agree_plan(  # one plan on every rank
             state_bytes, tape, reverse, self.budget)
-        self.plan = make_plan(n, state_bytes, self.budget, step_tape_bytes=tape,
-                              reverse_bytes=reverse)
-        self.report = Report(self.plan, state_bytes, tape or state_bytes, reverse, n_steps=n,
-                             replans=self.replans)
-        self.storage = Storage(ranks.disk_path(self.budget.disk.path) if self.budget.disk
-                               else None)
+        self.plan, io = plan_with_io(make_plan, n, state_bytes, self.budget, tape, reverse,
+                                     self.overlap_io)
+        self.report = Report(self.plan, state_bytes, tape or state_bytes, reverse + io,
+                             n_steps=n, replans=self.replans, io_bytes=io)
+        self.storage = Storage(tiers=tier_paths(self.budget), overlap=io > 0)
         if not self.replans:  # a re-planned sweep counts on, on the same bar
             self.progress = Progress(self.progress_enabled, n)
         self.tapes = {}
@@ -303,7 +305,7 @@ class Executor:
     def _sweep_offline(self, n):
         self._begin()
         self._start(n)
-        self.actions = iter(self.plan.actions())
+        self.actions = Lookahead(self.plan.actions(), self.storage)
         current, at = self.state0, 0
         try:
             for action in self.actions:
@@ -344,7 +346,7 @@ class Executor:
             self.storage.close()
             raise
         self.n = self.report.n_steps = i
-        self.actions = iter(sched.reverse(i))
+        self.actions = Lookahead(sched.reverse(i), self.storage)
         self.pending = next(self.actions)
         self.resume = (keep, i - 1)
         self._forward_done()
@@ -415,6 +417,7 @@ class Executor:
         try:
             with reverse_sweep():  # loops reversed inside this one join its gradient's reports
                 ct, ct_args = self._reverse_sweep(ct)
+            self.storage.close(success=True)
         finally:
             self.storage.close()
             self.progress.close()
@@ -424,6 +427,9 @@ class Executor:
         rep.reverse_seconds = time.perf_counter() - t0
         rep.peak_snapshots = dict(self.storage.peak)
         rep.disk_written, rep.disk_read = self.storage.bytes_written, self.storage.bytes_read
+        if self.storage.io is not None:
+            rep.overlapped_writes = self.storage.io.overlapped
+            rep.read_ahead = self.storage.io.read_ahead
         set_last_report(rep, self.trace.level)
         return ct + ct_args + self.io.ct_x()
 

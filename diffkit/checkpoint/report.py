@@ -118,6 +118,10 @@ class Report:
     forward_seconds: float = 0.0
     reverse_seconds: float = 0.0
     replans: int = 0  # forward sweeps restarted because a kept step tape outgrew the plan's
+    io_bytes: int = 0  # room for overlapped disk I/O, part of reverse_bytes (`writer`)
+    overlapped_writes: int = 0  # disk writes run in the background thread
+    read_ahead: int = 0  # disk loads read ahead in the background thread
+    resumed_from: int | None = None  # the state a resumed forward sweep restarted from
 
     @property
     def peak_bytes(self) -> int:
@@ -136,7 +140,8 @@ class Report:
         done = {k: getattr(self, k) for k in (
             "n_steps", "advances", "reversed", "state_bytes", "work_bytes", "reverse_bytes",
             "peak_held", "peak_bytes", "disk_written", "disk_read", "forward_seconds",
-            "reverse_seconds", "replans")}
+            "reverse_seconds", "replans", "io_bytes", "overlapped_writes", "read_ahead",
+            "resumed_from")}
         return {"plan": plan_dict(self.plan),
                 "done": {**done, "peak_snapshots": dict(self.peak_snapshots)}}
 
@@ -164,6 +169,11 @@ class Report:
             ("time", _rel(p.relative_time), f"{total:.3f} s ({self.forward_seconds:.3f} s "
                                             f"forward + {self.reverse_seconds:.3f} s reverse)"),
         ]
+        if self.io_bytes:
+            rows.append(("overlapped I/O", _b(self.io_bytes), f"{self.overlapped_writes} writes "
+                         f"in the background, {self.read_ahead} reads ahead"))
+        if self.resumed_from is not None:
+            rows.append(("resumed", "", f"from state {self.resumed_from} of a killed run"))
         if self.replans:
             rows.append(("re-planned", "", f"{self.replans}x: a step tape outgrew step 0's"))
         w0 = max(len(r[0]) for r in rows)

@@ -1,29 +1,36 @@
-"""Storage tiers for snapshots of a loop's state: memory, and disk with checksums.
+"""Storage tiers for snapshots of a loop's state: memory, and directories (disk) with checksums.
 
 The memory tier keeps references: the loop hands its step read-only NumPy arrays, and
 records torch tensors' version counters at save and checks them at load, so a snapshot that
-was written into in place is an error rather than a wrong gradient. The disk tier writes
-one `.npz` file per snapshot into a fresh directory under the budget's path, verifies a
-SHA-256 checksum on every load, and removes the directory when the gradient is done, when
-it fails, (through `weakref.finalize`) when it is abandoned, and on SIGTERM; a later run
-in the same path removes those of killed processes (`cleanup`).
+was written into in place is an error rather than a wrong gradient. A tier below RAM (the
+budget's disk, or any of its `tiers`) writes one file per snapshot -- its leaves as
+consecutive ``.npy`` records, written and read without a copy -- into a fresh directory under
+the tier's path, verifies a SHA-256 checksum of the leaves and their shapes and dtypes on
+every load, and removes the directory when the gradient is done, when it fails, (through
+`weakref.finalize`) when it is abandoned, and on SIGTERM; a later run in the same path removes
+those of killed processes (`cleanup`). With `overlap`, writes and reads run in a background
+thread (`writer.DiskIO`). A resumable run (`resume.Run`) gives its own directories, kept
+unless the gradient succeeds, and is told of every completed write and every discard.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-import io
 import os
+import threading
 import weakref
+from typing import NamedTuple
 
 import numpy as np
 
 from diffkit.checkpoint.cleanup import make_run_directory, release_run_directory
+from diffkit.checkpoint.writer import DiskIO
 from diffkit.core import pytree
 from diffkit.core.tracer import Tracer
 from diffkit.errors import CheckpointStorageError, InternalError, TransformError
 
-__all__ = ["Storage", "tree_nbytes"]
+__all__ = ["Storage", "Entry", "tier_paths", "tree_nbytes"]
 
 
 _LEAF_OVERHEAD = 192  # array header (112 B for NumPy) and its slot in a snapshot dict
@@ -40,18 +47,35 @@ def tree_nbytes(tree) -> int:
     return total
 
 
+class Entry(NamedTuple):
+    """A snapshot on file: where, its leaves' SHA-256, how to rebuild it, (shape, dtype)s."""
+
+    path: str
+    digest: str
+    tree: object
+    kinds: list
+    layout: tuple
+
+
 class Storage:
     """The snapshots of one gradient computation, by (tier, step)."""
 
-    def __init__(self, disk_path: str | None = None):
+    def __init__(self, disk_path=None, *, tiers: dict | None = None, overlap: bool = False,
+                 run=None):
         self.ram: dict[int, object] = {}
         self.versions: dict[int, list] = {}  # tensor version counters of the RAM snapshots
-        self.disk: dict[int, tuple[str, str, object, list]] = {}
-        self.disk_dir = None
-        self._cleanup = None
+        self.files: dict[tuple, Entry] = {}  # (tier, step) -> file, set when written
+        self.saved: dict[str, set] = {}  # steps saved below RAM, by tier (the caller's view)
         self.bytes_written = self.bytes_read = 0
         self.peak = {"ram": 0, "disk": 0}
-        self._disk_path = disk_path
+        self._paths = dict(tiers or {})
+        if disk_path is not None:
+            self._paths.setdefault("disk", disk_path)
+        self._dirs: dict[str, str] = {}
+        self._cleanups: list = []
+        self._lock = threading.Lock()  # the byte counters, updated from the I/O thread
+        self.io = DiskIO() if overlap and self._paths else None
+        self.run = run
 
     # -- memory ----------------------------------------------------------------------
     def save(self, step: int, tier: str, state) -> None:
@@ -60,12 +84,11 @@ class Storage:
             versions = [getattr(x, "_version", None) for x in pytree.leaves(state)]
             if any(v is not None for v in versions):  # torch tensors: check them at load
                 self.versions[step] = versions
-        elif tier == "disk":
-            self._write(step, state)
+            held = len(self.ram)
         else:
-            raise InternalError(f"unknown storage tier {tier!r}: a diffkit bug")
-        held = len(self.ram) if tier == "ram" else len(self.disk)
-        self.peak[tier] = max(self.peak[tier], held)
+            self._save_file((tier, step), state)
+            held = len(self.saved[tier])
+        self.peak[tier] = max(self.peak.get(tier, 0), held)
 
     def load(self, step: int, tier: str):
         if tier == "ram":
@@ -73,15 +96,27 @@ class Storage:
             if step in self.versions:
                 self._check_versions(step, state)
             return state
-        return self._read(step)
+        key = (tier, step)
+        if self.io is not None:
+            ahead = self.io.take(key)
+            if ahead is not None:
+                return ahead[0]
+            self.io.reap(self._written, key=key)
+        return self._read(key)
 
     def discard(self, step: int, tier: str) -> None:
         if tier == "ram":
             del self.ram[step]
             self.versions.pop(step, None)
             return
-        path = self.disk.pop(step)[0]
-        os.remove(path)
+        key = (tier, step)
+        if self.io is not None:
+            self.io.drop(key)
+            self.io.reap(self._written, wait=self.run is not None, key=key)
+        self.saved[tier].discard(step)
+        if self.run is not None:
+            self.run.discarding(key)
+        os.remove(self.files.pop(key).path)
 
     def _check_versions(self, step: int, state) -> None:
         """A tensor whose version counter moved since the save was written into in place."""
@@ -96,64 +131,132 @@ class Storage:
                     f"that tensor, modified it. Return new tensors from the step."
                 )
 
-    # -- disk ------------------------------------------------------------------------
-    def _directory(self) -> str:
-        if self.disk_dir is None:
-            self.disk_dir = make_run_directory(str(self._disk_path))
-            self._cleanup = weakref.finalize(self, release_run_directory, self.disk_dir)
-        return self.disk_dir
+    # -- files -----------------------------------------------------------------------
+    def directory(self, tier: str) -> str:
+        """The run directory of `tier` (made on first use)."""
+        if tier not in self._dirs:
+            if tier not in self._paths:
+                raise InternalError(f"unknown storage tier {tier!r}: a diffkit bug")
+            if self.run is not None:
+                self._dirs[tier] = self.run.directory(tier, self._paths[tier])
+            else:
+                path = make_run_directory(str(self._paths[tier]), on_signal=self._stopper())
+                self._dirs[tier] = path
+                self._cleanups.append(weakref.finalize(self, release_run_directory, path))
+        return self._dirs[tier]
 
-    def _write(self, step: int, state) -> None:
-        from diffkit.plugins import registry
+    def _stopper(self):
+        """What SIGTERM calls before removing a directory: stop the I/O thread's writes."""
+        io = self.io
+        return None if io is None else io.close
 
-        leaves, tree = pytree.flatten(state)
+    def _save_file(self, key, state) -> None:
+        tier, step = key
+        leaves = pytree.leaves(state)
         if any(isinstance(x, Tracer) for x in leaves):
             raise InternalError("traced state reached the disk tier: a diffkit bug")
+        self.directory(tier)
+        self.saved.setdefault(tier, set()).add(step)
+        if self.io is None:
+            self._write(key, state)
+            self._written(key)
+        else:
+            self.io.write(key, lambda: self._write(key, state), self._written)
+
+    def _written(self, key) -> None:
+        if self.run is not None:
+            self.run.written(key, self.files[key])
+
+    def adopt(self, key, entry: Entry) -> None:
+        """Take over a snapshot file of an earlier run (a resumed one)."""
+        self.files[key] = entry
+        self.saved.setdefault(key[0], set()).add(key[1])
+        self.peak[key[0]] = max(self.peak.get(key[0], 0), len(self.saved[key[0]]))
+
+    def _write(self, key, state) -> None:
+        """Write a snapshot's file (in the I/O thread when overlapping)."""
+        from diffkit.plugins import registry
+
+        tier, step = key
+        leaves, tree = pytree.flatten(state)
         reg = registry()
         backends = [reg.backend_of(type(x)) for x in leaves]
-        arrays = {f"a{k}": (np.asarray(b.to_numpy(x)) if b is not None else np.asarray(x))
-                  for k, (x, b) in enumerate(zip(leaves, backends, strict=True))}
-        buf = io.BytesIO()
-        np.savez(buf, **arrays)
-        data = buf.getvalue()
-        path = os.path.join(self._directory(), f"state_{step}.npz")
+        arrays = [np.asarray(b.to_numpy(x)) if b is not None else np.asarray(x)
+                  for x, b in zip(leaves, backends, strict=True)]
+        path = os.path.join(self._dirs[tier], f"state_{step}.npy")
+        digest = hashlib.sha256()
         try:
             with open(path, "wb") as fh:
-                fh.write(data)
+                for k, a in enumerate(arrays):
+                    if a.dtype.hasobject:
+                        raise CheckpointStorageError(
+                            f"leaf {k} of the state at step {step} is an object array, which "
+                            f"the {tier} tier cannot store; use numeric arrays in the state")
+                    np.lib.format.write_array(fh, a, allow_pickle=False)
+                    digest.update(_raw(a))
+                size = fh.tell()
         except OSError as e:
             raise CheckpointStorageError(
                 f"could not write snapshot of step {step} to {path}: {e.strerror or e}. "
-                f"Free space there, or point budget.disk.path at a larger disk."
+                f"Free space there, or point the budget's {tier} path at a larger disk."
             ) from e
         kinds = [_kind(x, b) for x, b in zip(leaves, backends, strict=True)]
-        self.disk[step] = (path, hashlib.sha256(data).hexdigest(), tree, kinds)
-        self.bytes_written += len(data)
+        self.files[key] = Entry(path, digest.hexdigest(), tree, kinds,
+                                tuple((a.shape, a.dtype.str) for a in arrays))
+        with self._lock:
+            self.bytes_written += size
 
-    def _read(self, step: int):
-        path, digest, tree, kinds = self.disk[step]
+    def prefetch(self, step: int, tier: str) -> None:
+        """Start reading snapshot (tier, step) in the I/O thread (`writer.Lookahead`)."""
+        self.io.prefetch((tier, step), lambda: self._read((tier, step)))
+
+    def _read(self, key):
+        entry = self.files[key]
+        path = entry.path
         try:
             with open(path, "rb") as fh:
-                data = fh.read()
+                arrays = [np.lib.format.read_array(fh, allow_pickle=False) for _ in entry.layout]
+                size = fh.tell()
+                trailing = fh.read(1)
         except OSError as e:
             raise CheckpointStorageError(f"could not read snapshot {path}: {e}") from e
-        if hashlib.sha256(data).hexdigest() != digest:
+        except ValueError:
+            arrays, trailing = None, b""
+        digest = hashlib.sha256()
+        for a in arrays or ():
+            digest.update(_raw(a))
+        if (arrays is None or trailing or digest.hexdigest() != entry.digest
+                or tuple((a.shape, a.dtype.str) for a in arrays) != entry.layout):
             raise CheckpointStorageError(
                 f"snapshot {path} is corrupted (its SHA-256 checksum changed since it was "
                 f"written); the gradient cannot be trusted. Check the disk, or use a "
                 f"memory-only budget."
             )
-        self.bytes_read += len(data)
-        with np.load(io.BytesIO(data)) as npz:
-            leaves = [_restore(npz[f"a{k}"], kind) for k, kind in enumerate(kinds)]
-        return pytree.unflatten(tree, leaves)
+        with self._lock:
+            self.bytes_read += size
+        leaves = [_restore(a, kind) for a, kind in zip(arrays, entry.kinds, strict=True)]
+        return pytree.unflatten(entry.tree, leaves)
 
-    def close(self) -> None:
-        """Drop every snapshot and remove the disk directory (idempotent)."""
+    def close(self, success: bool = False) -> None:
+        """Drop every snapshot and remove the directories (idempotent). A resumable run's are
+        kept unless `success`: its finished writes are recorded first."""
+        if self.io is not None:
+            if self.run is not None and not success:
+                with contextlib.suppress(Exception):  # a failed write is not recorded
+                    self.io.reap(self._written, wait=True)
+            self.io.close()
         self.ram.clear()
         self.versions.clear()
-        self.disk.clear()
-        if self._cleanup is not None:
-            self._cleanup()
+        self.files.clear()
+        if self.run is not None:
+            self.run.close(success)
+        for cleanup in self._cleanups:
+            cleanup()
+
+
+def _raw(a: np.ndarray) -> np.ndarray:
+    """An array's elements as bytes in C order (no copy when already C-contiguous)."""
+    return np.ascontiguousarray(a).reshape(-1).view(np.uint8)
 
 
 def _kind(leaf, backend) -> tuple:
@@ -175,3 +278,13 @@ def _restore(array: np.ndarray, kind: tuple):
 
     _, name, dtype, device = kind
     return registry().backends[name].asarray(array, dtype=dtype, device=device)
+
+
+def tier_paths(budget) -> dict:
+    """The budget's tiers below RAM: name -> directory (this rank's, under several ranks)."""
+    from diffkit.checkpoint import ranks
+
+    tiers = getattr(budget, "tiers", ())
+    paths = ({t.name: t.path for t in tiers} if tiers
+             else {"disk": budget.disk.path} if budget.disk is not None else {})
+    return {name: ranks.disk_path(path) for name, path in paths.items()}

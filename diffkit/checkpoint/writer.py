@@ -1,0 +1,164 @@
+"""Overlapped disk I/O for the storage tiers below RAM: writes run in a background thread while
+the next steps compute, and the next load of the action stream is read ahead.
+
+At most one write is in flight (a new one first waits for the previous) and at most one state
+is read ahead, so the I/O holds at most two states beyond what the schedule counts:
+`io_bytes`, which the executor adds to the plan's working set (`plan_with_io`). A write or
+read that failed in the thread raises at the next storage call, naming its step.
+`Executor.overlap_io = False` turns the overlap off (every write and read in the caller's
+thread, as before).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from itertools import islice
+
+from diffkit.checkpoint.actions import RAM, Discard, Load, Reverse, Save
+from diffkit.errors import BudgetError, CheckpointStorageError, DiffkitError
+
+__all__ = ["DiskIO", "Lookahead", "io_bytes", "plan_with_io"]
+
+WINDOW = 512  # actions looked ahead for the next Load below RAM (~64 B each)
+
+
+def io_bytes(state_bytes: int) -> int:
+    """What overlapped I/O holds beyond the schedule's own count: the state of the write in
+    flight (the executor has moved on from it), the state read ahead, and the window."""
+    return 2 * state_bytes + WINDOW * 128
+
+
+def plan_with_io(make_plan, n, state_bytes, budget, tape, reverse, overlap=True):
+    """(plan, io bytes): the plan made with room for overlapped I/O when it stores states below
+    RAM; a plan that stores none, or a budget too small for the room, gets none (the I/O then
+    runs in the caller's thread)."""
+    if overlap and _tiers(budget):
+        io = io_bytes(state_bytes)
+        try:
+            p = make_plan(n, state_bytes, budget, step_tape_bytes=tape, reverse_bytes=reverse + io)
+        except BudgetError:
+            p = None
+        if p is not None and any(v for k, v in p.slots.items() if k != RAM):
+            return p, io
+    return make_plan(n, state_bytes, budget, step_tape_bytes=tape, reverse_bytes=reverse), 0
+
+
+def _tiers(budget) -> bool:
+    return budget.disk is not None or bool(getattr(budget, "tiers", ()))
+
+
+class DiskIO:
+    """One background thread for a `Storage`: writes and reads in submission order."""
+
+    def __init__(self):
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="diffkit-disk-io")
+        self._writes: dict[tuple, Future] = {}  # (tier, step) -> its write, oldest first
+        self._ahead: tuple | None = None  # ((tier, step), Future of the state read ahead)
+        self.overlapped = self.read_ahead = 0  # counts, for the report
+
+    def write(self, key, job, done) -> None:
+        """Run `job()` (the write of `key`) in the thread once the previous write is done;
+        `done(key)` is called in the caller's thread for each completed write, in order."""
+        self.reap(done, wait=True)
+        self._writes[key] = self._pool.submit(job)
+        self.overlapped += 1
+
+    def reap(self, done, wait=False, key=None) -> None:
+        """Collect finished writes, oldest first: all of them (`wait`), those up to `key`, or
+        those already done; a failed write raises here, naming its step."""
+        while self._writes:
+            k, f = next(iter(self._writes.items()))
+            if not (wait or key in self._writes or f.done()):
+                return
+            del self._writes[k]
+            _result(f, "writing", k)
+            done(k)
+
+    def pending(self, key) -> bool:
+        return key in self._writes
+
+    def prefetch(self, key, job) -> None:
+        self._ahead = (key, self._pool.submit(job))
+        self.read_ahead += 1
+
+    @property
+    def ahead(self):
+        return None if self._ahead is None else self._ahead[0]
+
+    def take(self, key):
+        """The state of `key` read ahead, or None if it was not."""
+        if self._ahead is None or self._ahead[0] != key:
+            return None
+        f, self._ahead = self._ahead[1], None
+        return (_result(f, "reading", key),)
+
+    def drop(self, key) -> None:
+        """Forget a read ahead of `key` (its snapshot is discarded unread)."""
+        if self._ahead is not None and self._ahead[0] == key:
+            self._ahead[1].cancel()
+            self._ahead = None
+
+    def close(self) -> None:
+        """Let the running job finish, cancel the queued ones, stop the thread (idempotent)."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._writes.clear()
+        self._ahead = None
+
+
+def _result(f: Future, what: str, key):
+    try:
+        return f.result()
+    except DiffkitError:
+        raise
+    except Exception as e:
+        tier, step = key
+        raise CheckpointStorageError(
+            f"{what} the snapshot of step {step} ({tier} tier) failed in the background I/O "
+            f"thread: {type(e).__name__}: {e}") from e
+
+
+class Lookahead:
+    """An action stream that counts the actions taken (`index`) and, for a storage that
+    overlaps I/O, starts reading the next Load below RAM while the actions before it run.
+    A Load is read ahead only when no Save or Discard of the same snapshot comes first."""
+
+    def __init__(self, actions, storage, window: int = WINDOW):
+        self._it, self._storage = iter(actions), storage
+        self._window = window if storage.io is not None else 0
+        self._buf: deque = deque()
+        self._loads = 0  # Loads below RAM in the window
+        self.index, self.reversing = 0, False
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        buf = self._buf
+        while len(buf) <= self._window:
+            a = next(self._it, None)
+            if a is None:
+                break
+            buf.append(a)
+            self._loads += type(a) is Load and a.tier != RAM
+        if not buf:
+            raise StopIteration
+        action = buf.popleft()
+        self.index += 1
+        if type(action) is Reverse:
+            self.reversing = True
+        elif type(action) is Load and action.tier != RAM:
+            self._loads -= 1
+        if self._window and self._loads and self._storage.io.ahead is None:
+            self._prefetch(action)
+        return action
+
+    def _prefetch(self, now) -> None:
+        """Read ahead the first Load below RAM in the window, unless `now` (the action being
+        handed out) or one before it saves or discards that snapshot."""
+        for k, a in enumerate(self._buf):
+            if type(a) is Load and a.tier != RAM:
+                if not any(type(b) in (Save, Discard) and b.tier == a.tier and b.step == a.step
+                           for b in (now, *islice(self._buf, k))):
+                    self._storage.prefetch(a.step, a.tier)
+                return
