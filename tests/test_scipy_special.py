@@ -1,0 +1,161 @@
+"""diffkit.scipy.special beyond the erf/gamma basics (issue 13): values against SciPy on every
+backend, derivatives of the functions defined through other primitives, derivatives in the
+order against SciPy's own (jvp, ivp, ...), the refusals (traced orders and shapes), and the
+"needs SciPy" error. The primitives themselves are swept by tests/test_primitives.py."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import diffkit as dk
+import diffkit.numpy as dnp
+import diffkit.scipy.special as dsp
+from diffkit.errors import ConcretizationError, MissingKernelError
+from diffkit.testing import check_grads, to_numpy
+
+sp = pytest.importorskip("scipy.special")
+RNG = np.random.default_rng(3)
+X = RNG.uniform(0.3, 5.0, (2, 3))
+P = RNG.uniform(0.05, 0.95, (2, 3))
+XS = RNG.uniform(-4.0, 4.0, (2, 3))
+
+# name -> (arguments, SciPy's function when not of the same name)
+VALUES = {
+    "gamma": ((XS,), None), "rgamma": ((XS,), None), "gammasgn": ((XS,), None),
+    "gammainc": ((2.5, X), None), "gammaincc": ((0.7, X), None),
+    "beta": ((X, X[::-1].copy()), None), "betaln": ((X, X[::-1].copy()), None),
+    "betainc": ((2.0, 3.5, P), None), "stdtr": ((4.0, XS), None),
+    "multigammaln": ((X + 2, 3), None), "erfcinv": ((2 * P,), None), "ndtr": ((XS,), None),
+    "ndtri": ((P,), None), "log_ndtr": ((XS * 5,), None),
+    "j0": ((XS,), None), "j1": ((XS,), None), "jn": ((3, XS), None), "jv": ((2.5, X), None),
+    "y0": ((X,), None), "y1": ((X,), None), "yn": ((2, X), None), "yv": ((1.5, X), None),
+    "i0": ((XS,), None), "i0e": ((XS,), None), "i1": ((XS,), None), "i1e": ((XS,), None),
+    "iv": ((1.5, X), None), "ive": ((0.5, X), None), "k0": ((X,), None), "k1": ((X,), None),
+    "kv": ((2.5, X), None), "entr": ((XS,), None), "softmax": ((XS,), None),
+    "log_softmax": ((XS,), None),
+}
+
+
+@pytest.mark.parametrize("name", sorted(VALUES))
+def test_values_match_scipy(name, backend, to_backend):
+    args, _ = VALUES[name]
+    got = getattr(dsp, name)(*to_backend(args))
+    with np.errstate(all="ignore"):
+        want = getattr(sp, name)(*args)
+    np.testing.assert_allclose(to_numpy(got), want, rtol=1e-12, atol=1e-300)
+
+
+@pytest.mark.parametrize("name", ["gamma", "jv", "i1e", "betainc", "ndtr", "stdtr"])
+def test_single_precision_is_kept(name, backend, to_backend):
+    args = tuple(to_backend(a.astype(np.float32)) if isinstance(a, np.ndarray) else a
+                 for a in VALUES[name][0])  # orders and shapes stay Python numbers (weak)
+    assert "float32" in str(getattr(dsp, name)(*args).dtype)
+
+
+# Functions written with other primitives: not in the primitive sweep, so checked here.
+DEFINED = {
+    "ndtr": (XS,), "erfcinv": (2 * P,), "entr": (X,),
+    "multigammaln": (X + 2,), "softmax": (XS,), "log_softmax": (XS,),
+}
+
+
+@pytest.mark.parametrize("name", sorted(DEFINED))
+def test_derivatives_of_defined_functions(name, backend, to_backend):
+    f = getattr(dsp, name)
+    if name == "multigammaln":
+        f = lambda a: dsp.multigammaln(a, 3)  # noqa: E731
+    elif name in ("softmax", "log_softmax"):
+        f = lambda a, g=f: g(a, axis=1)  # noqa: E731
+    check_grads(f, to_backend(DEFINED[name]), order=2)
+
+
+def _grad(f, x):
+    return to_numpy(dk.grad(lambda v: dnp.sum(f(v)))(x))
+
+
+@pytest.mark.parametrize("name,v,ref", [("jv", 2.5, "jvp"), ("yv", 1.5, "yvp"),
+                                        ("iv", 0.5, "ivp"), ("kv", 2.5, "kvp"),
+                                        ("jn", 3, "jvp"), ("yn", 2, "yvp")])
+def test_bessel_derivatives_match_scipy(name, v, ref, backend, to_backend):
+    f = getattr(dsp, name)
+    np.testing.assert_allclose(_grad(lambda x: f(v, x), to_backend(X)),
+                               getattr(sp, ref)(v, X), rtol=1e-12)
+    d2 = to_numpy(dk.grad(dk.grad(lambda x: f(v, x)))(to_backend(np.array(1.7))))
+    np.testing.assert_allclose(d2, getattr(sp, ref)(v, 1.7, n=2), rtol=1e-12)
+
+
+def test_derivatives_at_special_points(backend, to_backend):
+    zero = to_backend(np.array([0.0]))
+    for f in (dsp.j1, dsp.i1, dsp.i1e):  # -f(x)/x's limit at 0: the derivative is 1/2
+        np.testing.assert_allclose(_grad(f, zero), [0.5])
+    with np.errstate(divide="ignore"):  # -(log 0 + 1)
+        assert to_numpy(dk.grad(lambda x: dsp.entr(x)[0])(zero)) == [np.inf]
+    # below 0 entr is -inf: its derivative is 0, not nan from log of a negative number
+    np.testing.assert_array_equal(_grad(dsp.entr, to_backend(np.array([-1.0]))), [0.0])
+    # log_ndtr's derivative stays finite far in the left tail (~ -x)
+    np.testing.assert_allclose(_grad(dsp.log_ndtr, to_backend(np.array([-40.0]))),
+                               [40.02498], rtol=1e-6)
+
+
+@pytest.mark.parametrize("call,match", [
+    (lambda a: dsp.gammainc(a, 1.5), r"gammainc: `a` is a float traced by `grad`"),
+    (lambda a: dsp.gammaincc(a, 1.5), r"gammaincc: `a` is a float traced"),
+    (lambda b: dsp.betainc(2.0, b, 0.3), r"betainc: `b` is a float traced"),
+    (lambda d: dsp.stdtr(d, 0.3), r"stdtr: `df` is a float traced"),
+    (lambda v: dsp.jv(v, 1.5), r"jv: `v` is a float traced .* order of the Bessel"),
+    (lambda n: dsp.yn(n, 1.5), r"yn: `n` is a float traced"),
+    (lambda v: dsp.kv(v, 1.5), r"kv: `v` is a float traced"),
+])
+def test_traced_orders_and_shapes_are_refused(call, match, backend, to_backend):
+    with pytest.raises(ConcretizationError, match=match):
+        dk.grad(call)(to_backend(np.array(1.5)))
+
+
+def test_the_refused_arguments_pass_with_stop_gradient(backend, to_backend):
+    x = to_backend(np.array(1.5))
+    g = dk.grad(lambda a: dsp.gammainc(dk.stop_gradient(a), a))(x)
+    np.testing.assert_allclose(to_numpy(g), np.exp(-1.5) * 1.5 ** 0.5 / sp.gamma(1.5))
+
+
+def test_multigammaln_domain():
+    with pytest.raises(ValueError, match=r"multigammaln: the dimension d must be a positive "
+                                         r"integer, not 2.5"):
+        dsp.multigammaln(3.0, 2.5)
+    assert np.isnan(dsp.multigammaln(np.array(0.9), 3))  # a <= (d - 1) / 2
+
+
+@pytest.mark.parametrize("name,args", [("gamma", (X,)), ("jv", (1.5, X)),
+                                       ("betainc", (2.0, 3.0, P)), ("stdtr", (3.0, XS))])
+def test_without_scipy_the_kernel_says_to_install_it(name, args, backend, to_backend,
+                                                     monkeypatch):
+    """On NumPy every function beyond the erf/gamma basics needs SciPy; on torch only those
+    torch.special lacks (computed by SciPy on a host copy): gamma there is torch's own."""
+    module = "diffkit_numpy.special" if backend == "numpy" else "diffkit_torch.special"
+    kernels = pytest.importorskip(module)
+    monkeypatch.setattr(kernels, "_scipy_special", False)
+    on = "numpy" if backend == "numpy" else "torch"
+    if on == "torch" and name == "gamma":
+        np.testing.assert_allclose(to_numpy(dsp.gamma(to_backend(X))), sp.gamma(X), rtol=1e-13)
+        return
+    with pytest.raises(MissingKernelError, match=rf"scipy.special.{name} on the {on} backend "
+                                                 rf"needs SciPy.*pip install 'diffkit\[scipy\]'"):
+        getattr(dsp, name)(*to_backend(args))
+
+
+def test_import_diffkit_works_without_scipy():
+    code = (
+        "import sys; sys.modules['scipy'] = None\n"
+        "import numpy as np, diffkit as dk, diffkit.scipy.special as s, diffkit.scipy.stats\n"
+        "from diffkit.errors import MissingKernelError\n"
+        "print(round(float(dk.grad(s.gammaln)(2.5)), 6))\n"
+        "try:\n    s.gamma(np.array(2.5))\n"
+        "except MissingKernelError as e:\n    print('refused:', e)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.splitlines()[0] == str(round(sp.digamma(2.5), 6))
+    assert "refused: scipy.special.gamma on the numpy backend needs SciPy" in out
