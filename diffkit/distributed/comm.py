@@ -73,7 +73,7 @@ class Communicator:
 
 
 def _zeros(x):
-    return np.zeros_like(x) if isinstance(x, np.ndarray) else x.new_zeros(x.shape)
+    return np.zeros_like(x) if isinstance(x, np.ndarray | np.generic) else x.new_zeros(x.shape)
 
 
 class Local(Communicator):
@@ -141,7 +141,7 @@ class TorchCommunicator(Communicator):
     # -- conversions --------------------------------------------------------------------
     def _in(self, x, copy=False):
         """x as a contiguous tensor (a NumPy array without a copy unless `copy`)."""
-        if isinstance(x, np.ndarray):
+        if isinstance(x, np.ndarray | np.generic):
             x = np.ascontiguousarray(x)
             if not x.flags.writeable:  # only read here; from_numpy warns on read-only data
                 with warnings.catch_warnings():
@@ -156,6 +156,8 @@ class TorchCommunicator(Communicator):
         return t.clone() if copy else t
 
     def _out(self, t, like):
+        if isinstance(like, np.generic):  # a NumPy scalar (dnp.sum's result) stays one
+            return t.cpu().numpy()[()]
         if isinstance(like, np.ndarray):
             return t.cpu().numpy()
         return t.to(like.device)
@@ -208,7 +210,7 @@ class TorchCommunicator(Communicator):
         if 0 <= src < n:
             ops.append(self.dist.P2POp(self.dist.irecv, out, src))
         if ops:
-            self._guard("shift", _exchange, self.dist, ops, self.timeout_s)
+            self._guard("shift (halo_exchange)", _exchange, self.dist, ops, self.timeout_s)
         return self._out(out, x)
 
     # -- failures -----------------------------------------------------------------------

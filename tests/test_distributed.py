@@ -1,0 +1,145 @@
+"""diffkit.distributed across 2 and 4 gloo processes on 127.0.0.1 (issue 16).
+
+Each launch starts the ranks as subprocesses with torchrun's environment (RANK, WORLD_SIZE,
+MASTER_ADDR, MASTER_PORT on a free port) running tests/distributed_cases.py, which checks
+many things per launch (a launch costs a torch import per rank). Every launch has a
+deadline: a hang kills the ranks and fails the test.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import diffkit as dk
+import diffkit.distributed as dkd
+
+from .conftest import HAS_TORCH
+
+CASES = Path(__file__).with_name("distributed_cases.py")
+needs_torch = pytest.mark.skipif(not HAS_TORCH, reason="torch is not installed")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def launch(n: int, cases: list[str], deadline: float, env: dict | None = None):
+    """Run `n` ranks of distributed_cases.py; [(returncode, output)] per rank, in `deadline`
+    seconds or the test fails (every rank killed)."""
+    base = {**os.environ, "WORLD_SIZE": str(n), "MASTER_ADDR": "127.0.0.1",
+            "MASTER_PORT": str(free_port()), "OMP_NUM_THREADS": "1", **(env or {})}
+    procs = [subprocess.Popen([sys.executable, str(CASES), *cases],
+                              env={**base, "RANK": str(r), "LOCAL_RANK": str(r)},
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             for r in range(n)]
+    end, out = time.monotonic() + deadline, []
+    try:
+        for p in procs:
+            out.append((p.communicate(timeout=max(1.0, end - time.monotonic()))[0], p))
+    except subprocess.TimeoutExpired:
+        for p in procs:
+            p.kill()
+        pytest.fail(f"{n} ranks running {cases} did not finish within {deadline} s")
+    return [(p.returncode, text) for text, p in out]
+
+
+def expect_ok(results, cases_per_rank):
+    for r, (rc, text) in enumerate(results):
+        assert rc == 0, f"rank {r} failed:\n{text[-4000:]}"
+        oks = re.findall(r"^ok (.*)$", text, re.M)
+        assert len(oks) == cases_per_rank, f"rank {r} ran {len(oks)} checks:\n{text[-3000:]}"
+    return results
+
+
+# -- across processes -----------------------------------------------------------------------
+# per backend: 6 all_reduce + 2 all_gather + 2 reduce_scatter + 1 broadcast, 8 halos,
+# 4 loop checks (3 with one rank), 1 disk
+CHECKS = 2 * (11 + 8 + 4 + 1)
+
+
+@needs_torch
+def test_two_ranks_collectives_halos_and_checkpointed_loops(tmp_path):
+    """Values, gradients, JVPs and hvps of every collective and of halo exchanges, and a
+    checkpointed loop (revolve, recomputing) and while_loop of halo-exchanging heat steps,
+    against the same computation in one process, to 1e-12, on NumPy and torch."""
+    results = launch(2, ["collectives", "halos", "loops", "disk"], deadline=240,
+                     env={"DIFFKIT_TEST_DISK": str(tmp_path)})
+    expect_ok(results, CHECKS)
+    assert os.listdir(tmp_path) == [] or all(
+        not os.listdir(tmp_path / d) for d in os.listdir(tmp_path))  # snapshots removed
+
+
+@needs_torch
+def test_four_ranks_collectives_halos_and_checkpointed_loops(tmp_path):
+    results = launch(4, ["collectives", "halos", "loops", "disk"], deadline=300,
+                     env={"DIFFKIT_TEST_DISK": str(tmp_path)})
+    expect_ok(results, CHECKS)
+
+
+@needs_torch
+def test_a_killed_rank_is_named_by_the_others_within_the_timeout():
+    """Rank 1 of 3 dies (SIGKILL) mid-loop: ranks 0 and 2 raise DistributedError naming it,
+    well within the collectives' 20 s timeout."""
+    t0 = time.monotonic()
+    results = launch(3, ["killed"], deadline=120, env={"DIFFKIT_TEST_TIMEOUT": "20"})
+    assert results[1][0] == -9
+    for r in (0, 2):
+        rc, text = results[r]
+        assert rc == 0, f"rank {r}:\n{text[-3000:]}"
+        assert re.search(r"DistributedError after .* rank 1 stopped \(its heartbeat ended",
+                         text), text[-3000:]
+    assert time.monotonic() - t0 < 60
+
+
+# -- one process: the same API, every collective the identity --------------------------------
+def test_one_rank_without_a_process_group(to_backend):
+    x = to_backend(np.arange(6.0).reshape(2, 3))
+    assert (dkd.rank(), dkd.world_size()) == (0, 1)
+    for op in ("sum", "mean", "max", "min"):
+        np.testing.assert_array_equal(dk.asarray(dkd.all_reduce(x, op), backend="numpy"),
+                                      np.arange(6.0).reshape(2, 3))
+    ext = dkd.halo_exchange(x, 1, axis=1, periodic=False)
+    np.testing.assert_array_equal(dk.asarray(ext, backend="numpy"),
+                                  [[0, 0, 1, 2, 0], [0, 3, 4, 5, 0]])
+    g = dk.grad(lambda x: (dkd.halo_exchange(x, 1, axis=1) ** 2).sum())(x)
+    np.testing.assert_array_equal(dk.asarray(g, backend="numpy"),
+                                  [[0, 2, 8], [12, 8, 20]])
+
+
+def test_bad_arguments_are_errors_naming_them():
+    x = np.ones((3, 4))
+    with pytest.raises(dkd.DistributedError, match=r"all_reduce: op='prod' is not one of"):
+        dkd.all_reduce(x, "prod")
+    with pytest.raises(dkd.DistributedError, match=r"all_gather: axis 2 is out of bounds"):
+        dkd.all_gather(x, axis=2)
+    with pytest.raises(dkd.DistributedError, match=r"broadcast: src=1 is not a rank"):
+        dkd.broadcast(x, src=1)
+    with pytest.raises(dkd.DistributedError, match=r"halo_exchange: width=4 must be an int "
+                                                   r"from 0 to the block's length along axis 0"):
+        dkd.halo_exchange(x, 4)
+    with pytest.raises(dkd.DistributedError, match=r"no communicator 'mpi'; installed "
+                                                   r"plugins provide \['local', 'torch'\]"):
+        dkd.init(communicator="mpi")
+
+
+def test_reduce_scatter_needs_equal_blocks(monkeypatch):
+    from diffkit.distributed import comm
+
+    class Three(comm.Local):
+        def world_size(self):
+            return 3
+
+    monkeypatch.setattr(comm, "_active", Three())
+    with pytest.raises(dkd.DistributedError, match=r"x.shape\[0\] = 4 does not split into 3"):
+        dkd.reduce_scatter(np.ones((4, 2)))
