@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np  # sample data
+
 from diffkit.core.primitive import Primitive
 from diffkit.core.rules import linear, nondiff
 from diffkit.primitives.creation import ones_like, zeros_like
@@ -245,4 +247,20 @@ argmin = nondiff("argmin", sample=_sample(((2, 3), {"axis": 0, "keepdims": True}
 all = nondiff("all", sample=_sample(((2, 3), {"axis": 1})))  # noqa: A001 (NumPy's name)
 any = nondiff("any", sample=_sample(((2, 3), {"axis": 0})))  # noqa: A001 (NumPy's name)
 
-PRIMITIVES = (sum, cumsum, cumprod, prod, max, min, std, quantile, argmax, argmin, all, any)
+# searching and counting: integer results (the namespace gathers values with them)
+searchsorted = nondiff(  # a sorted 1-D `a`; `v` of any shape
+    "searchsorted",
+    sample=cases((lambda r: (np.sort(r.normal(size=6)), r.normal(size=(2, 3))), {}),
+                 (lambda r: (np.array([0.0, 1, 1, 2]), np.array([1.0, 2, -1])),
+                  {"side": "right"})))
+argpartition = nondiff(  # samples partition at every position: NumPy's order is then unique
+    "argpartition",
+    sample=cases((lambda r: (r.normal(size=(3, 5)),), {"kth": (0, 1, 2, 3), "axis": -1}),
+                 (lambda r: (r.normal(size=(4,)),), {"kth": (0, 1, 2), "axis": 0})))
+unique = nondiff(  # (index of first occurrence, inverse, counts), sorted as NumPy's unique
+    "unique", multiple_results=True,
+    sample=cases((lambda r: (r.integers(0, 4, size=(3, 4)).astype(float),), {}),
+                 (lambda r: (r.integers(0, 2, size=(3, 4)).astype(float),), {"axis": 1})))
+
+PRIMITIVES = (sum, cumsum, cumprod, prod, max, min, std, quantile, argmax, argmin, all, any,
+              searchsorted, argpartition, unique)

@@ -23,6 +23,12 @@ def _cumprod(x, axis, reverse=False, exclusive=False):
     return np.ascontiguousarray(np.moveaxis(out, -1, axis))
 
 
+def _unique(x, axis=None):
+    _, index, inverse, counts = np.unique(x, return_index=True, return_inverse=True,
+                                          return_counts=True, axis=axis)
+    return index, inverse, counts
+
+
 KERNELS = {
     # np.add.reduce skips np.sum's Python dispatch layer (1.1 vs 2.2 us on 512 elements)
     "sum": lambda x, axis=None, keepdims=False: np.add.reduce(x, axis=axis, keepdims=keepdims),
@@ -39,4 +45,7 @@ KERNELS = {
         x, axis=axis, ddof=ddof, keepdims=keepdims),
     "quantile": lambda x, q, axis=None, keepdims=False, method="linear": np.quantile(
         x, q, axis=axis, keepdims=keepdims, method=method),
+    "searchsorted": lambda a, v, side="left": np.asarray(np.searchsorted(a, v, side=side)),
+    "argpartition": lambda x, kth, axis=-1: np.argpartition(x, kth, axis=axis),
+    "unique": _unique,
 }

@@ -103,6 +103,32 @@ def _quantile(x, q, axis=None, keepdims=False, method="linear"):
     return _over(torch.quantile, x, axis, keepdims, q=float(q), interpolation=method)
 
 
+def _searchsorted(a, v, side="left"):
+    if a.dtype != v.dtype:
+        dt = torch.promote_types(a.dtype, v.dtype)
+        a, v = a.to(dt), v.to(dt)
+    return torch.searchsorted(a, v.contiguous(), side=side)
+
+
+def _argpartition(x, kth, axis=-1):
+    """A sort: one valid partition. NumPy leaves the order on each side of kth open, and
+    its introselect orders them otherwise (the k-th values themselves agree)."""
+    return torch.argsort(x, dim=axis, stable=True)
+
+
+def _unique(x, axis=None):
+    """NumPy's (index, inverse, counts); torch.unique gives no first-occurrence index, so
+    it is the smallest position of each value (a scatter of the positions' minimum)."""
+    y = x.reshape(-1) if axis is None else x
+    _, inverse, counts = torch.unique(y, sorted=True, return_inverse=True,
+                                      return_counts=True, dim=axis)
+    n = y.shape[0 if axis is None else axis]
+    pos = torch.arange(n, device=x.device)
+    index = torch.full((counts.shape[0],), n, dtype=pos.dtype, device=x.device)
+    index = index.scatter_reduce(0, inverse, pos, reduce="amin")
+    return index, inverse.reshape(x.shape) if axis is None else inverse, counts
+
+
 KERNELS = {
     "sum": _sum,
     "prod": _prod,
@@ -116,4 +142,7 @@ KERNELS = {
     "cumprod": _cumprod,
     "std": _std,
     "quantile": _quantile,
+    "searchsorted": _searchsorted,
+    "argpartition": _argpartition,
+    "unique": _unique,
 }
