@@ -212,7 +212,7 @@ def i0(x):
 
 
 def i0e(x):
-    """i0(x) * exp(-|x|), without overflow."""
+    """i0(x) * exp(-abs(x)), without overflow."""
     return P.i0e.bind(x)
 
 
@@ -222,7 +222,7 @@ def i1(x):
 
 
 def i1e(x):
-    """i1(x) * exp(-|x|), without overflow."""
+    """i1(x) * exp(-abs(x)), without overflow."""
     return P.i1e.bind(x)
 
 
@@ -232,7 +232,7 @@ def iv(v, z):
 
 
 def ive(v, z):
-    """iv(v, z) * exp(-|z|), without overflow."""
+    """iv(v, z) * exp(-abs(z)), without overflow."""
     return P.ive.bind(_order(v, "ive"), z)
 
 
