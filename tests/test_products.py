@@ -154,3 +154,29 @@ def test_tracer_methods_and_second_order():
     check_grads(f, (a,), order=2)
     h = dk.hessian(lambda x: x @ a @ x)(normal(3))
     np.testing.assert_allclose(h, a + a.T)
+
+
+SUBLISTS = [  # einsum(op0, sublist0, op1, sublist1, ..., [sublist_out])
+    ((0, 1), (1, 2)),
+    ((0, 1), (1, 2), (2, 0)),
+    ((Ellipsis, 1), (1, Ellipsis)),
+    ((30, 51), (51,)),
+]
+
+
+@pytest.mark.parametrize("subs", SUBLISTS, ids=[str(s) for s in SUBLISTS])
+def test_einsum_sublist_form(subs, backend, to_backend):
+    ops = (normal(2, 3), normal(3, 4))[: 2 if len(subs) > 2 or subs[0] == (0, 1) else 1]
+    args = [x for op, sub in zip(ops, subs, strict=False) for x in (op, list(sub))]
+    args += [list(s) for s in subs[len(ops):]]
+    want = np.einsum(*args)
+    got = dnp.einsum(*[to_backend(a) if isinstance(a, np.ndarray) else a for a in args])
+    np.testing.assert_allclose(dk.asarray(got, backend="numpy"), want, atol=1e-12)
+    check_grads(lambda *o: dnp.einsum(*[x for op, s in zip(o, args[1::2], strict=False)
+                                        for x in (op, s)], *args[2 * len(ops):]),
+                to_backend(ops), order=1)
+
+
+def test_einsum_sublist_error():
+    with pytest.raises(ValueError, match=r"sublist holds integers in \[0, 52\)"):
+        dnp.einsum(normal(2, 2), [0, "a"])

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import operator
 import string
 
 from diffkit.numpy import _elementwise as _el
@@ -80,13 +81,32 @@ def _explicit(subscripts: str, shapes: list) -> str:
     return ",".join(subs) + "->" + out
 
 
+_SYMBOLS = string.ascii_lowercase + string.ascii_uppercase  # NumPy's order for sublist ints
+
+
+def _sublist(sub) -> str:
+    try:
+        return "".join("..." if s is Ellipsis else _SYMBOLS[operator.index(s)] for s in sub)
+    except (TypeError, IndexError):
+        raise ValueError(f"dnp.einsum: a sublist holds integers in [0, 52) and Ellipsis, "
+                         f"got {sub!r}") from None
+
+
+def _from_sublists(args: tuple):
+    """The interleaved form (op0, sublist0, op1, sublist1, ..., [sublist_out]) as
+    (subscripts, operands)."""
+    ops, subs = list(args[0::2]), [_sublist(s) for s in args[1::2]]
+    if len(args) % 2 == 0:
+        return ",".join(subs), ops
+    return ",".join(subs) + "->" + _sublist(ops.pop()), ops
+
+
 def einsum(subscripts, *operands, out=None, optimize=True, dtype=None):
     """Einstein summation (NumPy's subscripts, with '...' and implicit outputs). The
     gradient with respect to each operand is another einsum."""
     _no_out("einsum", out)
-    if not isinstance(subscripts, str):
-        raise TypeError("dnp.einsum: pass the subscripts as a string ('ij,jk->ik'); the "
-                        "interleaved (operand, sublist) form is not supported")
+    if not isinstance(subscripts, str):  # einsum(op0, sublist0, op1, sublist1, ..., [out])
+        subscripts, operands = _from_sublists((subscripts, *operands))
     ops = [asarray(o) for o in operands]
     spec = _explicit(subscripts, [shape(o) for o in ops])
     r = P.einsum.bind(*ops, subscripts=spec)
