@@ -51,6 +51,13 @@ def _float(dtype, like=None):
     return dtype if dtype is not None or like is not None else default_backend()[1].dtype
 
 
+def _float_array(out):
+    """`out`, a float array made with no `like`, in the default float dtype if one is set
+    (for creation functions whose primitive takes no dtype, such as fftfreq)."""
+    dt = default_backend()[1].dtype
+    return out if dt is None else _el.astype(out, dt)
+
+
 def _composed(*values) -> bool:
     """Values that are traced, or lists (array-likes the kernels do not take): these are
     handled by composing primitives (a broadcast, a ramp), which carries the derivative."""
