@@ -10,6 +10,7 @@ from __future__ import annotations
 import operator
 
 from diffkit.numpy import _core as _co
+from diffkit.numpy import _creation as _cr
 from diffkit.numpy import _elementwise as _el
 from diffkit.numpy._core import is_traced
 from diffkit.primitives import fft as P
@@ -177,12 +178,11 @@ def _freq(n, d, device, like, real: bool):
         unit = P.fftfreq.bind(_like(d if like is None else like, device), n=operator.index(n),
                               d=1.0, real=real)
         return unit / d
-    return P.fftfreq.bind(_like(like, device), n=operator.index(n), d=float(d), real=real)
+    out = P.fftfreq.bind(_like(like, device), n=operator.index(n), d=float(d), real=real)
+    return out if like is not None else _cr._float_array(out)  # the default float dtype
 
 
 def _like(like, device):
-    from diffkit.numpy._core import _base
-
     if device not in (None, "cpu") and like is None:
         raise ValueError(f"fftfreq(device={device!r}): pass like=<an array on that device>")
-    return None if like is None else _base(like)
+    return _cr._like(like)  # with no like: the default backend (dk.default_backend)
