@@ -160,8 +160,8 @@ def heat_step_whole(U, i, kappa):
 
 
 def loops(backend):
-    global ROWS
-    ROWS = 3 * N + 1
+    global ROWS, COLS
+    ROWS, COLS = 3 * N + 1, 6
     c = conv(backend)
     U0 = np.random.default_rng(11).standard_normal((ROWS, COLS))
     W = np.random.default_rng(12).standard_normal((ROWS, COLS))
@@ -225,9 +225,10 @@ def loops(backend):
 
 
 def disk(backend):
-    """The disk tier writes under <path>/rank<r>, and the gradient is unchanged."""
-    global ROWS
-    ROWS = 3 * N + 1
+    """The disk tier writes under <path>/rank<r>, and the gradient is unchanged (wide strips,
+    so that the budget holds one snapshot in RAM and the rest go to disk)."""
+    global ROWS, COLS
+    ROWS, COLS = 3 * N + 1, 400
     c = conv(backend)
     U0 = np.random.default_rng(11).standard_normal((ROWS, COLS))
     u0 = c(np.array_split(U0, N)[R])
@@ -239,7 +240,7 @@ def disk(backend):
             seen.append(sorted(os.listdir(path)))
         return heat_step(u, i, kappa)
 
-    budget = {"budget": {"memory": "40KiB", "disk": {"path": path, "size": "64MiB"}},
+    budget = {"budget": {"memory": "200KiB", "disk": {"path": path, "size": "64MiB"}},
               "schedule": "multilevel", "costs": {"disk_write": 0.01, "disk_read": 0.01}}
     g = dk.grad(lambda u: dnp.sum(dk.checkpoint.loop(step, u, 30, (0.1,), budget) ** 2))(u0)
     assert dk.checkpoint.last_report().disk_written > 0, f"rank {R}: nothing went to disk"
