@@ -27,7 +27,8 @@ ROOT = Path(__file__).resolve().parents[1]
 # Modules whose public functions and classes (their __all__) the reference must document;
 # a new public module gets a page under docs/api/ and a line here.
 DOCUMENTED = ["diffkit", "diffkit.tree", "diffkit.checkpoint", "diffkit.testing",
-              "diffkit.extend", "diffkit.torch", "diffkit.errors", "diffkit.scipy.special"]
+              "diffkit.extend", "diffkit.torch", "diffkit.errors", "diffkit.scipy.special",
+              "diffkit.scipy.stats", "diffkit.distributed"]
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,132 @@
+"""The user guide stays true: every code block in docs/guide/*.md runs, in order, one
+namespace per page, in an empty working directory; a ```text block right after a python or
+bash block is that block's output, compared with what it prints (whitespace-insensitive; the
+folder of the budget presets is written <presets> and measured seconds as <t> s); a yaml
+block is a budget that load_budget must accept."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from diffkit.checkpoint.budget import PRESET_DIR, load_budget
+
+from .conftest import HAS_TORCH
+
+ROOT = Path(__file__).resolve().parents[1]
+PAGES = sorted((ROOT / "docs/guide").glob("*.md"))
+
+
+def blocks(text: str) -> list[tuple[str, str]]:
+    """The fenced blocks of a Markdown page as (language, body); directives are left out."""
+    return re.findall(r"^```(\w+)\n(.*?)^```$", text, flags=re.S | re.M)
+
+
+def normalized(text: str) -> str:
+    text = text.replace(str(PRESET_DIR), "<presets>")
+    text = re.sub(r"\b\d+\.\d{3} s\b", "<t> s", text)
+    return " ".join(text.split())
+
+
+def run_python(body: str, namespace: dict, where: str) -> str:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(compile(body, where, "exec"), namespace)
+    return out.getvalue()
+
+
+def run_bash(body: str, cwd: Path) -> str:
+    env = {**os.environ,  # the `diffkit` command of this Python, on the diffkit under test
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    run = subprocess.run(["bash", "-euc", body], cwd=cwd, env=env, capture_output=True,
+                         text=True, timeout=120)
+    assert run.returncode == 0, f"{body!r} failed:\n{run.stdout}\n{run.stderr}"
+    return run.stdout
+
+
+@pytest.fixture
+def clean_logging():
+    """A page may configure logging as a user would; put the root logger back after it."""
+    root = logging.getLogger()
+    level, handlers = root.level, list(root.handlers)
+    yield
+    root.setLevel(level)
+    root.handlers[:] = handlers
+
+
+@pytest.mark.parametrize("page", PAGES, ids=[p.stem for p in PAGES])
+def test_guide_page_runs_and_prints_what_it_shows(page, tmp_path, monkeypatch, clean_logging):
+    text = page.read_text()
+    if "import torch" in text and not HAS_TORCH:
+        pytest.skip("torch is not installed (pip install diffkit[torch])")
+    if "import scipy" in text:
+        pytest.importorskip("scipy", reason="scipy is not installed (pip install diffkit[scipy])")
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {"__name__": f"guide_{page.stem}"}
+    output = None  # what the previous python/bash block printed
+    for k, (lang, body) in enumerate(blocks(text)):
+        where = f"docs/guide/{page.name}, block {k} ({lang})"
+        if lang == "python":
+            output = run_python(body, namespace, where)
+        elif lang == "bash":
+            output = run_bash(body, tmp_path)
+        elif lang == "text":
+            assert output is not None, f"{where}: a text block must follow the code it shows"
+            assert normalized(output) == normalized(body), (
+                f"{where}: the page shows\n{body}\nbut the code printed\n{output}")
+            output = None
+        elif lang == "yaml":
+            (tmp_path / "budget.yaml").write_text(body)
+            load_budget(str(tmp_path / "budget.yaml"))
+            output = None
+        else:
+            raise AssertionError(f"{where}: no runner for a {lang!r} block")
+
+
+def test_every_guide_page_has_code_that_runs():
+    assert len(PAGES) >= 5
+    for page in PAGES:
+        if page.stem != "index":
+            assert any(lang == "python" for lang, _ in blocks(page.read_text())), page.name
+
+
+def resolve(dotted: str):
+    """The object a dotted name written in the guide stands for (dk = diffkit, dnp =
+    diffkit.numpy), importing submodules as Python would."""
+    import importlib
+
+    head, *rest = dotted.split(".")
+    path = {"dk": "diffkit", "dnp": "diffkit.numpy"}.get(head, head)
+    obj = importlib.import_module(path)
+    for part in rest:
+        if not hasattr(obj, part):
+            path = f"{path}.{part}"
+            obj = importlib.import_module(path)  # a submodule not yet imported
+        else:
+            obj = getattr(obj, part)
+            path = f"{path}.{part}"
+    return obj
+
+
+def test_every_diffkit_name_in_the_guide_exists():
+    names = {m for page in PAGES
+             for m in re.findall(r"\b((?:dk|dnp|diffkit)(?:\.\w+)+)", page.read_text())}
+    if not HAS_TORCH:
+        names = {n for n in names if not n.startswith("diffkit.torch.")}
+    assert len(names) > 40
+    missing = []
+    for name in sorted(names):
+        try:
+            resolve(name)
+        except (AttributeError, ImportError):
+            missing.append(name)
+    assert not missing, f"the guide names what diffkit does not have: {missing}"
