@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 
 from diffkit.core.rules import elementwise, nondiff
-from diffkit.primitives.elementwise import exp, log, log1p, sign, where
+from diffkit.primitives.elementwise import exp, log, log1p, sign, subtract, where
 from diffkit.primitives.sampling import SHAPES, away_from, cases, uniform
 
 _2_SQRTPI = 2 / math.sqrt(math.pi)
@@ -95,9 +95,12 @@ gammasgn = nondiff("gammasgn", subgradient="0 everywhere (piecewise constant)",
                    sample=uniform(-3.9, 3.9))
 
 
+# In these densities the terms of the shape alone (gammaln(a)) are subtracted with the
+# primitive, not `-`: for a Python-number shape they are NumPy values, and NumPy's `-` with a
+# tensor is not torch's (the primitive moves the NumPy value to the tensor's backend).
 def _gamma_density(_ans, a, x):
     """d/dx gammainc(a, x) = x^(a-1) exp(-x) / Gamma(a)."""
-    return exp(xlogy.bind(a - 1, x) - x - gammaln.bind(a))
+    return exp(subtract(xlogy.bind(a - 1, x) - x, gammaln.bind(a)))
 
 
 gammainc = elementwise("gammainc", None, _gamma_density, saves_ans=False,
@@ -109,7 +112,7 @@ gammaincc = elementwise("gammaincc", None, lambda _ans, a, x: -_gamma_density(_a
 def _beta_d(ans_factor):
     """d/da of beta (ans_factor=True: B * (psi(a) - psi(a+b))) or of betaln (False)."""
     def d(ans, a, b):
-        g = digamma.bind(a) - digamma.bind(a + b)
+        g = subtract(digamma.bind(a), digamma.bind(a + b))
         return ans * g if ans_factor else g
     return d
 
@@ -121,16 +124,16 @@ betaln = elementwise("betaln", lambda _ans, a, b: _beta_d(False)(_ans, a, b),
                      sample=uniform(0.3, 4.0, nargs=2))
 betainc = elementwise(  # d/dx = x^(a-1) (1-x)^(b-1) / B(a, b)
     "betainc", None, None,
-    lambda _ans, a, b, x: exp(xlogy.bind(a - 1, x) + xlog1py.bind(b - 1, -x)
-                              - betaln.bind(a, b)),
+    lambda _ans, a, b, x: exp(subtract(xlogy.bind(a - 1, x) + xlog1py.bind(b - 1, -x),
+                                       betaln.bind(a, b))),
     saves_ans=False, sample=_ranges((0.5, 4.0), (0.5, 4.0), (0.05, 0.95)))
 
 
 
 def _t_density(_ans, df, t):
     """d/dt stdtr(df, t): Student's t density."""
-    return exp(gammaln.bind((df + 1) / 2) - gammaln.bind(df / 2) - 0.5 * log(df * math.pi)
-               - (df + 1) / 2 * log1p(t * t / df))
+    log_c = gammaln.bind((df + 1) / 2) - gammaln.bind(df / 2) - 0.5 * log(df * math.pi)
+    return exp(subtract(-(df + 1) / 2 * log1p(t * t / df), -log_c))
 
 
 stdtr = elementwise("stdtr", None, _t_density, saves_ans=False,  # Student's t CDF

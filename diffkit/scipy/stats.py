@@ -19,6 +19,8 @@ from __future__ import annotations
 import math
 from types import SimpleNamespace
 
+import numpy as np
+
 import diffkit.numpy as dnp
 import diffkit.scipy.special as sc
 from diffkit.numpy._core import concrete
@@ -46,13 +48,25 @@ def _valid(out, *ok):
     return dnp.where(cond, out, _NAN)
 
 
+def _log(scale):
+    """log(scale), without NumPy's warning for an invalid scale (its result is nan anyway)."""
+    return dnp.log(dnp.where(scale > 0, scale, 1.0))
+
+
 def _fixed(v, dist: str, arg: str, why: str):
     return concrete(v, dist, arg, why)
 
 
 def _from_cdf(cdf, sf):
-    """logcdf, logsf as the logs of cdf and sf (accurate: both are computed directly)."""
-    return (lambda *a, **k: dnp.log(cdf(*a, **k)), lambda *a, **k: dnp.log(sf(*a, **k)))
+    """logcdf, logsf as the logs of cdf and sf (accurate: both are computed directly); -inf
+    where they are 0, without NumPy's warning (SciPy gives none)."""
+    def log_of(f):
+        def g(*args, **kw):
+            with np.errstate(divide="ignore"):
+                return dnp.log(f(*args, **kw))
+        return g
+
+    return log_of(cdf), log_of(sf)
 
 
 # -- norm --------------------------------------------------------------------------------------
@@ -62,7 +76,7 @@ def _std(x, loc, scale):
 
 def _norm_logpdf(x, loc=0.0, scale=1.0):
     z = _std(x, loc, scale)
-    return _valid(-0.5 * z * z - _LOG_SQRT_2PI - dnp.log(scale), scale > 0)
+    return _valid(-0.5 * z * z - _LOG_SQRT_2PI - _log(scale), scale > 0)
 
 
 def _norm_cdf(x, loc=0.0, scale=1.0):
@@ -101,7 +115,7 @@ norm = _namespace("norm", logpdf=_norm_logpdf, pdf=_pdf(_norm_logpdf), cdf=_norm
 def _t_logpdf(x, df, loc=0.0, scale=1.0):
     z = _std(x, loc, scale)
     out = (sc.gammaln((df + 1) / 2) - sc.gammaln(df / 2) - 0.5 * dnp.log(df * math.pi)
-           - (df + 1) / 2 * dnp.log1p(z * z / df) - dnp.log(scale))
+           - (df + 1) / 2 * dnp.log1p(z * z / df) - _log(scale))
     return _valid(out, scale > 0, df > 0)
 
 
@@ -124,7 +138,7 @@ t = _namespace("t", logpdf=_t_logpdf, pdf=_pdf(_t_logpdf), cdf=_t_cdf, sf=_t_sf,
 # -- cauchy ------------------------------------------------------------------------------------
 def _cauchy_logpdf(x, loc=0.0, scale=1.0):
     z = _std(x, loc, scale)
-    return _valid(-math.log(math.pi) - dnp.log(scale) - dnp.log1p(z * z), scale > 0)
+    return _valid(-math.log(math.pi) - _log(scale) - dnp.log1p(z * z), scale > 0)
 
 
 def _cauchy_cdf(x, loc=0.0, scale=1.0):  # arctan2(1, -z) keeps full accuracy as z -> -inf
@@ -150,7 +164,7 @@ def _halves(z):
 
 def _laplace_logpdf(x, loc=0.0, scale=1.0):
     z = _std(x, loc, scale)
-    return _valid(-math.log(2) - dnp.log(scale) - dnp.abs(z), scale > 0)
+    return _valid(-math.log(2) - _log(scale) - dnp.abs(z), scale > 0)
 
 
 def _laplace_cdf(x, loc=0.0, scale=1.0):
@@ -179,7 +193,7 @@ laplace = _namespace("laplace", logpdf=_laplace_logpdf, pdf=_pdf(_laplace_logpdf
 # -- logistic ----------------------------------------------------------------------------------
 def _logistic_logpdf(x, loc=0.0, scale=1.0):
     z = _std(x, loc, scale)
-    return _valid(-z - 2 * sc.softplus(-z) - dnp.log(scale), scale > 0)
+    return _valid(-z - 2 * sc.softplus(-z) - _log(scale), scale > 0)
 
 
 def _logistic(fn, sign):
@@ -206,7 +220,7 @@ def _positive(x, loc, scale):
 
 def _expon_logpdf(x, loc=0.0, scale=1.0):
     inside, z = _positive(x, loc, scale)
-    return _valid(dnp.where(inside, -z, -_INF) - dnp.log(scale), scale > 0)
+    return _valid(dnp.where(inside, -z, -_INF) - _log(scale), scale > 0)
 
 
 def _expon_cdf(x, loc=0.0, scale=1.0):
@@ -231,7 +245,7 @@ def _gamma_logpdf(x, a, loc=0.0, scale=1.0):
     inside, z = _positive(x, loc, scale)
     zs = dnp.where(inside, z, 1.0)  # keeps log(0)'s inf out of the derivative outside
     out = dnp.where(inside, sc.xlogy(a - 1, zs) - zs - sc.gammaln(a), -_INF)
-    return _valid(out - dnp.log(scale), scale > 0, a > 0)
+    return _valid(out - _log(scale), scale > 0, a > 0)
 
 
 def _gamma_shape(a, dist):
@@ -280,7 +294,7 @@ def _beta_logpdf(x, a, b, loc=0.0, scale=1.0):
     inside, z = _unit(x, loc, scale)
     zs = dnp.where(inside, z, 0.5)
     out = sc.xlogy(a - 1, zs) + sc.xlog1py(b - 1, -zs) - sc.betaln(a, b)
-    return _valid(dnp.where(inside, out, -_INF) - dnp.log(scale), scale > 0, a > 0, b > 0)
+    return _valid(dnp.where(inside, out, -_INF) - _log(scale), scale > 0, a > 0, b > 0)
 
 
 def _beta_shapes(a, b):
@@ -306,7 +320,7 @@ beta = _namespace("beta", logpdf=_beta_logpdf, pdf=_pdf(_beta_logpdf), cdf=_beta
 # -- uniform -----------------------------------------------------------------------------------
 def _uniform_logpdf(x, loc=0.0, scale=1.0):
     inside, _ = _unit(x, loc, scale)
-    return _valid(dnp.where(inside, -dnp.log(scale), -_INF), scale > 0)
+    return _valid(dnp.where(inside, -_log(scale), -_INF), scale > 0)
 
 
 def _uniform_cdf(x, loc=0.0, scale=1.0):
@@ -325,11 +339,12 @@ uniform = _namespace("uniform", logpdf=_uniform_logpdf, pdf=_pdf(_uniform_logpdf
 
 # -- poisson, binom (k and n are counts: no derivative) ----------------------------------------
 def _count(k, dist: str, arg: str = "k"):
-    return dnp.asarray(_fixed(k, dist, arg, "it is a count"))
+    k = _fixed(k, dist, arg, "it is a count")
+    return dnp.asarray(k) if isinstance(k, list | tuple) else k
 
 
 def _poisson_logpmf(k, mu, loc=0):
-    k = _count(k, "poisson.logpmf") - loc
+    k = dnp.subtract(_count(k, "poisson.logpmf"), loc)
     ok = dnp.logical_and(k >= 0, dnp.floor(k) == k)
     ks = dnp.where(ok, k, 0)
     out = dnp.where(ok, sc.xlogy(ks, mu) - mu - sc.gammaln(ks + 1), -_INF)
@@ -338,7 +353,7 @@ def _poisson_logpmf(k, mu, loc=0):
 
 def _poisson_tail(fn, below):
     def f(k, mu, loc=0):
-        k = dnp.floor(_count(k, f"poisson.{fn.__name__}") - loc)
+        k = dnp.floor(dnp.subtract(_count(k, f"poisson.{fn.__name__}"), loc))
         inside = k >= 0
         out = dnp.where(inside, fn(dnp.where(inside, k, 0) + 1, mu), below)
         return _valid(out, mu >= 0)
@@ -363,26 +378,27 @@ poisson = _namespace("poisson", logpmf=_poisson_logpmf, pmf=_pdf(_poisson_logpmf
 
 
 def _binom_logpmf(k, n, p, loc=0):
-    k, n = _count(k, "binom.logpmf") - loc, _count(n, "binom.logpmf", "n")
-    ok = dnp.logical_and(dnp.logical_and(k >= 0, k <= n), dnp.floor(k) == k)
+    k, n = dnp.subtract(_count(k, "binom.logpmf"), loc), _count(n, "binom.logpmf", "n")
+    ok = dnp.logical_and(dnp.logical_and(k >= 0, dnp.less_equal(k, n)), dnp.floor(k) == k)
     ks = dnp.where(ok, k, 0)
-    out = (sc.gammaln(n + 1) - sc.gammaln(ks + 1) - sc.gammaln(n - ks + 1)
-           + sc.xlogy(ks, p) + sc.xlog1py(n - ks, -p))
-    return _valid(dnp.where(ok, out, -_INF), p >= 0, p <= 1, n >= 0)
+    nk = dnp.subtract(n, ks)  # dnp: k and n may be arrays of two backends
+    out = (sc.gammaln(dnp.add(n, 1)) - sc.gammaln(ks + 1) - sc.gammaln(nk + 1)
+           + sc.xlogy(ks, p) + sc.xlog1py(nk, -p))
+    return _valid(dnp.where(ok, out, -_INF), p >= 0, p <= 1, dnp.greater_equal(n, 0))
 
 
 def _binom_tail(upper):
     """cdf = I_{1-p}(n - k, k + 1), sf = I_p(k + 1, n - k) for 0 <= k < n."""
     def f(k, n, p, loc=0):
         name = "binom.sf" if upper else "binom.cdf"
-        k = dnp.floor(_count(k, name) - loc)
+        k = dnp.floor(dnp.subtract(_count(k, name), loc))
         n = _count(n, name, "n")
-        inside = dnp.logical_and(k >= 0, k < n)
+        inside = dnp.logical_and(k >= 0, dnp.less(k, n))
         ks = dnp.where(inside, k, 0)
-        nk = dnp.where(inside, n - ks, 1)
+        nk = dnp.where(inside, dnp.subtract(n, ks), 1)
         out = sc.betainc(ks + 1, nk, p) if upper else sc.betainc(nk, ks + 1, 1 - p)
         edge = dnp.where(k < 0, 1.0, 0.0) if upper else dnp.where(k < 0, 0.0, 1.0)
-        return _valid(dnp.where(inside, out, edge), p >= 0, p <= 1, n >= 0)
+        return _valid(dnp.where(inside, out, edge), p >= 0, p <= 1, dnp.greater_equal(n, 0))
 
     return f
 

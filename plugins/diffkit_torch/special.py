@@ -58,8 +58,15 @@ def _softplus(x):
 
 
 def _binary(f):
+    """f(x, y) on tensors: a Python number becomes a tensor of the other's dtype and device
+    (gammainc and gammaincc take no numbers)."""
     def kernel(x, y):
-        return f(_float(x), _float(y))
+        x, y = _float(x), _float(y)
+        if not isinstance(x, torch.Tensor):
+            x = torch.as_tensor(x, dtype=y.dtype, device=y.device)
+        elif not isinstance(y, torch.Tensor):
+            y = torch.as_tensor(y, dtype=x.dtype, device=x.device)
+        return f(x, y)
 
     return kernel
 
