@@ -107,7 +107,9 @@ def check_grads(f: Callable, args: Sequence, order: int = 2,
         _check_fd(g, primals, tangents, t_flat, eps, rtol, atol)
     if "rev" in modes:
         cts = [_random_like(o, rng) if is_inexact(o) else None for o in out_flat]
-        ct_tree = pytree.unflatten(pytree.structure(out), cts)
+        ct_tree = pytree.unflatten(pytree.structure(out), [  # integer outputs: zeros
+            c if c is not None else _like(o, np.zeros(np.shape(to_numpy(o))))
+            for c, o in zip(cts, out_flat, strict=True)])
         _, f_vjp = vjp(g, *primals)
         ct_in = f_vjp(ct_tree)
         lhs = _inner([c for c in cts if c is not None],
