@@ -32,7 +32,7 @@ below :data:`PLAN_WORK`.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from math import prod
 
 import numpy as np
@@ -41,7 +41,7 @@ from diffkit.checkpoint.actions import Action, Advance, Discard, Load, Reverse, 
 from diffkit.checkpoint.multilevel import MultiLevelPrediction, StepCosts, Tier
 from diffkit.errors import ScheduleError
 
-__all__ = ["Optimal", "dp_work", "feasible", "PLAN_WORK", "PLAN_CELLS"]
+__all__ = ["Optimal", "dp_work", "feasible", "tally", "PLAN_WORK", "PLAN_CELLS"]
 
 PLAN_WORK = 1e8  # splits the planner allows itself: n=200, 5 RAM, 200 disk slots is 0.27 s
 PLAN_CELLS = 4e6  # table cells (~21 bytes each), so a plan never takes more than ~90 MB
@@ -118,7 +118,38 @@ class _Tables:
                 F[s][..., l], pick[s][..., l] = best, arg
             self._shift(shifted, F, src, l)
         self.F, self.split, self.pick = F, split, pick
-        self.members, self.read = members, read
+        self.members, self.names = members, [t.name for t in tiers]
+        self.cheapest = [min(m, key=lambda t: tiers[t].read) if m else -1 for m in members]
+
+    def emit(self, s: int, a: int, l: int, c: tuple[int, ...]) -> Iterator[Action]:
+        """Reverse steps ``a .. a + l - 1`` from the current state ``a``, held in the set ``s``
+        of tiers, with slot counts ``c``; the copies of ``a`` are discarded at the end."""
+        members, names = self.members, self.names
+        stack: list = [(s, a, l, c)]
+        while stack:
+            item = stack.pop()
+            if not isinstance(item, tuple):
+                yield item
+                continue
+            s, a, l, c = item
+            if l == 1:
+                yield Reverse(a)
+                for k in members[s]:
+                    yield Discard(a, names[k])
+                continue
+            s2 = int(self.pick[(s, *c, l)])
+            for k in members[s]:  # drop first: the DP counts each set's slots alone
+                if not s2 >> k & 1:
+                    yield Discard(a, names[k])
+            for k in members[s2]:
+                if not s >> k & 1:
+                    yield Save(a, names[k])
+            j = int(self.split[(s2, *c, l)])
+            right = tuple(x - (s2 >> k & 1) for k, x in enumerate(c))
+            yield Advance(a, a + j)
+            stack.append((s2, a, j, c))
+            stack.append(Load(a, names[self.cheapest[s2]]))
+            stack.append((0, a + j, l - j, right))
 
     @staticmethod
     def _shift(shifted: np.ndarray, F: np.ndarray, src: list, l: int) -> None:
@@ -166,57 +197,37 @@ class Optimal:
 
     def actions(self) -> Iterator[Action]:
         """The optimal actions, traced back through the tables with an explicit stack."""
-        t, names = self._t, [x.name for x in self.tiers]
-        stack: list = [(0, 0, self.n_steps, t.caps)]  # (held set, start, steps, slots)
-        while stack:
-            item = stack.pop()
-            if not isinstance(item, tuple):
-                yield item
-                continue
-            s, a, l, c = item
-            if l == 1:
-                yield Reverse(a)
-                for k in t.members[s]:
-                    yield Discard(a, names[k])
-                continue
-            s2 = int(t.pick[(s, *c, l)])
-            for k in t.members[s]:  # drop first: the DP counts each set's slots alone
-                if not s2 >> k & 1:
-                    yield Discard(a, names[k])
-            for k in t.members[s2]:
-                if not s >> k & 1:
-                    yield Save(a, names[k])
-            j = int(t.split[(s2, *c, l)])
-            cheapest = min(t.members[s2], key=lambda k: self.tiers[k].read)
-            right = tuple(x - (s2 >> k & 1) for k, x in enumerate(c))
-            yield Advance(a, a + j)
-            stack.append((s2, a, j, c))
-            stack.append(Load(a, names[cheapest]))
-            stack.append((0, a + j, l - j, right))
+        return self._t.emit(0, 0, self.n_steps, self._t.caps)
 
     def _count(self) -> tuple[MultiLevelPrediction, dict[str, int]]:
-        advances, writes, reads = 0, {}, {}
-        held = dict.fromkeys(self.limits, 0)
-        peak = dict(held)
-        for act in self.actions():
-            match act:
-                case Advance(start, stop):
-                    advances += stop - start
-                case Reverse():
-                    advances += 1
-                case Save(_, tier):
-                    writes[tier] = writes.get(tier, 0) + 1
-                    held[tier] += 1
-                    peak[tier] = max(peak[tier], held[tier])
-                case Load(_, tier):
-                    reads[tier] = reads.get(tier, 0) + 1
-                case Discard(_, tier):
-                    held[tier] -= 1
+        advances, writes, reads, peak = tally(self.actions(), self.limits)
         c = self.costs
         time = (c.forward * advances + c.reverse * self.n_steps
                 + sum(t.write * writes.get(t.name, 0) + t.read * reads.get(t.name, 0)
                       for t in self.tiers))
         return MultiLevelPrediction(self.n_steps, advances, writes, reads, time), peak
+
+
+def tally(actions: Iterable[Action], tiers: Iterable[str]) -> tuple[int, dict, dict, dict]:
+    """Forward advances, saves and loads per tier, and each tier's peak, of a stream."""
+    advances, writes, reads = 0, {}, {}
+    held = dict.fromkeys(tiers, 0)
+    peak = dict(held)
+    for act in actions:
+        match act:
+            case Advance(start, stop):
+                advances += stop - start
+            case Reverse():
+                advances += 1
+            case Save(_, tier):
+                writes[tier] = writes.get(tier, 0) + 1
+                held[tier] += 1
+                peak[tier] = max(peak[tier], held[tier])
+            case Load(_, tier):
+                reads[tier] = reads.get(tier, 0) + 1
+            case Discard(_, tier):
+                held[tier] -= 1
+    return advances, writes, reads, peak
 
 
 def _check_tiers(tiers: Sequence[Tier]) -> None:

@@ -13,7 +13,8 @@ is one slot plus the working set; a smaller budget is a ``BudgetError`` saying h
 ``auto`` picks the fitting schedule of least predicted time (store-all whenever it fits,
 then Periodic with the fastest fitting period, Revolve or, with tiers below RAM, the best
 multi-tier plan: the exact :class:`~diffkit.checkpoint.optimal.Optimal` where its dynamic
-programme is small enough (:func:`~diffkit.checkpoint.optimal.feasible`), else
+programme is small enough (:func:`~diffkit.checkpoint.optimal.feasible`), else the faster of
+:class:`~diffkit.checkpoint.segmented.Segmented` and
 :class:`~diffkit.checkpoint.multilevel.MultiLevel` over RAM and the best single tier); with
 ``n_steps=None`` (a while loop) Online.
 Predicted time is in units of one forward step: ``forward * advances + reverse * n`` plus each
@@ -34,6 +35,7 @@ from diffkit.checkpoint.multilevel import MultiLevel, StepCosts, Tier
 from diffkit.checkpoint.online import Online
 from diffkit.checkpoint.optimal import Optimal, feasible
 from diffkit.checkpoint.revolve import Revolve
+from diffkit.checkpoint.segmented import Segmented
 from diffkit.errors import BudgetError
 
 __all__ = ["Plan", "plan", "candidates", "stream_bytes", "human_bytes", "budget_label"]
@@ -196,13 +198,17 @@ def candidates(n_steps: int | None, state_bytes: int, budget: Budget,
     return out
 
 
-def _tiered(n: int, ram: int, lower: list[Tier], budget: Budget) -> Optimal | MultiLevel:
+def _tiered(n: int, ram: int, lower: list[Tier],
+            budget: Budget) -> Optimal | Segmented | MultiLevel:
     """The least-time plan over RAM and the tiers below it: the exact one when its dynamic
-    programme is small enough, else MultiLevel over RAM and each single tier (the best)."""
+    programme is small enough, else the best of Segmented (exact segments, starts in the
+    slowest tier) and MultiLevel over RAM and each single tier."""
     steps = StepCosts(budget.costs.forward, budget.costs.reverse)
     tiers = [Tier(RAM, ram), *lower]
     exact = [Optimal(n, tiers, steps)] if feasible(n, tiers) else []
-    options = [*exact, *(MultiLevel(n, [tiers[0], t], steps) for t in lower)]
+    segmented = Segmented.make(n, tiers, steps) if not exact else None
+    options = [*exact, *([segmented] if segmented else []),
+               *(MultiLevel(n, [tiers[0], t], steps) for t in lower)]
     return min(options, key=lambda s: s.predicted.time)  # ties: the exact one
 
 
