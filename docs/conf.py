@@ -30,7 +30,6 @@ autodoc_default_options = {"members": True}
 napoleon_numpy_docstring = False
 
 myst_heading_anchors = 3  # `page.md#a-heading` links resolve
-myst_enable_extensions = ["deflist"]
 
 html_theme = "alabaster"
 html_title = f"diffkit {release}"
