@@ -258,7 +258,6 @@ def test_qr_wide_derivative_error():
     (lambda: L.norm(AB, 2), "Improper number of dimensions"),
     (lambda: L.eigh(S, "X"), "UPLO argument must be 'L' or 'U'"),
     (lambda: L.qr(A, "raw"), "qr mode must be"),
-    (lambda: L.qr(TALL, "complete"), "mode='complete'.*tall"),
     (lambda: L.multi_dot([A]), "at least two arrays"),
     (lambda: L.lstsq(AB, V), "2-D a"),
 ])
@@ -296,3 +295,51 @@ def test_det_gradient_at_singular_matrix_is_the_adjugate(a, backend, to_backend)
 def test_det_second_order_at_singular_matrix(backend, to_backend):
     check_grads(L.det, (to_backend(RANK2),), order=2)
     check_grads(L.det, (to_backend(RANK2[:, :2] @ cplx(2, 3)),), order=1)
+
+
+NONSYM = rng.normal(size=(3, 3))  # a complex pair of eigenvalues and a real one
+
+
+@pytest.mark.parametrize("a", [NONSYM, S, AC, np.stack([NONSYM, A])],
+                         ids=["complex-pair", "real-spectrum", "complex-input", "batch"])
+def test_eig_values_match_numpy(a, backend, to_backend):
+    w, v = L.eig(to_backend(a))
+    want_w, want_v = np.linalg.eig(a)
+    for got, want in ((w, want_w), (v, want_v), (L.eigvals(to_backend(a)), want_w)):
+        got = dk.asarray(got, backend="numpy")
+        assert got.dtype == want.dtype and got.shape == want.shape
+        np.testing.assert_allclose(got, want, atol=1e-12)
+
+
+@pytest.mark.parametrize("a,order", [(NONSYM, 2), (S, 2), (AC, 1)],
+                         ids=["complex-pair", "real-spectrum", "complex-input"])
+def test_eig_gradients(a, order, backend, to_backend):
+    # the vectors themselves: their derivative keeps LAPACK's normalization (unit norm,
+    # largest entry real), so it matches finite differences of NumPy's eig
+    check_grads(lambda x: tuple(L.eig(x)), (to_backend(a),), order=order)
+
+
+def test_eigvals_gradient_is_the_left_right_formula():
+    # d w_i = u_i^T da v_i with u_i^T the rows of V^-1 (left vectors, u_i^T v_i = 1); for a
+    # real a the gradient of Re(w_i) is Re(u_i v_i^T)
+    _, v = np.linalg.eig(NONSYM)
+    u = np.linalg.inv(v).T
+    g = dk.grad(lambda x: dnp.real(L.eigvals(x)[2]))(NONSYM)
+    np.testing.assert_allclose(g, np.real(np.outer(u[:, 2], v[:, 2])), atol=1e-12)
+
+
+def _complete_qr_invariants(a):
+    q, r = L.qr(a, "complete")
+    n = a.shape[-1]
+    q2 = q[..., n:]
+    return q[..., :n], r, q2 @ dnp.swapaxes(q2, -1, -2)
+
+
+@pytest.mark.parametrize("a", [TALL, rng.normal(size=(2, 4, 2))], ids=["5x3", "batch-4x2"])
+def test_qr_complete_tall(a, backend, to_backend):
+    q, r = L.qr(to_backend(a), "complete")
+    want_q, want_r = np.linalg.qr(a, "complete")
+    np.testing.assert_allclose(dk.asarray(q, backend="numpy"), want_q, atol=1e-12)
+    np.testing.assert_allclose(dk.asarray(r, backend="numpy"), want_r, atol=1e-12)
+    # Q1 and R exactly; the complement through its projector (rotations inside it are free)
+    check_grads(_complete_qr_invariants, (to_backend(a),), order=1)

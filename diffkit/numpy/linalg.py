@@ -21,11 +21,13 @@ from diffkit.numpy import _reductions as _rd
 from diffkit.numpy import _shape as _sh
 from diffkit.numpy._core import _base, concrete, is_traced
 from diffkit.primitives import linalg as P
+from diffkit.primitives import linalg_extra as PX
 
 __all__ = [
     "inv", "solve", "det", "slogdet", "cholesky", "eigh", "eigvalsh", "svd", "svdvals", "qr",
     "pinv", "lstsq", "matrix_rank", "matrix_power", "cond", "multi_dot", "norm",
     "vector_norm", "matrix_norm", "SlogdetResult", "EighResult", "SVDResult", "QRResult",
+    "eig", "eigvals", "EigResult",
 ]
 
 _INF = float("inf")
@@ -37,6 +39,11 @@ class SlogdetResult(NamedTuple):
 
 
 class EighResult(NamedTuple):
+    eigenvalues: object
+    eigenvectors: object
+
+
+class EigResult(NamedTuple):
     eigenvalues: object
     eigenvectors: object
 
@@ -213,17 +220,42 @@ def svdvals(x, /):
 
 def qr(a, mode="reduced"):
     """QR factorization: mode 'reduced' (differentiable for square and tall a), 'r' (R
-    only), or 'complete' where it equals 'reduced' (a not tall)."""
+    only), or 'complete'. A tall a's complete Q appends NumPy's orthonormal basis Q2 of
+    the complement of Q1's columns; any rotation of Q2 would do, so its derivative is a
+    convention, as at eigh's repeated eigenvalues: Q2 turns only as much as Q1 forces,
+    dQ2 = -Q1 dQ1^H Q2 (the derivative of (I - Q1 Q1^H) Q2 at fixed Q2). It is right to
+    first order for losses invariant to rotations inside the complement (Q2 Q2^H, norms of
+    Q2^H x); Q1 and R are exact to any order."""
     a = _float(a)
-    if mode == "complete" and a.shape[-2] > a.shape[-1]:
-        raise NotImplementedError(
-            "qr(mode='complete') of a tall matrix is not supported (the extra columns of Q "
-            "have no derivative); use mode='reduced'"
-        )
     if mode not in ("reduced", "complete", "r"):
         raise ValueError(f"qr mode must be 'reduced', 'complete' or 'r', got {mode!r}")
     q, r = P.qr.bind(a)
+    m, n = a.shape[-2:]
+    if mode == "complete" and m > n:
+        q2 = PX.qr_complete.bind(_el.stop_gradient(a))[..., n:]
+        turned = q2 - q @ (_H(q) @ q2)  # = q2 to rounding, with the derivative above
+        q = _sh.concatenate([q, q2 + (turned - _el.stop_gradient(turned))], axis=-1)
+        r = _sh.concatenate([r, _cr.zeros_like(r, shape=r.shape[:-2] + (m - n, n))], axis=-2)
     return r if mode == "r" else QRResult(q, r)
+
+
+def eig(a) -> EigResult:
+    """Eigenvalues and right eigenvectors of a general square matrix, as NumPy: real
+    arrays when `a` is real and every eigenvalue is real, complex ones otherwise. Vectors
+    have unit norm and their largest entry real (LAPACK's choice, which the derivative
+    keeps). Differentiable where the eigenvalues are distinct (the vector derivative
+    divides by their gaps)."""
+    a = _float(a)
+    w, v = PX.eig.bind(a)
+    if not _co.iscomplexobj(a) and not bool(_base(_rd.any(_el.imag(_el.stop_gradient(w))
+                                                          != 0))):
+        w, v = _el.real(w), _el.real(v)
+    return EigResult(w, v)
+
+
+def eigvals(a):
+    """Eigenvalues of a general square matrix (see eig)."""
+    return eig(a)[0]
 
 
 def cond(x, p=None):

@@ -27,7 +27,39 @@ def _vector_norm2(x, axis=None, keepdims=False):
     return torch.linalg.vector_norm(x, ord=2, dim=axis, keepdim=keepdims)
 
 
+def _lu_factor(a):
+    lu, piv = torch.linalg.lu_factor(a)
+    return lu, (piv - 1).to(torch.int32)  # SciPy's 0-based int32 pivots
+
+
+def _solve_sylvester(a, b, q):
+    """A X + X B = Q as one linear system (I kron A + B^T kron I) vec X = vec Q: torch has
+    no Schur decomposition (Bartels-Stewart); O((mn)^3), fine for small matrices."""
+    dt = torch.promote_types(torch.promote_types(a.dtype, b.dtype), q.dtype)
+    a, b, q = a.to(dt).contiguous(), b.to(dt).mT.contiguous(), q.to(dt)
+    m, n = q.shape[-2:]
+    k = (torch.kron(torch.eye(n, dtype=dt, device=a.device), a)
+         + torch.kron(b, torch.eye(m, dtype=dt, device=a.device)))
+    x = torch.linalg.solve(k, q.mT.reshape(*q.shape[:-2], m * n, 1))
+    return x.reshape(*q.shape[:-2], n, m).mT
+
+
+def _sqrtm(a):
+    """V sqrt(diag w) V^-1 (principal branch), real when `a` is real with no eigenvalue on
+    the closed negative real axis, as SciPy's; needs a well-conditioned eigenbasis."""
+    w, v = torch.linalg.eig(a)
+    x = v @ torch.diag_embed(torch.sqrt(w)) @ torch.linalg.inv(v)
+    if not a.is_complex() and not bool(((w.imag == 0) & (w.real < 0)).any()):
+        return x.real.to(a.dtype)
+    return x
+
+
 KERNELS = {
+    "eig": lambda a: tuple(torch.linalg.eig(a)),
+    "qr_complete": lambda a: torch.linalg.qr(a, mode="complete")[0],
+    "lu_factor": _lu_factor,
+    "solve_sylvester": _solve_sylvester,
+    "sqrtm": _sqrtm,
     "inv": torch.linalg.inv,
     "solve": _solve,
     "det": torch.linalg.det,
