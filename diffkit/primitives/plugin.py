@@ -10,13 +10,15 @@ from diffkit.primitives import (
     fft,
     indexing,
     linalg,
+    linalg_extra,
     products,
     reductions,
     shape,
     special,
 )
 
-FAMILIES = (elementwise, special, creation, reductions, products, shape, indexing, linalg, fft)
+FAMILIES = (elementwise, special, creation, reductions, products, shape, indexing, linalg,
+            linalg_extra, fft)
 
 
 @hookimpl
