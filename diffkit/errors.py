@@ -16,6 +16,7 @@ __all__ = [
     "BudgetError",
     "ScheduleError",
     "CheckpointStorageError",
+    "ResumeError",
     "InternalError",
 ]
 
@@ -72,6 +73,11 @@ class ScheduleError(DiffkitError):
 
 class CheckpointStorageError(DiffkitError, OSError):
     """A snapshot could not be written or read back intact (disk full, corrupted file)."""
+
+
+class ResumeError(CheckpointStorageError):
+    """A resumable checkpointed loop (resume=) cannot continue the run found on disk: another
+    program's, or in use; the message names what differs and how to start over."""
 
 
 class InternalError(DiffkitError, AssertionError):

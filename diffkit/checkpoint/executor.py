@@ -16,6 +16,7 @@ from diffkit.checkpoint.budget import Budget, load_budget
 from diffkit.checkpoint.planner import plan as make_plan
 from diffkit.checkpoint.planner import stream_bytes
 from diffkit.checkpoint.report import Progress, Report, log_replan, reverse_sweep, set_last_report
+from diffkit.checkpoint.resume import open_run, resume_sweep
 from diffkit.checkpoint.stepcheck import (
     Fingerprints,
     RngReplay,
@@ -89,7 +90,8 @@ class Executor:
 
     overlap_io = True  # disk writes and reads in a background thread (`writer`)
 
-    def __init__(self, trace, step, flat_in, in_tree, budget, progress, checks, io=None):
+    def __init__(self, trace, step, flat_in, in_tree, budget, progress, checks, io=None,
+                 resume=False):
         self.trace, self.step, self.flat_in = trace, step, flat_in
         self.io = LoopIO() if io is None else io
         n_x = len(self.io.x_flat)
@@ -110,6 +112,7 @@ class Executor:
         self.checks, self.owned = checks, owned_tensors(self.state0)
         self.fp = None
         self.rng = RngReplay() if checks.preserve_rng_state else None
+        self.resume_request, self.run = resume, None  # `resume`: a killed run's files
 
     # -- one step ---------------------------------------------------------------------
     def _advance(self, state, i):
@@ -263,7 +266,9 @@ class Executor:
                                      self.overlap_io)
         self.report = Report(self.plan, state_bytes, tape or state_bytes, reverse + io,
                              n_steps=n, replans=self.replans, io_bytes=io)
-        self.storage = Storage(tiers=tier_paths(self.budget), overlap=io > 0)
+        self.run = (open_run(self, self.resume_request, n)
+                    if self.resume_request not in (False, None) else None)
+        self.storage = Storage(tiers=tier_paths(self.budget), overlap=io > 0, run=self.run)
         if not self.replans:  # a re-planned sweep counts on, on the same bar
             self.progress = Progress(self.progress_enabled, n)
         self.tapes = {}
@@ -308,6 +313,7 @@ class Executor:
         self.actions = Lookahead(self.plan.actions(), self.storage)
         current, at = self.state0, 0
         try:
+            current, at = resume_sweep(self, current, at)
             for action in self.actions:
                 if isinstance(action, Reverse):
                     self.pending = action
@@ -370,6 +376,8 @@ class Executor:
                 self.storage.save(step, tier, current)
                 if self.rng is not None:
                     self.rng.save((tier, step), step)
+                if self.run is not None:
+                    self.run.saved(self, step, tier)
                 if tier == RAM:
                     self.held[RAM, step] = nbytes = tree_nbytes(current)
                     self._hold(nbytes, step)

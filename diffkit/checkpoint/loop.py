@@ -30,7 +30,8 @@ __all__ = ["loop", "while_loop"]
 
 def loop(step: Callable, state0, n_steps: int, args: tuple = (),
          budget: Budget | str | dict | None = None, *, progress: bool | str = False,
-         check_recompute: bool = True, preserve_rng_state: bool = False):
+         check_recompute: bool = True, preserve_rng_state: bool = False,
+         resume: bool | str = False):
     """Run `state = step(state, i, *args)` for `i` in `range(n_steps)`; return the state.
 
     Differentiable with every transform: gradients flow to `state0` and to `args` through a
@@ -46,6 +47,9 @@ def loop(step: Callable, state0, n_steps: int, args: tuple = (),
     the same result when a state is recomputed: `check_recompute` compares a fingerprint of
     every recomputed state with the forward sweep's (an error names the step);
     `preserve_rng_state` replays the global NumPy and torch generators on recomputation.
+    With a budget whose plan stores states on disk, `resume=True` (or a run id) keeps the
+    forward sweep's disk snapshots across a kill, and running the same program again
+    continues from the last one (`diffkit.checkpoint.resume`).
 
     >>> import diffkit as dk
     >>> f = lambda x0: dk.checkpoint.loop(lambda x, i: 0.5 * x, x0, 3)
@@ -69,7 +73,7 @@ def loop(step: Callable, state0, n_steps: int, args: tuple = (),
     if isinstance(top, JVPTrace):
         return _forward_mode(top, step, state0, args, budget, progress, checks,
                              n_steps=n_steps)
-    ex = Executor(top, step, flat_in, in_tree, budget, progress, checks)
+    ex = Executor(top, step, flat_in, in_tree, budget, progress, checks, resume=resume)
     return ex.record(ex.forward_offline(n_steps))
 
 
