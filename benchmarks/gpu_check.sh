@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The GPU check, in one command: the CUDA tests and the GPU benchmarks, on the first GPU.
+# The GPU check, in one command: the CUDA tests, the program corpus and the examples' loops
+# on CUDA, and the GPU benchmarks (the cost of weak NumPy constants included), on the first GPU.
 #
 #   bash benchmarks/gpu_check.sh            # from anywhere; prints a summary at the end
 #
@@ -35,6 +36,14 @@ step() {  # step NAME COMMAND...: run, record failure, keep going
 step "cuda tests" python -m pytest -m cuda -q -rs -p no:cacheprovider tests/
 step "torch-cpu tests" python -m pytest -q -p no:cacheprovider \
     tests/test_torch_backend.py tests/test_torch_bridge.py
+step "program corpus on cuda" python -m pytest -q -rs -p no:cacheprovider -k torch-cuda \
+    tests/test_program_corpus.py tests/test_weak_constants.py tests/test_default_backend.py \
+    tests/test_indexing.py
+for ex in heat_inverse burgers_viscosity lorenz96; do  # checkpointed loops, state on the GPU
+    step "$ex on cuda" python examples/$ex.py --backend torch --device cuda --steps 2000 \
+        --budget 64MiB --iters 3 --no-plot
+done
+step "weak constants on cuda" python benchmarks/bench_weak_constants.py --device cuda
 step "gpu benchmark" python benchmarks/bench_torch.py --device cuda
 step "cpu benchmark" python benchmarks/bench_torch.py --device cpu
 
