@@ -15,7 +15,8 @@ cost every call on the hot path, ~10% per small op, or because torch forces it):
 
 - Integer tensors in float-valued functions (sin, exp, sqrt, true division of two integer
   tensors, int tensor + Python float) give torch's default float dtype, float32, where
-  NumPy gives float64. Cast first (`x.astype(float)`) or `torch.set_default_dtype(float64)`.
+  NumPy gives float64. Cast first (`dnp.astype(x, dnp.float64)`: a tensor has no
+  `.astype`) or `torch.set_default_dtype(torch.float64)`.
   Special functions, std, quantile, vector norms, cbrt and interp do give float64.
 - A 0-d tensor takes part in promotion like a Python scalar: float64 0-d times a float32
   vector is float32 in torch, float64 in NumPy 2.
@@ -24,7 +25,11 @@ cost every call on the hot path, ~10% per small op, or because torch forces it):
 
 Where torch's own default differs, the kernels follow NumPy: creation with `dtype=None`
 gives float64 (not float32); Python scalars stay weak (`float32 tensor * 2.5` is float32);
-`x.at[idx].set(v)` with repeated indices keeps the last write on every device.
+`x.at[idx].set(v)` with repeated indices keeps the last write on every device; an int next
+to index arrays is an advanced index (`z[1, :, [0, 2]]` has the indexed axis first). NumPy
+arrays meeting a tensor are weak constants that dispatch moves onto its device
+(docs/conventions.md). A plain tensor keeps torch's own methods (`x[::-1]` fails, `x.std()`
+has ddof=1): call `dnp.flip`, `dnp.std`, `dnp.at(x)[idx].get()` for NumPy's answers.
 """
 
 from __future__ import annotations
