@@ -22,12 +22,13 @@ X = RNG.uniform(-2.5, 2.5, 4)
 XP = RNG.uniform(0.2, 3.0, 4)
 XU = RNG.uniform(0.1, 0.9, 4)
 
-# name -> (x, parameters, how many leading parameters are fixed in the cdf family)
+# name -> (x, parameters, how many leading parameters are fixed in the cdf family: the shapes
+# of an incomplete beta function; gamma's and chi2's are differentiated)
 CONTINUOUS = {
     "norm": (X, (0.3, 1.7), 0), "t": (X, (3.5, 0.2, 1.3), 1), "cauchy": (X, (0.2, 1.3), 0),
     "laplace": (X, (0.2, 1.3), 0), "logistic": (X, (0.2, 1.3), 0),
-    "expon": (XP, (-0.1, 1.3), 0), "gamma": (XP, (2.5, -0.1, 1.3), 1),
-    "beta": (XU, (2.5, 1.5, 0.05, 0.9), 2), "chi2": (XP, (3.0, -0.1, 1.3), 1),
+    "expon": (XP, (-0.1, 1.3), 0), "gamma": (XP, (2.5, -0.1, 1.3), 0),
+    "beta": (XU, (2.5, 1.5, 0.05, 0.9), 2), "chi2": (XP, (3.0, -0.1, 1.3), 0),
     "uniform": (X, (-3.0, 6.0), 0),
 }
 FUNCTIONS = ("logpdf", "pdf", "cdf", "logcdf", "sf", "logsf")
@@ -109,9 +110,7 @@ def test_discrete_derivatives_in_the_rate(fn, backend, to_backend):
 
 
 @pytest.mark.parametrize("call,match", [
-    (lambda a: ds.gamma.cdf(1.0, a), r"gamma.cdf: `a` is a float traced by `grad`"),
-    (lambda d: ds.chi2.sf(1.0, d), r"chi2.cdf: `df` is a float traced"),
-    (lambda d: ds.t.cdf(1.0, d), r"t.cdf: `df` is a float traced"),
+    (lambda d: ds.t.cdf(1.0, d), r"t.cdf: `df` is a float traced by `grad`"),
     (lambda b: ds.beta.sf(0.3, 2.0, b), r"beta.cdf: `b` is a float traced"),
     (lambda k: ds.poisson.logpmf(k, 2.0), r"poisson.logpmf: `k` is a float traced .* count"),
     (lambda n: ds.binom.cdf(1.0, n, 0.3), r"binom.cdf: `n` is a float traced"),

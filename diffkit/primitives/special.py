@@ -2,8 +2,9 @@
 x log y, softplus, incomplete gamma and beta, normal quantiles, Bessel functions. Each is
 elementwise; the derivatives are themselves primitives of this family (gammaln' = digamma,
 digamma' = polygamma(1, .), j0' = -j1, jv' = (jv(v-1) - jv(v+1)) / 2, ...), so every order
-is available. Orders (polygamma's n, Bessel's v) and the shape arguments of the incomplete
-gamma and beta functions have no rule (None): `diffkit.scipy.special` refuses them traced.
+is available. Orders (polygamma's n, Bessel's v), betainc's shapes and stdtr's df have no
+rule (None): `diffkit.scipy.special` refuses them traced. gammainc's derivative in a is an
+iteration written with primitives (`_gammainc_da`), so it too is differentiated again.
 """
 
 from __future__ import annotations
@@ -11,7 +12,20 @@ from __future__ import annotations
 import math
 
 from diffkit.core.rules import elementwise, nondiff
-from diffkit.primitives.elementwise import exp, log, log1p, sign, subtract, where
+from diffkit.primitives.elementwise import (
+    equal,
+    exp,
+    greater,
+    less_equal,
+    log,
+    log1p,
+    logical_and,
+    logical_or,
+    sign,
+    subtract,
+    where,
+)
+from diffkit.primitives.reductions import any as any_
 from diffkit.primitives.sampling import SHAPES, away_from, cases, uniform
 
 _2_SQRTPI = 2 / math.sqrt(math.pi)
@@ -103,9 +117,84 @@ def _gamma_density(_ans, a, x):
     return exp(subtract(xlogy.bind(a - 1, x) - x, gammaln.bind(a)))
 
 
-gammainc = elementwise("gammainc", None, _gamma_density, saves_ans=False,
-                       sample=_ranges((0.5, 4.0), (0.2, 5.0)))
-gammaincc = elementwise("gammaincc", None, lambda _ans, a, x: -_gamma_density(_ans, a, x),
+_MAX_TERMS = 2000
+
+
+def _eps(x) -> float:
+    """The rounding unit of x's precision (float64's unless x says float32 or float16)."""
+    kind = str(getattr(x, "dtype", "float64"))
+    return 2.0 ** -23 if "float32" in kind else 2.0 ** -10 if "float16" in kind else 2.0 ** -52
+
+
+def _settled(eps, change, dchange) -> bool:
+    """The relative change of every value below `eps`, of every derivative below 32 eps
+    (the convergents' derivatives jitter by a few eps once settled)."""
+    return not (bool(any_.bind(greater(abs(change), eps)))
+                or bool(any_.bind(greater(abs(dchange), 32 * eps))))
+
+
+def _series_da(a, x):
+    """dP/da where x <= max(a, 1): P = x^a e^-x / Gamma(a+1) * sum_n x^n / ((a+1)...(a+n)),
+    differentiated term by term (Cephes' series, as XLA's IgammaSeries derivative mode)."""
+    r, c, s, dc, ds, eps = a, 1.0, 1.0, 0.0, 0.0, _eps(x)
+    for _ in range(_MAX_TERMS):
+        r = r + 1
+        dc = dc * (x / r) - c * x / (r * r)
+        ds = ds + dc
+        c = c * (x / r)
+        s = s + c
+        if _settled(eps, c / s, dc / ds):
+            break
+    else:
+        return math.nan
+    return exp(a * log(x) - x - gammaln.bind(a + 1)) * (s * (log(x) - digamma.bind(a + 1)) + ds)
+
+
+def _fraction_da(a, x):
+    """dQ/da where x > max(a, 1): Q = x^a e^-x / Gamma(a) * F with Cephes' continued fraction
+    F, its convergents p/q differentiated along (as XLA's IgammacContinuedFraction)."""
+    y, z, c, eps = 1 - a, x + 2 - a, 0, _eps(x)
+    p2, q2, p1, q1 = 1.0, x, x + 1, z * x
+    dp2, dq2, dp1, dq1 = 0.0, 0.0, 0.0, -x
+    f = p1 / q1
+    df = (dp1 - f * dq1) / q1
+    for _ in range(_MAX_TERMS):
+        c, y, z = c + 1, y + 1, z + 2
+        yc = y * c
+        p, q = p1 * z - p2 * yc, q1 * z - q2 * yc
+        dp, dq = dp1 * z - p1 - dp2 * yc + p2 * c, dq1 * z - q1 - dq2 * yc + q2 * c
+        f_new = p / q
+        df_new = (dp - f_new * dq) / q
+        change, dchange = (f - f_new) / f_new, (df - df_new) / df_new
+        f, df = f_new, df_new
+        p2, q2, p1, q1, dp2, dq2, dp1, dq1 = p1, q1, p, q, dp1, dq1, dp, dq
+        scale = where(greater(abs(p), 1 / eps), eps, 1.0)  # keeps p, q finite
+        p2, q2, p1, q1 = p2 * scale, q2 * scale, p1 * scale, q1 * scale
+        dp2, dq2, dp1, dq1 = dp2 * scale, dq2 * scale, dp1 * scale, dq1 * scale
+        if _settled(eps, change, dchange):
+            break
+    else:
+        return math.nan
+    return exp(a * log(x) - x - gammaln.bind(a)) * (f * (log(x) - digamma.bind(a)) + df)
+
+
+def _gammainc_da(a, x):
+    """dP(a, x)/da, P the regularized lower incomplete gamma function: the series where
+    x <= max(a, 1), minus dQ/da by the continued fraction above (each accurate relative to
+    its own side, as SciPy's P and Q). Written with primitives, so it is differentiated again
+    for higher orders; nan where an iteration does not settle in 2000 steps, 0 at x = 0."""
+    series = logical_or(less_equal(x, 1), less_equal(x, a))
+    inside = greater(x, 0)
+    # each side computes on the other side's elements too: give them values it handles
+    lower = _series_da(where(series, a, 1.0), where(logical_and(series, inside), x, 0.5))
+    upper = _fraction_da(where(series, 1.0, a), where(series, 2.0, x))
+    return where(inside, where(series, lower, -upper), where(equal(x, 0), 0.0, math.nan))
+
+
+gammainc = elementwise("gammainc", lambda _ans, a, x: _gammainc_da(a, x), _gamma_density,
+                       saves_ans=False, sample=_ranges((0.5, 4.0), (0.2, 5.0)))
+gammaincc = elementwise("gammaincc", lambda _ans, a, x: -_gammainc_da(a, x),
+                        lambda _ans, a, x: -_gamma_density(_ans, a, x),
                         saves_ans=False, sample=_ranges((0.5, 4.0), (0.2, 5.0)))
 
 

@@ -9,8 +9,8 @@ for poisson and binom), `cdf`, `logcdf`, `sf`, `logsf` (not for multivariate_nor
 dirichlet, where SciPy's are numerical integrations or absent), and `ppf` for norm.
 Outside the support a density is 0 (log: -inf) with zero derivative; invalid parameters
 (scale <= 0, shapes <= 0) give nan, as SciPy. Counts (poisson's and binom's k, binom's n)
-and the shapes inside an incomplete gamma or beta function (the cdf of gamma, chi2, beta,
-t) must be plain values: a traced float raises a ConcretizationError naming the argument.
+and the shapes in the cdf family of beta (a, b) and t (df) must be plain values: a traced
+float raises a ConcretizationError naming the argument.
 The multivariate functions live in `diffkit.scipy._stats_multi`.
 """
 
@@ -248,30 +248,22 @@ def _gamma_logpdf(x, a, loc=0.0, scale=1.0):
     return _valid(out - _log(scale), scale > 0, a > 0)
 
 
-def _gamma_shape(a, dist):
-    return _fixed(a, f"{dist}.cdf", "a" if dist == "gamma" else "df",
-                  "diffkit has no derivative of the incomplete gamma function in its shape")
-
-
-def _gamma_tail(fn, dist):
+def _gamma_tail(fn):
     def f(x, a, loc=0.0, scale=1.0):
-        a = _gamma_shape(a, dist)
         return _valid(fn(a, _positive(x, loc, scale)[1]), scale > 0, a > 0)
 
     return f
 
 
-_gamma_cdf, _gamma_sf = _gamma_tail(sc.gammainc, "gamma"), _gamma_tail(sc.gammaincc, "gamma")
+_gamma_cdf, _gamma_sf = _gamma_tail(sc.gammainc), _gamma_tail(sc.gammaincc)
 gamma = _namespace("gamma", logpdf=_gamma_logpdf, pdf=_pdf(_gamma_logpdf), cdf=_gamma_cdf,
                    sf=_gamma_sf, **dict(zip(("logcdf", "logsf"),
                                             _from_cdf(_gamma_cdf, _gamma_sf), strict=True)))
 
 
-def _chi2(fn, dist="chi2"):
+def _chi2(fn):
     """chi2(df) is gamma(df / 2, scale=2)."""
     def f(x, df, loc=0.0, scale=1.0):
-        if fn is not _gamma_logpdf:
-            df = _gamma_shape(df, dist)
         return fn(x, df / 2, loc, 2 * scale)
 
     return f
