@@ -1,0 +1,141 @@
+"""Overlapped disk I/O (issue 17 item 6): writes in a background thread, the next disk load
+read ahead, the room this takes counted in the plan, errors of the thread raised naming the
+step, every file removed."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import numpy as np
+import pytest
+
+import diffkit as dk
+import diffkit.numpy as dnp
+from diffkit.checkpoint.actions import DISK, RAM, Advance, Discard, Load, Reverse, Save
+from diffkit.checkpoint.executor import Executor
+from diffkit.checkpoint.planner import plan
+from diffkit.checkpoint.writer import WINDOW, Lookahead, io_bytes, plan_with_io
+from diffkit.errors import CheckpointStorageError
+from diffkit.testing import to_numpy
+
+
+def _budget(path, memory=2**20):
+    return {"budget": {"memory": memory, "disk": {"path": str(path), "size": "1GiB"}},
+            "schedule": "multilevel", "costs": {"disk_write": 0.01, "disk_read": 0.01}}
+
+
+def _step(u, i, a):
+    return 0.5 * dnp.sin(u) * a + 0.5 * u
+
+
+def _grad(path, u0, n=300, **kw):
+    J = lambda u, a: dnp.sum(dk.checkpoint.loop(_step, u, n, (a,), _budget(path, **kw)))
+    return dk.grad(J, argnums=(0, 1))(u0, 1.5)
+
+
+def test_overlapped_and_synchronous_io_give_the_same_gradient(tmp_path, to_backend,
+                                                              monkeypatch):
+    u0 = to_backend(np.linspace(0, 1, 1000))
+    g = _grad(tmp_path, u0)
+    rep = dk.checkpoint.last_report()
+    assert rep.overlapped_writes == rep.peak_snapshots["disk"] > 100
+    assert rep.read_ahead > 100 and rep.disk_read == rep.disk_written
+    assert os.listdir(tmp_path) == []
+    monkeypatch.setattr(Executor, "overlap_io", False)
+    g_sync = _grad(tmp_path, u0)
+    sync = dk.checkpoint.last_report()
+    assert sync.overlapped_writes == sync.read_ahead == sync.io_bytes == 0
+    for a, b in zip(g, g_sync, strict=True):
+        assert np.array_equal(to_numpy(a), to_numpy(b))
+    assert sync.plan.slots[RAM] > rep.plan.slots[RAM]  # the room for I/O costs RAM slots
+    assert os.listdir(tmp_path) == []
+
+
+def test_the_io_room_is_in_the_working_set_and_the_report(tmp_path):
+    _grad(tmp_path, np.linspace(0, 1, 1000))
+    rep = dk.checkpoint.last_report()
+    assert rep.io_bytes == io_bytes(rep.state_bytes) == 2 * rep.state_bytes + WINDOW * 128
+    assert rep.peak_bytes <= rep.plan.budget.memory  # the room fits the budget too
+    assert "overlapped I/O" in str(rep) and rep.to_dict()["done"]["io_bytes"] == rep.io_bytes
+    _grad(tmp_path, np.linspace(0, 1, 1000), memory="64MiB")  # all in RAM: no room taken
+    assert dk.checkpoint.last_report().io_bytes == 0
+
+
+def test_plan_with_io_falls_back_when_the_room_does_not_fit(tmp_path):
+    from diffkit.checkpoint.budget import load_budget
+
+    state = 8192
+    tight = load_budget(_budget(tmp_path, memory=3 * state + 3 * 1024))  # 1 RAM slot, no room
+    p, io = plan_with_io(plan, 100, state, tight, state, 1024)
+    assert io == 0 and p.slots[DISK] > 0
+    roomy = load_budget(_budget(tmp_path, memory=20 * state))
+    p, io = plan_with_io(plan, 100, state, roomy, state, 1024)
+    assert io == io_bytes(state) and p.peak_bytes <= roomy.memory
+    p, io = plan_with_io(plan, 100, state, roomy, state, 1024, overlap=False)
+    assert io == 0
+
+
+def test_a_failed_background_write_is_an_error_naming_its_step(tmp_path, monkeypatch):
+    storage = sys.modules["diffkit.checkpoint.storage"]
+    real_write = storage.Storage._write
+
+    def failing(self, key, state):
+        if key[1] == 7:
+            raise RuntimeError("disk on fire")
+        real_write(self, key, state)
+
+    monkeypatch.setattr(storage.Storage, "_write", failing)
+    with pytest.raises(CheckpointStorageError, match=r"writing the snapshot of step 7 \(disk "
+                       r"tier\) failed in the background I/O thread: RuntimeError: disk on fire"):
+        _grad(tmp_path, np.linspace(0, 1, 1000))
+    assert os.listdir(tmp_path) == []
+
+
+class _IO:
+    ahead = None
+
+    def __init__(self):
+        self.asked = []
+
+
+class _Storage:
+    def __init__(self):
+        self.io = _IO()
+
+    def prefetch(self, step, tier):
+        self.io.asked.append((step, tier))
+        self.io.ahead = (tier, step)
+
+
+def _taken(actions, window=WINDOW):
+    """Hand out every action; for each, the prefetches asked for until then."""
+    storage = _Storage()
+    it = Lookahead(actions, storage, window)
+    out = []
+    for a in it:
+        out.append((str(a), list(storage.io.asked)))
+        if type(a) is Load:
+            storage.io.ahead = None  # the load took it
+    return out, it
+
+
+def test_lookahead_reads_the_next_disk_load_only_after_its_save():
+    actions = [Save(0, DISK), Advance(0, 3), Save(3, DISK), Advance(3, 5), Reverse(5),
+               Load(3, DISK), Reverse(4), Load(3, DISK), Reverse(3), Discard(3, DISK),
+               Load(0, DISK), Save(1, RAM), Reverse(2)]
+    out, it = _taken(actions)
+    asked = dict(out)
+    assert asked["Save(0, disk)"] == []  # Save(3) comes before Load(3): not yet
+    assert asked["Save(3, disk)"] == []  # being handed out: not yet done by the executor
+    assert asked["Advance(3, 5)"] == [(3, DISK)]  # after it: its write is queued first
+    assert asked["Reverse(3)"] == [(3, DISK), (3, DISK), (0, DISK)]  # each Load once
+    assert it.index == len(actions) and it.reversing
+
+
+def test_lookahead_waits_for_a_discard_and_save_of_the_same_snapshot():
+    actions = [Save(2, DISK), Advance(2, 4), Load(2, DISK), Discard(2, DISK), Save(2, DISK),
+               Load(2, DISK)]
+    out, _ = _taken(actions)
+    assert [asked for _, asked in out] == [[]] + [[(2, DISK)]] * 5  # the second Load(2) is
+    # never read ahead: a Discard and a new Save of that snapshot come before it
