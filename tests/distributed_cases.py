@@ -92,6 +92,8 @@ def collectives(backend):
               c)
     check(f"broadcast {backend}", lambda x: dkd.broadcast(x, src=N - 1),
           lambda X, s: X[N - 1] + 0.0, (4,), (4,), c)
+    top = dkd.all_reduce(np.float64(R), "max")  # a NumPy scalar comes back as one
+    assert type(top) is np.float64 and top == N - 1, f"rank {R}: {top!r}"
 
 
 def halos(backend):

@@ -16,13 +16,15 @@ or a dead rank ends in a `DistributedError` within the timeout, not a hang.
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from datetime import timedelta
 
 from diffkit.distributed import primitives as _p
 from diffkit.distributed.comm import Communicator, DistributedError, active, set_active
 
-__all__ = ["init", "shutdown", "rank", "world_size", "barrier", "all_reduce", "all_gather",
+__all__ = ["init", "shutdown", "alone", "rank", "world_size", "barrier", "all_reduce", "all_gather",
            "reduce_scatter", "broadcast", "halo_exchange", "communicator", "DistributedError",
            "Communicator", "DEFAULT_TIMEOUT_S"]
 
@@ -79,6 +81,21 @@ def shutdown() -> None:
     dist = sys.modules.get("torch.distributed")
     if dist is not None and dist.is_initialized():
         dist.destroy_process_group()
+
+
+@contextlib.contextmanager
+def alone() -> Iterator[None]:
+    """Inside the block this process computes by itself (a check, a reference run on one
+    rank): collectives are the identity and checkpointed loops plan without asking the
+    other ranks, who are not taking part."""
+    from diffkit.distributed.comm import Local
+
+    previous = active()
+    set_active(Local())
+    try:
+        yield
+    finally:
+        set_active(previous)
 
 
 def communicator() -> Communicator:

@@ -142,7 +142,9 @@ class TorchCommunicator(Communicator):
     def _in(self, x, copy=False):
         """x as a contiguous tensor (a NumPy array without a copy unless `copy`)."""
         if isinstance(x, np.ndarray | np.generic):
-            x = np.ascontiguousarray(x)
+            x = np.asarray(x)  # a NumPy scalar as a 0-d array (ascontiguousarray makes 1-d)
+            if not x.flags.c_contiguous:
+                x = np.ascontiguousarray(x)
             if not x.flags.writeable:  # only read here; from_numpy warns on read-only data
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", UserWarning)
