@@ -37,6 +37,8 @@ def test_tour_snippets_run(monkeypatch, capsys):
         exec(block.replace("100_000", "2_000"), namespace)  # a shortened simulation
     assert namespace["g"].shape == (3,) and namespace["h"].shape == (3, 3)
     assert namespace["gt"].shape == (3,)
+    assert namespace["g_torch"].numpy() == pytest.approx(namespace["g_np"], rel=1e-12)
+    assert str(namespace["g_32"].dtype) == "torch.float32"  # the backend-neutral snippet
     assert namespace["w_t"].grad.numpy() == pytest.approx(namespace["g"])
     assert namespace["g_u0"].shape == (1000,)
     assert namespace["g_kappa"].shape == ()  # the scan snippet ran
