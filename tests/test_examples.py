@@ -30,7 +30,8 @@ def _has_cuda() -> bool:
 
 ON_CUDA = [pytest.mark.cuda, pytest.mark.skipif(not _has_cuda(), reason="no CUDA GPU present")]
 # Scripts with a command line.
-SCRIPTS = ["heat_inverse", "burgers_viscosity", "adaptive_ode", "torch_training", "lorenz96"]
+SCRIPTS = ["heat_inverse", "burgers_viscosity", "adaptive_ode", "torch_training", "lorenz96",
+           "heat_distributed"]
 # Tiny sizes for each script's command line, and the backends (as --backend/--device) it runs on.
 SHORT = {
     "heat_inverse": ["--steps", "30", "--grid", "12", "--iters", "2"],
@@ -38,14 +39,15 @@ SHORT = {
     "adaptive_ode": ["--tol", "1e-3", "--iters", "1"],
     "torch_training": ["--steps", "10", "--iters", "2"],
     "lorenz96": ["--steps", "20", "--iters", "2"],
-}
+    "heat_distributed": ["--steps", "30", "--grid", "12", "--iters", "2"],  # one rank here;
+}  # 2 ranks under torchrun: tests/test_distributed.py
 ON = {"numpy": ["--backend", "numpy"], "torch": ["--backend", "torch", "--device", "cpu"],
       "cuda": ["--backend", "torch", "--device", "cuda"]}
 MARKS = {"numpy": [], "torch": [NEEDS_TORCH], "cuda": [NEEDS_TORCH, *ON_CUDA]}
 RUNS = [pytest.param(name, on, id=f"{name}-{on}", marks=MARKS[on])
         for name, ons in [("heat_inverse", ON), ("burgers_viscosity", ON),
                           ("adaptive_ode", ["numpy"]), ("torch_training", ["torch", "cuda"]),
-                          ("lorenz96", ON)]
+                          ("lorenz96", ON), ("heat_distributed", ["numpy", "torch"])]
         for on in ons]
 
 
