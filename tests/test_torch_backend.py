@@ -295,3 +295,35 @@ def test_python_scalars_are_weak_as_in_numpy(name, dtype):
 def test_where_of_two_scalars_is_float64_as_in_numpy():
     c = torch.tensor([True, False])
     assert dnp.where(c, 1.0, 0.0).dtype == torch.float64
+
+
+# -- NumPy's results on raw (untraced) tensors ---------------------------------------------------
+RAW_CALLS = {
+    "std": lambda m, x: m.std(x), "var-ddof": lambda m, x: m.var(x, axis=0, ddof=1),
+    "mean": lambda m, x: m.mean(x, axis=1), "median": lambda m, x: m.median(x),
+    "quantile": lambda m, x: m.quantile(x, 0.3), "ptp": lambda m, x: m.ptp(x, axis=0),
+    "cumprod": lambda m, x: m.cumprod(x, axis=1), "sort": lambda m, x: m.sort(x, axis=0),
+    "argsort": lambda m, x: m.argsort(x), "diff": lambda m, x: m.diff(x, 2),
+    "round": lambda m, x: m.round(x * 10, 1), "clip": lambda m, x: m.clip(x, 0.3, 0.6),
+    "where": lambda m, x: m.where(x > 0.5, x, 0), "average": lambda m, x: m.average(x, 0),
+    "gradient": lambda m, x: m.gradient(x, axis=1), "trapezoid": lambda m, x: m.trapezoid(x),
+    "norm": lambda m, x: m.linalg.norm(x, axis=1), "fft": lambda m, x: m.fft.fft(x),
+    "rfft-int": lambda m, x: m.fft.rfft((x * 10).astype("int64") if m is np else
+                                        dnp.astype(x * 10, dnp.int64)),
+    "flip": lambda m, x: m.flip(x), "pad": lambda m, x: m.pad(x, 1),
+    "tensordot": lambda m, x: m.tensordot(x, x, axes=([1], [1])),
+    "mixed-index": lambda m, x: x[1, :, [0, 2]] if m is np else dnp.at(x)[1, :, [0, 2]].get(),
+    "negative-step": lambda m, x: x[::-1, 1] if m is np else dnp.at(x)[::-1, 1].get(),
+}
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("call", RAW_CALLS.values(), ids=RAW_CALLS.keys())
+def test_dnp_functions_on_raw_tensors_give_numpys_result(call, dtype):
+    x = np.random.default_rng(3).uniform(0.2, 0.9, size=(2, 3, 4)).astype(dtype)
+    want = np.asarray(call(np, x))
+    got = call(dnp, torch.from_numpy(x))
+    assert isinstance(got, torch.Tensor)
+    assert diffkit_torch.to_numpy(got).dtype == want.dtype and tuple(got.shape) == want.shape
+    tol = 1e-12 if dtype == "float64" else 1e-5
+    np.testing.assert_allclose(diffkit_torch.to_numpy(got), want, rtol=tol, atol=tol)

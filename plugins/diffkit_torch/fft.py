@@ -29,7 +29,13 @@ def _irfftn(x, axes, n, norm=None):
 
 def _fftfreq(like, n, d=1.0, real=False):
     f = torch.fft.rfftfreq if real else torch.fft.fftfreq
-    return f(n, d, dtype=_F64, device=like.device)
+    return f(n, d, dtype=_F64, device=None if like is None else like.device)
+
+
+def _inexact(x):
+    """Integer and boolean input as float64, as NumPy's FFT computes it (torch would pick
+    its default float32, so complex64 results)."""
+    return x if x.is_floating_point() or x.is_complex() else x.to(_F64)
 
 
 def _convolve(a, v):
@@ -123,8 +129,8 @@ def _interp_adjoint(g, x, xp, n, deriv=False, left_const=False, right_const=Fals
 
 KERNELS = {
     "fft_c2c": lambda x, axes, norm=None, inverse=False: (
-        torch.fft.ifftn if inverse else torch.fft.fftn)(x, dim=axes, norm=norm),
-    "rfftn": lambda x, axes, norm=None: torch.fft.rfftn(x, dim=axes, norm=norm),
+        torch.fft.ifftn if inverse else torch.fft.fftn)(_inexact(x), dim=axes, norm=norm),
+    "rfftn": lambda x, axes, norm=None: torch.fft.rfftn(_inexact(x), dim=axes, norm=norm),
     "irfftn": _irfftn,
     "fft_resize": _resize,
     "fftshift": lambda x, axes: torch.fft.fftshift(x, dim=axes),
