@@ -357,3 +357,12 @@ def python_state_tuple(p):
     for _ in range(5):
         state = (state[0] * p[0] + state[1], state[1] * p[1] - state[2] * 0.1, state[2] + p[2])
     return dnp.sum(dnp.array(state) ** 2)
+
+
+@program((3,))
+def checkpointed_literal_state(p):
+    def step(s, i, p):
+        x, y, z = s
+        return (x * p[0] + y, y * p[1] - 0.1 * z, z + p[2])
+
+    return dnp.sum(dnp.array(dk.checkpoint.loop(step, (1.0, 0.0, 0.0), 5, (p,))) ** 2)
