@@ -74,3 +74,25 @@ def _compare(value, grads, want_value, want_grads, args, backend, dtype):
         if backend != "numpy":
             assert not isinstance(g, np.ndarray), "a gradient came back as a NumPy array"
         np.testing.assert_allclose(to_numpy(g), w, **TOL[dtype])
+
+
+# Programs that read values on the way (a mask's size, .item(), a loop's recomputation
+# fingerprint), which the `meta` device does not have.
+READS_VALUES = {"boolean_mask", "checkpointed_literal_state", "checkpointed_loop",
+                "determinants", "polynomial_and_interp", "scanned_trajectory"}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_value_stays_on_a_second_device(name):
+    """CUDA readiness without a GPU: on torch's `meta` device (shapes and devices, no data),
+    the value and every gradient stay on the inputs' device: no constant is left on the CPU."""
+    torch = pytest.importorskip("torch")
+    args = tuple(torch.tensor(a, device="meta") for a in inputs(name))
+    if name in READS_VALUES:
+        with pytest.raises((NotImplementedError, RuntimeError), match="meta"):
+            _run(name, args)
+        return
+    value, grads = _run(name, args)
+    assert value.device.type == "meta"
+    assert [g.device.type for g in grads] == ["meta"] * len(args)
+    assert [tuple(g.shape) for g in grads] == [a.shape for a in inputs(name)]
