@@ -143,3 +143,24 @@ def test_reduce_scatter_needs_equal_blocks(monkeypatch):
     monkeypatch.setattr(comm, "_active", Three())
     with pytest.raises(dkd.DistributedError, match=r"x.shape\[0\] = 4 does not split into 3"):
         dkd.reduce_scatter(np.ones((4, 2)))
+
+
+@needs_torch
+def test_heat_example_under_torchrun_matches_one_process():
+    """`torchrun --nproc-per-node 2 examples/heat_distributed.py`, shortened: rank 0's check
+    of the gathered gradient against one process, and CG's answer equal to one rank's."""
+    example = Path(__file__).resolve().parents[1] / "examples" / "heat_distributed.py"
+    short = ["--steps", "30", "--grid", "12", "--iters", "2", "--no-plot"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    runs = {}
+    for n in (1, 2):
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+               f"--nproc-per-node={n}", str(example), *short]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=180, env=env,
+                              cwd=example.parent)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        runs[n] = proc.stdout
+    diff = re.search(r"on 2 rank\(s\) against one process .* = (\S+)", runs[2])
+    assert diff and float(diff.group(1)) < 1e-12, runs[2]
+    err = [re.search(r"recovered initial field: (\S+);", runs[n]).group(1) for n in (1, 2)]
+    assert err[0] == err[1], runs
