@@ -216,3 +216,34 @@ def test_resume_true_names_the_run_after_the_step(tmp_path):
         _grad(tmp_path, np.linspace(0, 1, 1000), crash_at=200, resume=True)
     (name,) = os.listdir(tmp_path)
     assert name.startswith(PREFIX) and name.endswith("test_resume._step")
+
+
+def _scan_step(c, x, i, a):
+    if i == _step.crash_at:
+        raise Crash(i)
+    c = 0.5 * dnp.sin(c) * a + 0.5 * c + x
+    return c, dnp.sum(c * c)
+
+
+def _scan_grad(path, u0, every, crash_at=-1, resume="t"):
+    _step.crash_at = crash_at
+
+    def J(u, a):
+        c, ys = dk.checkpoint.scan(_scan_step, u, np.linspace(0, 0.01, 300), (a,),
+                                   _budget(path), save_every=every, resume=resume)
+        return dnp.sum(c) + dnp.sum(ys * ys)
+
+    return dk.grad(J, argnums=(0, 1))(u0, 1.5)
+
+
+@pytest.mark.parametrize("every", [1, 7])
+def test_a_scan_resumes_with_the_ys_of_the_steps_before(tmp_path, every):
+    u0 = np.linspace(0, 1, 1000)
+    g_full = _scan_grad(tmp_path, u0, every, resume=False)
+    with pytest.raises(Crash):
+        _scan_grad(tmp_path, u0, every, crash_at=200)
+    g = _scan_grad(tmp_path, u0, every)
+    assert 150 < dk.checkpoint.last_report().resumed_from <= 200
+    for a, b in zip(g, g_full, strict=True):
+        assert np.array_equal(a, b)
+    assert os.listdir(tmp_path) == []

@@ -86,6 +86,7 @@ class Run:
         leaves, self.tree = pytree.flatten(ex.state0)
         self.kinds = _kinds(leaves)
         self.point, self.pending, self.written_keys, self.stopped = None, None, set(), False
+        self.ys_done = 0  # a scan's y_i on file: those of the first ys_done kept steps
         self.closed = False
         self._open(ex)
         _active.add(self.home)
@@ -109,7 +110,7 @@ class Run:
                         {"version": _VERSION, "run id": self.id, "identity": self.identity})
             _write_json(os.path.join(self.home, "journal.jsonl"), None)
         else:
-            self._wipe(keep=point["live"])
+            self._wipe(keep=point["live"], ys=point["ys"])
             self._compact(point)
         self.point = point
         with open(os.path.join(self.home, "owner"), "w") as fh:
@@ -144,6 +145,8 @@ class Run:
         fp = os.path.join(self.home, "fingerprints.npy")
         if ex.checks.check_recompute and not os.path.exists(fp):
             return False
+        if not all(os.path.exists(rec["ys"]) for rec in point["ys"]):
+            return False
         return all(os.path.exists(rec["path"]) and (not rng or os.path.exists(_rng_path(rec)))
                    for rec in point["live"].values())
 
@@ -168,13 +171,14 @@ class Run:
                 f"delete that directory (rm -r {self.home}), pass another run id "
                 f"(resume='<name>'), or resume=False")
 
-    def _wipe(self, keep) -> None:
+    def _wipe(self, keep, ys=()) -> None:
         """Remove the files of the directories but the journal's, the live snapshots and their
         generator states."""
         keep_paths = {os.path.join(self.home, f) for f in ("manifest.json", "journal.jsonl",
                                                            "owner", "fingerprints.npy")}
         for rec in dict(keep).values():
             keep_paths |= {rec["path"], _rng_path(rec)}
+        keep_paths |= {rec["ys"] for rec in ys}
         for d in self.dirs.values():
             for f in os.listdir(d):
                 p = os.path.join(d, f)
@@ -186,7 +190,7 @@ class Run:
         """Rewrite the journal as the resume point's snapshots and the point itself."""
         tmp = os.path.join(self.home, "journal.jsonl.tmp")
         with open(tmp, "w") as fh:
-            for rec in point["live"].values():
+            for rec in [*point["ys"], *point["live"].values()]:
                 fh.write(json.dumps(rec) + "\n")
             fh.write(json.dumps({k: point[k] for k in ("point", "tier", "step")}) + "\n")
         os.replace(tmp, os.path.join(self.home, "journal.jsonl"))
@@ -228,9 +232,25 @@ class Run:
             return
         if ex.fp is not None:
             _save_fingerprints(os.path.join(self.home, "fingerprints.npy"), ex.fp)
+        self._save_ys(ex, step)
         self.pending = {"key": key, "point": ex.actions.index}
         if key in self.written_keys:
             self._point()
+
+    def _save_ys(self, ex, step) -> None:
+        """A scan's y_i of the steps before `step` not yet on file, as one segment file."""
+        ys = getattr(ex.io, "ys", None)
+        first, stop = self.ys_done, step // getattr(ex.io, "every", 1)
+        if ys is None or stop <= first:
+            return
+        path = os.path.join(self.home, f"ys_{first}_{stop}.npy")
+        with open(path, "wb") as fh:
+            for j in range(first, stop):
+                for leaf in ys[j]:
+                    np.lib.format.write_array(fh, np.asarray(_to_numpy(leaf)),
+                                              allow_pickle=False)
+        self._log({"ys": path, "first": first, "stop": stop})
+        self.ys_done = stop
 
     def _point(self) -> None:
         p, self.pending = self.pending, None
@@ -276,6 +296,8 @@ def resume_sweep(ex, current, at):
     if ex.fp is not None and not _load_fingerprints(os.path.join(run.home, "fingerprints.npy"),
                                                     ex.fp, point["step"]):
         ex.fp = None  # unreadable: the states before the point cannot be checked
+    if point["ys"]:
+        _load_ys(ex, run, point["ys"])
     for _ in range(point["point"] - 1):
         next(ex.actions)
     last = next(ex.actions, None)
@@ -290,9 +312,11 @@ def resume_sweep(ex, current, at):
 
 def _replay(lines) -> dict | None:
     """The last resume point of a journal whose snapshots were not discarded after it."""
-    live, point = {}, None
+    live, point, ys = {}, None, []
     for rec in lines:
-        if "save" in rec:
+        if "ys" in rec:
+            ys.append(rec)
+        elif "save" in rec:
             live[rec["tier"], rec["save"]] = rec
         elif "discard" in rec:
             key = (rec["tier"], rec["discard"])
@@ -300,10 +324,32 @@ def _replay(lines) -> dict | None:
             if point is not None and key in point["live"]:
                 point = None
         elif "point" in rec:
-            point = {**rec, "live": dict(live)}
+            point = {**rec, "live": dict(live), "ys": list(ys)}
         elif "stop" in rec:
-            live, point = {}, None
+            live, point, ys = {}, None, []
     return point
+
+
+def _load_ys(ex, run, segments) -> None:
+    """Put a scan's y_i of the steps before the resume point back (their structure and kinds
+    are those of step 0's y, which the measurement made)."""
+    from diffkit.checkpoint.storage import _restore
+
+    kinds = _kinds(ex.io.y_last)
+    with contextlib.ExitStack() as stack:
+        for rec in segments:
+            fh = stack.enter_context(open(rec["ys"], "rb"))
+            for j in range(rec["first"], rec["stop"]):
+                ex.io.ys[j] = [_restore(np.lib.format.read_array(fh, allow_pickle=False), k)
+                               for k in kinds]
+    run.ys_done = segments[-1]["stop"]
+
+
+def _to_numpy(x):
+    from diffkit.plugins import registry
+
+    b = registry().backend_of(type(x))
+    return b.to_numpy(x) if b is not None else x
 
 
 def _kinds(leaves) -> list:

@@ -31,7 +31,8 @@ __all__ = ["scan"]
 def scan(step: Callable, carry0, xs, args: tuple = (),
          budget: Budget | str | dict | None = None, *, save_every: int = 1,
          progress: bool | str = False, check_recompute: bool = True,
-         preserve_rng_state: bool = False):
+         preserve_rng_state: bool = False,
+         resume: bool | str = False, compile: bool | str | None = None):
     """Run `carry, y_i = step(carry, x_i, i, *args)` for i in range(n); return
     `(final carry, ys)`, like `jax.lax.scan` with the step index and `args` added.
 
@@ -40,7 +41,8 @@ def scan(step: Callable, carry0, xs, args: tuple = (),
     of them, or with `save_every=k` those of steps k-1, 2k-1, ... (the y made by every k-th
     step, n // k of them; ys[j] comes from step (j+1)*k - 1). Gradients flow to `carry0`,
     `xs`, `args` and from `ys` through a checkpoint schedule planned from `budget` with the
-    stored ys counted. The step follows the rules of `dk.checkpoint.loop` for its carry.
+    stored ys counted. The step follows the rules of `dk.checkpoint.loop` for its carry;
+    `resume=` keeps a killed run's disk snapshots (and the ys so far) as in `loop`.
 
     >>> import diffkit as dk
     >>> f = lambda c0: dk.checkpoint.scan(lambda c, x, i: (c * x, c), c0, dk.numpy.ones(3))[1]
@@ -49,7 +51,7 @@ def scan(step: Callable, carry0, xs, args: tuple = (),
     """
     n, x_flat, x_tree = _inputs(xs)
     every = _every(save_every)
-    checks = Checks(check_recompute, preserve_rng_state)
+    checks = Checks(check_recompute, preserve_rng_state, compile)
     args = tuple(args)
     flat_in, in_tree = pytree.flatten((carry0, args))
     top = top_trace(flat_in + x_flat)
@@ -61,7 +63,8 @@ def scan(step: Callable, carry0, xs, args: tuple = (),
         return _forward_mode(top, step, carry0, (x_flat, x_tree, n), args, budget, every,
                              dict(progress=progress, **checks._asdict()))
     io = ScanIO(unbox(x_flat, top), x_tree, n, every)
-    ex = Executor(top, step, flat_in + x_flat, in_tree, budget, progress, checks, io)
+    ex = Executor(top, step, flat_in + x_flat, in_tree, budget, progress, checks, io,
+                  resume=resume)
     carry = ex.forward_offline(n)
     return record_node(top, "checkpoint.scan", flat_in + x_flat, (carry, io.stack()),
                        ex._vjp_all)
