@@ -16,7 +16,8 @@ multi-tier plan: the exact :class:`~diffkit.checkpoint.optimal.Optimal` where it
 programme is small enough (:func:`~diffkit.checkpoint.optimal.feasible`), else the faster of
 :class:`~diffkit.checkpoint.segmented.Segmented` and
 :class:`~diffkit.checkpoint.multilevel.MultiLevel` over RAM and the best single tier); with
-``n_steps=None`` (a while loop) Online.
+``n_steps=None`` (a while loop) Online, or with tiers below RAM OnlineTiered over RAM and the
+slowest tier.
 Predicted time is in units of one forward step: ``forward * advances + reverse * n`` plus each
 tier's writes and reads at its costs; ``relative_time`` divides it by store-all's
 ``(forward + reverse) * n``.
@@ -33,6 +34,7 @@ from diffkit.checkpoint.baselines import Periodic, StoreAll
 from diffkit.checkpoint.budget import Budget, StorageTier, load_budget
 from diffkit.checkpoint.multilevel import MultiLevel, StepCosts, Tier
 from diffkit.checkpoint.online import Online
+from diffkit.checkpoint.online_tiers import OnlineTiered
 from diffkit.checkpoint.optimal import Optimal, feasible
 from diffkit.checkpoint.revolve import Revolve
 from diffkit.checkpoint.segmented import Segmented
@@ -179,8 +181,11 @@ def candidates(n_steps: int | None, state_bytes: int, budget: Budget,
     lower = [Tier(t.name, t.size // state_bytes, t.write, t.read) for t in storage_tiers(budget)
              if t.size >= state_bytes]
     make = _Maker(n_steps, state_bytes, work, budget, lower)
-    if n_steps is None:
-        return {"online": make(Online(ram), {RAM: ram}, ram * state_bytes + work + reverse_bytes)}
+    if n_steps is None:  # a while loop: Online, over RAM and the slowest tier if any
+        sched = (OnlineTiered(ram, lower[-1], StepCosts(budget.costs.forward,
+                                                         budget.costs.reverse))
+                 if lower else Online(ram))
+        return {"online": make(sched, sched.slots, ram * state_bytes + work + reverse_bytes)}
     out = {}
     if n_steps * work <= memory:
         out["store_all"] = make(StoreAll(n_steps), {RAM: 0}, n_steps * work + reverse_bytes)

@@ -22,6 +22,7 @@ unlimited disk this is 1.00000 where MultiLevel is up to 1.10 (one RAM slot, wri
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from functools import lru_cache
 from itertools import chain
 
 import numpy as np
@@ -30,7 +31,7 @@ from diffkit.checkpoint.actions import Action, Advance, Load, Save
 from diffkit.checkpoint.multilevel import MultiLevelPrediction, StepCosts, Tier
 from diffkit.checkpoint.optimal import PLAN_CELLS, _cells, _Tables, dp_work, tally
 
-__all__ = ["Segmented", "SEG_WORK"]
+__all__ = ["Segmented", "segment_costs", "SEG_WORK"]
 
 SEG_WORK = 2e7  # table work for the segment costs (~0.05-0.1 s)
 
@@ -78,16 +79,11 @@ class Segmented:
         top = tiers[-1]
         if n_steps < 2 or top.slots < 1:
             return None
-        inner = [*tiers[:-1], Tier(top.name, 1, top.write, top.read)]
-        length = _longest(n_steps, inner)
-        if length < 2:
+        made = segment_costs(n_steps, tuple(tiers), costs)
+        if made is None:
             return None
-        table = _Tables(length, inner, costs.forward)
-        caps, held = table.caps, 1 << (len(tiers) - 1)
-        seg = (costs.forward * np.arange(length + 1) + top.write + top.read
-               + table.F[(held, *caps)])
-        seg[0] = np.inf
-        plan = _segmentation(n_steps, seg, table.F[(0, *caps)])
+        table, seg = made
+        plan = _segmentation(n_steps, seg, table.F[(0, *table.caps)])
         if plan is None or sum(k for _, k in plan[0]) >= top.slots:
             return None
         return cls(n_steps, tiers, costs, table, *plan)
@@ -132,6 +128,26 @@ class Segmented:
         writes = {k: v for k, v in writes.items() if v}
         reads = {k: v for k, v in reads.items() if v}
         return MultiLevelPrediction(self.n_steps, adv, writes, reads, time), peak
+
+
+@lru_cache(maxsize=16)
+def segment_costs(n: int, tiers: tuple[Tier, ...], costs: StepCosts
+                  ) -> tuple[_Tables, np.ndarray] | None:
+    """Exact tables for segments of up to ``L <= n`` steps (``L`` as :data:`SEG_WORK`
+    allows) whose start the slowest tier holds, and ``h(l)``: a segment's time, first-sweep
+    advance and its start's write and read included (``h[0]`` is inf). None if ``L < 2``.
+    Cached (read-only results): a loop re-planned, or planned again, reuses them."""
+    top = tiers[-1]
+    inner = [*tiers[:-1], Tier(top.name, 1, top.write, top.read)]
+    length = _longest(n, inner)
+    if length < 2:
+        return None
+    table = _Tables(length, inner, costs.forward)
+    held = 1 << (len(tiers) - 1)
+    seg = (costs.forward * np.arange(length + 1) + top.write + top.read
+           + table.F[(held, *table.caps)])
+    seg[0] = np.inf
+    return table, seg
 
 
 def _reversed(runs: list[tuple[int, int]], end: int) -> Iterator[tuple[int, int]]:
