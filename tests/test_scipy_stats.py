@@ -83,6 +83,13 @@ def test_outside_the_support_the_derivative_is_zero(backend, to_backend):
     np.testing.assert_array_equal(to_numpy(g), [0.0, 0.0])
 
 
+def test_values_may_be_lists_as_in_scipy():
+    np.testing.assert_allclose(ds.norm.logpdf([0.1, 0.5], 0.2, 2.0),
+                               ss.norm.logpdf([0.1, 0.5], 0.2, 2.0), rtol=1e-14)
+    np.testing.assert_allclose(ds.gamma.cdf([1.0, 2.0], 2.0), ss.gamma.cdf([1.0, 2.0], 2.0),
+                               rtol=1e-14)
+
+
 def test_invalid_parameters_give_nan_as_scipy():
     assert np.isnan(ds.norm.logpdf(0.3, 0.0, -1.0)) and np.isnan(ss.norm.logpdf(0.3, 0, -1))
     assert np.isnan(ds.gamma.cdf(0.3, -1.0)) and np.isnan(ds.binom.pmf(1, 3, 1.5))

@@ -71,7 +71,8 @@ def _from_cdf(cdf, sf):
 
 # -- norm --------------------------------------------------------------------------------------
 def _std(x, loc, scale):
-    return (x - loc) / scale
+    """(x - loc) / scale; x may be a list, as in SciPy."""
+    return dnp.divide(dnp.subtract(x, loc), scale)
 
 
 def _norm_logpdf(x, loc=0.0, scale=1.0):
