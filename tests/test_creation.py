@@ -96,3 +96,20 @@ def test_creation_errors():
         dnp.linspace(0, 1, -1)
     with pytest.raises(TypeError):
         dnp.zeros((2, 1.5))
+
+
+def test_numpys_constants_and_dtype_names_are_in_dnp(backend, to_backend):
+    """dnp.pi, e, inf, nan, euler_gamma, newaxis and the dtype names (issue 12), the dtype
+    names working as dtype= and in astype on every backend."""
+    for name in ("pi", "e", "inf", "nan", "euler_gamma", "newaxis"):
+        want = getattr(np, name)
+        assert (getattr(dnp, name) is want or getattr(dnp, name) == want
+                or (np.isnan(want) and np.isnan(getattr(dnp, name))))
+    x = to_backend(np.arange(3.0))
+    assert to_numpy(x[:, dnp.newaxis]).shape == (3, 1)
+    for name in ("float32", "float64", "int32", "int64", "complex64", "complex128", "bool_"):
+        dt = getattr(dnp, name)
+        assert dt is getattr(np, name)
+        assert to_numpy(dnp.zeros(2, dtype=dt, like=x)).dtype == np.dtype(dt)
+        assert to_numpy(dnp.astype(x, dt)).dtype == np.dtype(dt)
+    assert dnp.dtype("float32") == np.float32
