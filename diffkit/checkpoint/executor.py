@@ -27,7 +27,7 @@ from diffkit.checkpoint.stepcheck import (
     protect,
 )
 from diffkit.checkpoint.storage import Storage, tier_paths, tree_nbytes
-from diffkit.checkpoint.writer import Lookahead, plan_with_io
+from diffkit.checkpoint.writer import action_stream, plan_with_io
 from diffkit.core import pytree
 from diffkit.core.reverse import LiveBytesTrace, VJPTrace, VJPTracer
 from diffkit.core.tracer import Tracer
@@ -310,7 +310,7 @@ class Executor:
     def _sweep_offline(self, n):
         self._begin()
         self._start(n)
-        self.actions = Lookahead(self.plan.actions(), self.storage)
+        self.actions = action_stream(self.plan.actions(), self.storage)
         current, at = self.state0, 0
         try:
             current, at = resume_sweep(self, current, at)
@@ -352,7 +352,7 @@ class Executor:
             self.storage.close()
             raise
         self.n = self.report.n_steps = i
-        self.actions = Lookahead(sched.reverse(i), self.storage)
+        self.actions = action_stream(sched.reverse(i), self.storage)
         self.pending = next(self.actions)
         self.resume = (keep, i - 1)
         self._forward_done()

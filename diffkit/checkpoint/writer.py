@@ -18,7 +18,7 @@ from itertools import islice
 from diffkit.checkpoint.actions import RAM, Discard, Load, Reverse, Save
 from diffkit.errors import BudgetError, CheckpointStorageError, DiffkitError
 
-__all__ = ["DiskIO", "Lookahead", "io_bytes", "plan_with_io"]
+__all__ = ["DiskIO", "Lookahead", "action_stream", "io_bytes", "plan_with_io"]
 
 WINDOW = 512  # actions looked ahead for the next Load below RAM (~64 B each)
 
@@ -116,6 +116,14 @@ def _result(f: Future, what: str, key):
         raise CheckpointStorageError(
             f"{what} the snapshot of step {step} ({tier} tier) failed in the background I/O "
             f"thread: {type(e).__name__}: {e}") from e
+
+
+def action_stream(actions, storage):
+    """The executor's action stream: a plain iterator unless the storage overlaps I/O or
+    belongs to a resumable run (then a `Lookahead`, ~0.7 us more per action)."""
+    if storage.io is None and storage.run is None:
+        return iter(actions)
+    return Lookahead(actions, storage)
 
 
 class Lookahead:
