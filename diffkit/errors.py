@@ -10,6 +10,7 @@ __all__ = [
     "TransformError",
     "NonDifferentiableError",
     "ConcretizationError",
+    "CompileError",
     "LeakedTracerError",
     "PytreeError",
     "RuleError",
@@ -48,6 +49,11 @@ class NonDifferentiableError(TransformError):
 class ConcretizationError(TransformError):
     """A traced value was asked to become a Python number or NumPy data (float(x), x.item(),
     math.exp(x), numpy.sin(x), y[0] = x), which would silently drop its derivative."""
+
+
+class CompileError(TransformError):
+    """A function could not be traced into a program that replays it (compiled loop steps
+    with compile=True): the message names what in the function prevented it."""
 
 
 class LeakedTracerError(DiffkitError):

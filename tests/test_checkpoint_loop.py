@@ -333,8 +333,9 @@ def test_memory_promise_holds_when_many_small_tapes_are_kept():
     def heat(u, i, r):
         return u + r * (dnp.roll(u, 1) - 2 * u + dnp.roll(u, -1))
 
-    def J(u, budget):
-        return dnp.sum(dk.checkpoint.loop(heat, u, 2000, (0.25,), budget=budget))
+    def J(u, budget):  # eager tapes: a compiled linear step keeps nothing but its closure
+        return dnp.sum(dk.checkpoint.loop(heat, u, 2000, (0.25,), budget=budget,
+                                          compile=False))
 
     dk.grad(J)(u0, BIG)
     need = dk.checkpoint.last_report().plan.peak_bytes

@@ -20,6 +20,14 @@ N, STEPS = 128, 60
 BIG = {"budget": {"memory": "1GiB"}}
 
 
+@pytest.fixture(autouse=True)
+def eager_steps():
+    """These checks are of the eager path (the step's Python runs at every step);
+    tests/test_compiled_steps.py makes the same attacks on compiled steps."""
+    with dk.checkpoint.compile_steps(False):
+        yield
+
+
 def heat(u, i, k):
     """One explicit step of a nonlinear heat equation, written functionally."""
     return u + k * (dnp.roll(u, 1) - 2 * u + dnp.roll(u, -1)) - 0.01 * u * u

@@ -31,7 +31,8 @@ __all__ = ["loop", "while_loop"]
 def loop(step: Callable, state0, n_steps: int, args: tuple = (),
          budget: Budget | str | dict | None = None, *, progress: bool | str = False,
          check_recompute: bool = True, preserve_rng_state: bool = False,
-         resume: bool | str = False):
+         resume: bool | str = False,
+         compile: bool | str | None = None):
     """Run `state = step(state, i, *args)` for `i` in `range(n_steps)`; return the state.
 
     Differentiable with every transform: gradients flow to `state0` and to `args` through a
@@ -57,7 +58,7 @@ def loop(step: Callable, state0, n_steps: int, args: tuple = (),
     0.125
     """
     n_steps = _step_count(n_steps)
-    checks = Checks(check_recompute, preserve_rng_state)
+    checks = Checks(check_recompute, preserve_rng_state, compile)
     args = tuple(args)
     flat_in, in_tree = pytree.flatten((state0, args))
     top = top_trace(flat_in)
@@ -79,7 +80,8 @@ def loop(step: Callable, state0, n_steps: int, args: tuple = (),
 
 def while_loop(cond: Callable, step: Callable, state0, args: tuple = (),
                budget: Budget | str | dict | None = None, *, progress: bool | str = False,
-               check_recompute: bool = True, preserve_rng_state: bool = False):
+               check_recompute: bool = True, preserve_rng_state: bool = False,
+               compile: bool | str | None = None):
     """Run `state = step(state, i, *args)` while `cond(state, i, *args)`; return the state.
 
     The step count is found at run time (adaptive time stepping, iterate to convergence);
@@ -91,7 +93,7 @@ def while_loop(cond: Callable, step: Callable, state0, args: tuple = (),
     >>> float(dk.grad(halve)(1.0))  # four halvings: 1 -> 0.0625
     0.0625
     """
-    checks = Checks(check_recompute, preserve_rng_state)
+    checks = Checks(check_recompute, preserve_rng_state, compile)
     args = tuple(args)
     flat_in, in_tree = pytree.flatten((state0, args))
     top = top_trace(flat_in)

@@ -32,7 +32,7 @@ def scan(step: Callable, carry0, xs, args: tuple = (),
          budget: Budget | str | dict | None = None, *, save_every: int = 1,
          progress: bool | str = False, check_recompute: bool = True,
          preserve_rng_state: bool = False,
-         resume: bool | str = False):
+         resume: bool | str = False, compile: bool | str | None = None):
     """Run `carry, y_i = step(carry, x_i, i, *args)` for i in range(n); return
     `(final carry, ys)`, like `jax.lax.scan` with the step index and `args` added.
 
@@ -51,7 +51,7 @@ def scan(step: Callable, carry0, xs, args: tuple = (),
     """
     n, x_flat, x_tree = _inputs(xs)
     every = _every(save_every)
-    checks = Checks(check_recompute, preserve_rng_state)
+    checks = Checks(check_recompute, preserve_rng_state, compile)
     args = tuple(args)
     flat_in, in_tree = pytree.flatten((carry0, args))
     top = top_trace(flat_in + x_flat)

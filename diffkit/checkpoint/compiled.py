@@ -1,0 +1,423 @@
+"""Compiled steps: a loop's step traced once into programs, replayed at every step.
+
+The first call traces the step (twice, to prove it deterministic) on the current state with
+a `ProgramTrace`, records the backward pass of its VJP rules into the same trace, and cuts
+the result into a forward program (which also returns the residuals), a plain forward
+program (for steps that are not taped) and a backward program (residuals and output
+cotangents to input cotangents). Later steps run these programs: no Python of the step, no
+tracer, no tape. The step index is a program input, so `u * i` or `i % 10 == 0` replay
+correctly; every Python decision on a traced value is a guard, checked on replay, and a
+step whose guards fail gets (and caches) another program. A step that cannot be a program
+(random numbers, float(x), a nested loop or custom rule, too many guard outcomes) runs
+eagerly, and `reason` says why (`compile=True` makes that an error instead).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import weakref
+
+import numpy as np
+
+from diffkit.core import pytree
+from diffkit.core.program import GuardFailed, NotProgrammable, ProgramTrace, ProgramTracer
+from diffkit.core.program_passes import peak_bytes, ref, split
+from diffkit.core.program_run import compile_program
+from diffkit.core.program_vjp import transpose
+from diffkit.core.tracer import Tracer
+from diffkit.errors import CompileError, TransformError
+
+__all__ = ["CompiledStep", "MAX_PROGRAMS", "compile_steps", "resolve"]
+
+MAX_PROGRAMS = 8  # distinct guard outcomes cached per loop before it runs eagerly
+_PROGRAM_TAPE_BYTES = 1024  # a kept step's VJP closure and its residual list
+_ITEM_BYTES = 640  # objects of one program line: equation, variables, generated code (~530 B
+# measured for a program set and its traced copy)
+_LINES_PER_NODE = 4  # program lines (forward, backward, guards) per recorded call, at most ~3.5
+
+
+def _tracing_bytes(lines: int) -> int:
+    """Transient bytes of tracing and compiling programs of `lines` lines, beyond their
+    values (tracemalloc: ~3 KB a line and ~30 KB fixed, on a 34-line heat step)."""
+    return 32768 + 3072 * lines
+
+
+def _parse(mode, where: str):
+    if isinstance(mode, str) and mode.lower() in _WORDS:
+        return _WORDS[mode.lower()]
+    if mode is True or mode is False or mode == "auto":
+        return mode
+    raise TransformError(f"{where}: compile must be 'auto', True or False, got {mode!r}")
+
+
+_WORDS = {"auto": "auto", "1": True, "true": True, "on": True, "0": False, "false": False,
+          "off": False}
+_default = [_parse(os.environ.get("DIFFKIT_COMPILE", "auto"), "$DIFFKIT_COMPILE")]
+
+
+def resolve(mode, where: str):
+    """A loop's `compile=` argument: None means the default (`compile_steps`)."""
+    return _default[0] if mode is None else _parse(mode, where)
+
+
+class compile_steps:  # noqa: N801 - used as a function and a with-block, like a setting
+    """Set whether loops compile their steps when their `compile=` is not given: 'auto'
+    (the default; also `$DIFFKIT_COMPILE`), True, or False (run every step's Python, for
+    debugging: a print in the step then runs at every step). As a call it sets the default;
+    in a `with` block it sets it for the block only.
+
+    >>> import diffkit as dk
+    >>> with dk.checkpoint.compile_steps(False):
+    ...     pass  # loops here run their steps eagerly
+    """
+
+    def __init__(self, mode):
+        self._previous = _default[0]
+        _default[0] = _parse(mode, "compile_steps")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        _default[0] = self._previous
+
+
+class CompiledStep:
+    """The programs of one loop call's step (see the module docstring)."""
+
+    def __init__(self, io, step, s_tree, a_tree, n_args: int, diff_pos: list[int],
+                 insist: bool):
+        self.io, self.step, self.s_tree, self.a_tree = io, step, s_tree, a_tree
+        self.n_args, self.diff_pos, self.insist = n_args, diff_pos, insist
+        self.entries: list[_Entry] = []  # most recently used first
+        self.reason: str | None = None  # why the step runs eagerly (None: compiled)
+        self.traces = self.replays = 0
+        self.trace_peak = 0  # most bytes of traced values alive at once while tracing
+
+    @property
+    def on(self) -> bool:
+        return self.reason is None
+
+    def give_up(self, reason: str, cause: BaseException | None = None) -> None:
+        """Run eagerly from now on; with compile=True, raise instead."""
+        if self.insist:
+            raise CompileError(
+                f"compile=True: the step function of {self.io.name} cannot be compiled into "
+                f"a program: {reason}. Pass compile='auto' to run such a step eagerly."
+            ) from cause
+        self.reason = reason
+
+    # -- running ----------------------------------------------------------------------
+    def forward(self, leaves: list, i: int):
+        """The step's outputs (state leaves + y leaves) by the plain program, or None when
+        the step runs eagerly."""
+        got = self._replay(leaves, i, taped=False)
+        return None if got is None else got[0]
+
+    def taped(self, leaves: list, i: int):
+        """(outputs, step_vjp) by the forward program, or None when the step runs eagerly.
+        `step_vjp(cts)` maps the outputs' cotangents (None: none) to the cotangents of
+        `leaves` at `diff_pos`; `step_vjp.tape.nbytes()` counts its residuals."""
+        got = self._replay(leaves, i, taped=True)
+        if got is None:
+            return None
+        outs, entry, residuals = got
+        return outs, _step_vjp(entry, residuals)
+
+    def _replay(self, leaves, i, taped):
+        if self.reason is not None:
+            return None
+        sig = _signature(leaves)
+        index = np.asarray(i, dtype=np.int64)
+        for k, entry in enumerate(self.entries):
+            if entry.sig != sig:
+                continue
+            run = entry.forward if taped else entry.plain
+            try:
+                out = run(*(leaves if entry.pick is None else
+                            [leaves[k] for k in entry.pick]), index)
+            except GuardFailed:
+                continue
+            if k:
+                self.entries.insert(0, self.entries.pop(k))
+            self.replays += 1
+            n = entry.n_out
+            return (list(out[:n]), entry, out[n:]) if taped else (list(out),)
+        if len(self.entries) >= MAX_PROGRAMS:
+            self.give_up(f"its guards took more than {MAX_PROGRAMS} different outcomes "
+                         f"(last: {self.entries[0].guard_summary})")
+            return None
+        return self._trace_new(leaves, i, sig)
+
+    # -- tracing ----------------------------------------------------------------------
+    def _trace_new(self, leaves, i, sig):
+        try:
+            entry, outs, residuals = self._trace(leaves, i, sig)
+            if not self.entries:  # the first program: trace again, expect the same program
+                self.trace_peak = max(self.trace_peak, entry.trace_peak)
+                again = self._trace(leaves, i, sig, taped=False)
+                if not _same_body(entry.traced, again):
+                    raise NotProgrammable(
+                        "tracing it twice on the same state gave different programs: it "
+                        "draws random numbers or keeps state between calls")
+        except (NotProgrammable, GuardFailed) as e:
+            self.give_up(str(e), e)
+            return None
+        except TransformError:
+            raise  # the step is wrong in any mode: say so now
+        except Exception as e:  # anything a program trace cannot follow: run it eagerly
+            self.give_up(f"tracing it raised {type(e).__name__}: {e}", e)
+            return None
+        self.entries.insert(0, entry)
+        self.traces += 1
+        return outs, entry, residuals
+
+    def _trace(self, leaves, i, sig, taped=True):
+        trace = _MeasuredTrace(f"{self.io.name} (compile)")
+        ns = len(leaves) - self.n_args - len(self.io.x_flat)
+        na = ns + self.n_args
+        boxed = [_box(trace, x, k, ns, na, self.diff_pos) for k, x in enumerate(leaves)]
+        index = trace.new(np.asarray(i, dtype=np.int64))
+        if taped:
+            trace.differentiate([boxed[k] for k in self.diff_pos])
+        try:
+            step = self.io.step_at(self.step, index, boxed[na:])
+            out = step(pytree.unflatten(self.s_tree, boxed[:ns]), index,
+                       *pytree.unflatten(self.a_tree, boxed[ns:na]))
+            out, flat_y = self.io.split(out, i)
+            flat_out, out_tree = pytree.flatten(out)
+            if out_tree != self.s_tree:
+                raise TransformError(
+                    f"the step function of {self.io.name} changed the structure of the state "
+                    f"at step {i}: it returned {out_tree!r} for a state {self.s_tree!r}; "
+                    f"return a state of the same structure as state0")
+            outs = list(flat_out) + list(flat_y)
+            n_fwd = len(trace.body)
+            if not taped:
+                self.trace_peak = max(self.trace_peak, trace.peak + _data_nbytes(outs))
+                return trace.body[:n_fwd]
+            cts, slots = _ct_inputs(trace, outs)
+            in_cts = transpose(trace, n_fwd, [boxed[k] for k in self.diff_pos], cts)
+        finally:
+            trace.active = False
+        inputs = [b for b in boxed if type(b) is ProgramTracer] + [index]
+        entry = _Entry(trace.body, n_fwd, inputs, outs, in_cts, slots, sig)
+        pick = [k for k, b in enumerate(boxed) if type(b) is ProgramTracer]
+        entry.pick = None if len(pick) == len(leaves) else pick  # the rest are constants
+        entry.trace_peak = trace.peak
+        known = {t.var.n: t for t in inputs} | trace.keep
+        residuals = [known[v.n].primal for v in entry.residuals]
+        return entry, [_primal(o) for o in outs], residuals
+
+    # -- memory model -----------------------------------------------------------------
+    def stats(self) -> tuple[int, int, int, int]:
+        """For planning, from the most recent program: (bytes a taped step keeps, peak
+        bytes of the forward program's temporaries, of the backward program's, of a trace
+        plus the programs' own objects)."""
+        e = self.entries[0]
+        lines = sum(len(p.body) for p in e.programs)
+        objects = _ITEM_BYTES * lines
+        return (e.kept_nbytes, e.forward_peak + objects, e.backward_peak + objects,
+                max(self.trace_peak, e.trace_peak) + _tracing_bytes(lines))
+
+    @staticmethod
+    def estimate(tape_nodes: int) -> int:
+        """Bytes that tracing a step of `tape_nodes` recorded calls takes beyond its values
+        (tracers, equations, generated code): decided before tracing."""
+        return _tracing_bytes(_LINES_PER_NODE * tape_nodes)
+
+
+class _Entry:
+    """One traced program set: forward (with residuals), plain forward, backward."""
+
+    def __init__(self, body, n_fwd, inputs, outs, in_cts, slots, sig):
+        ins = [t.var for t in inputs]
+        bwd_outs = [None if c is None else ref(c) for c in in_cts]
+        fwd, plain, bwd, self.residuals = split(
+            body, n_fwd, ins, [ref(o) for o in outs], [c.var for c in slots.values()],
+            [r for r in bwd_outs if r is not None])
+        self.traced = body[:n_fwd]  # for the determinism check
+        self.sig, self.n_out = sig, len(outs)
+        self.ct_slots = list(slots)  # output positions that take a cotangent
+        self.zeros = {k: _zero_maker(_primal(outs[k])) for k in self.ct_slots}
+        self.flows = [r is not None for r in bwd_outs]  # diff input positions that get one
+        self.programs = (fwd, plain, bwd)
+        self.forward, self.plain = compile_program(fwd), compile_program(plain)
+        self.backward = compile_program(bwd)  # now: not in a reverse sweep's memory
+        self._backward_bind = None
+        self.kept_nbytes = _PROGRAM_TAPE_BYTES + sum(v.nbytes for v in self.residuals)
+        made = {v.n for v in ins}
+        self.forward_peak = max(0, peak_bytes(fwd) - sum(  # its temporaries, as a tape's
+            v.nbytes for v in self.residuals if v.n not in made))
+        self.backward_peak = peak_bytes(bwd)
+        self.guard_summary = ", ".join(g.what for g in fwd.guards) or "none"
+
+    def backward_for(self, cts):
+        """The backward program for these cotangents: through `bind` when one is a value of
+        an outer transform (forward-over-reverse: an hvp through the loop)."""
+        if not any(isinstance(c, Tracer) for c in cts):
+            return self.backward
+        if self._backward_bind is None:
+            self._backward_bind = compile_program(self.programs[2], through_bind=True)
+        return self._backward_bind
+
+def _step_vjp(entry: _Entry, residuals):
+    """The VJP closure of one replayed (or traced) taped step."""
+    slots, zeros, flows = entry.ct_slots, entry.zeros, entry.flows
+
+    def step_vjp(cts):
+        given = []
+        for k in slots:
+            c = cts[k]
+            given.append(zeros[k]() if c is None else c)
+        out = iter(entry.backward_for(given)(*residuals, *given))
+        return [next(out) if f else None for f in flows]
+
+    step_vjp.tape = _ResidualTape(entry.kept_nbytes)
+    return step_vjp
+
+
+class _MeasuredTrace(ProgramTrace):
+    """A program trace that also measures the peak bytes of its values alive at once (weak
+    references, as `core.reverse.LiveBytesTrace`): tracing runs the step's Python, whose
+    temporaries the plan must fit."""
+
+    __slots__ = ("live", "peak", "__weakref__")
+
+    def __init__(self, transform):
+        super().__init__(transform)
+        self.live = self.peak = 0
+
+    def new(self, value):
+        t = super().new(value)
+        n = t.var.nbytes + 112
+        self.live += n
+        self.peak = max(self.peak, self.live)
+        base = value
+        while isinstance(base, Tracer):
+            base = base.primal
+        with contextlib.suppress(TypeError):  # a Python number has none: counted as kept
+            weakref.finalize(base, self._free, n)
+        return t
+
+    def _free(self, n: int) -> None:
+        self.live -= n
+
+
+class _ResidualTape:
+    """What a compiled taped step holds: its residuals (bytes as counted at tracing)."""
+
+    __slots__ = ("_nbytes",)
+
+    def __init__(self, nbytes: int):
+        self._nbytes = nbytes
+
+    def nbytes(self) -> int:
+        return self._nbytes
+
+
+_NUMBERS = (int, float, complex, bool)
+
+
+def _box(trace, x, k, ns, na, diff):
+    """Leaf k of the step's inputs as the trace sees it: a program input, or (an argument
+    that is a Python number and not differentiated: the same at every step) a constant."""
+    if type(x) in _NUMBERS:
+        if k < ns:
+            raise NotProgrammable(
+                f"state leaf {k} is a Python {type(x).__name__}, which a program would turn "
+                f"into an array; make it one (dnp.asarray(x)) to compile the step")
+        if k < na and k not in diff:
+            return x
+        return trace.new(x)
+    if isinstance(x, Tracer) or hasattr(x, "dtype"):
+        return trace.new(x)
+    raise NotProgrammable(f"input leaf {k} is a {type(x).__name__}, not an array")
+
+
+def _ct_inputs(trace, outs):
+    """A cotangent input (example: ones) for each output that depends on a differentiated
+    input and can carry one: ({output variable: its cotangent}, {output position: input})."""
+    cts, slots = {}, {}
+    for k, o in enumerate(outs):
+        if type(o) is ProgramTracer and o._trace is trace and o.var.n in trace.diff \
+                and _inexact(o):
+            ct = slots[k] = trace.new(_ones_like(o.primal))
+            prev = cts.get(o.var.n)
+            cts[o.var.n] = ct if prev is None else prev + ct
+    return cts, slots
+
+
+def _primal(x):
+    return x.primal if type(x) is ProgramTracer else x
+
+
+def _inexact(x) -> bool:
+    from diffkit.core.dispatch import is_inexact
+
+    return is_inexact(x)
+
+
+def _ones_like(x):
+    from diffkit import numpy as dnp
+
+    return dnp.ones_like(x)
+
+
+def _zero_maker(x):
+    """A function making zeros like `x` without keeping `x` (one element of it is kept)."""
+    from diffkit import numpy as dnp
+
+    shape = tuple(x.shape)
+    tiny = dnp.ravel(x)[:1] + 0  # a copy: a view would keep x alive
+    return lambda: dnp.zeros_like(tiny, shape=shape)
+
+
+def _data_nbytes(values) -> int:
+    return sum(int(getattr(v.primal if isinstance(v, Tracer) else v, "nbytes", 8))
+               for v in values)
+
+
+def _signature(leaves) -> tuple:
+    """Types, shapes and dtypes of the inputs: a program applies only to the same."""
+    return tuple((type(x), getattr(x, "shape", None), getattr(x, "dtype", None))
+                 for x in leaves)
+
+
+def _same_body(a: list, b: list) -> bool:
+    """Whether two traces of one step recorded the same equations (primitives, parameters,
+    constants) and guards."""
+    if len(a) != len(b):
+        return False
+    for x, y in zip(a, b, strict=True):
+        if type(x) is not type(y):
+            return False
+        if hasattr(x, "prim"):
+            if x.prim is not y.prim or not _same(x.params, y.params) or \
+                    not _same([_lit(v) for v in x.ins], [_lit(v) for v in y.ins]):
+                return False
+        elif x.expected != y.expected or x.var.n != y.var.n:
+            return False
+    return True
+
+
+def _lit(v):
+    return ("var", v.n) if hasattr(v, "n") else ("const", v.value)
+
+
+def _same(a, b) -> bool:
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, tuple | list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, Tracer):
+        return a is b
+    if hasattr(a, "shape") and hasattr(a, "dtype"):
+        return tuple(a.shape) == tuple(b.shape) and a.dtype == b.dtype and bool((a == b).all())
+    try:
+        return bool(a == b)
+    except Exception:
+        return False
