@@ -13,6 +13,7 @@ from typing import NamedTuple
 from diffkit.checkpoint import ranks
 from diffkit.checkpoint.actions import RAM, Advance, Discard, Forward, Load, Reverse, Save
 from diffkit.checkpoint.budget import Budget, load_budget
+from diffkit.checkpoint.compiled import CompiledStep, resolve
 from diffkit.checkpoint.planner import plan as make_plan
 from diffkit.checkpoint.planner import stream_bytes
 from diffkit.checkpoint.report import Progress, Report, log_replan, reverse_sweep, set_last_report
@@ -33,7 +34,7 @@ from diffkit.core.reverse import LiveBytesTrace, VJPTrace, VJPTracer
 from diffkit.core.tracer import Tracer
 from diffkit.core.zeros import Zero
 from diffkit.custom import carries_tangent, record_node, unbox
-from diffkit.errors import BudgetError, InternalError, TransformError
+from diffkit.errors import BudgetError, CompileError, InternalError, TransformError
 
 __all__ = ["Checks", "Executor", "LoopIO"]
 
@@ -43,6 +44,7 @@ class Checks(NamedTuple):
 
     check_recompute: bool
     preserve_rng_state: bool
+    compile: bool | str | None = None  # None: the default (`compile_steps`)
 
 
 
@@ -113,6 +115,31 @@ class Executor:
         self.fp = None
         self.rng = RngReplay() if checks.preserve_rng_state else None
         self.resume_request, self.run = resume, None  # `resume`: a killed run's files
+        self.compiled = self._compiled_step(checks.compile)
+
+    def _compiled_step(self, compile):
+        """The step as programs (`compiled`), unless compile=False or its RNG is replayed."""
+        compile = resolve(compile, self.io.name)
+        if compile is False:
+            return None
+        if self.rng is not None:
+            if compile is True:
+                raise CompileError(
+                    f"{self.io.name}: compile=True cannot replay a step's random numbers "
+                    f"(preserve_rng_state=True): such a step runs eagerly; pass "
+                    f"compile='auto' or False")
+            return None
+        self.s_tree = pytree.structure(self.state0)
+        leaves = pytree.leaves(self.state0) + self.flat_args + self.io.x_at(0)
+        return CompiledStep(self.io, self.step, self.s_tree, self.a_tree, len(self.flat_args),
+                            self._diff_pos(leaves), insist=compile is True)
+
+    def _diff_pos(self, leaves) -> list[int]:
+        """Positions of the step's input leaves (state, args, x_i) that get cotangents:
+        every state leaf that can carry one, the traced args and x_i."""
+        ns = len(leaves) - len(self.arg_traced)
+        return [k for k, x in enumerate(leaves)
+                if (self.arg_traced[k - ns] if k >= ns else carries_tangent(x))]
 
     # -- one step ---------------------------------------------------------------------
     def _advance(self, state, i):
@@ -120,10 +147,18 @@ class Executor:
             out, self.first = self.first[0], None  # step 0 was taped by _measure: reuse it
             return out
         self.calls += 1
-        out = call_step(self.io.step_at(self.step, i, self.io.x_at(i)), state, i, self.args,
-                        self.owned)
-        out, y = self.io.split(out, i)
-        leaves = pytree.leaves(out)
+        leaves = y = None
+        if self.compiled is not None and self.compiled.on:
+            flat = pytree.leaves(state)
+            got = self.compiled.forward(flat + self.flat_args + self.io.x_at(i), i)
+            if got is not None:
+                leaves, y = got[:len(flat)], got[len(flat):]
+                out = pytree.unflatten(self.s_tree, leaves)
+        if leaves is None:
+            out = call_step(self.io.step_at(self.step, i, self.io.x_at(i)), state, i,
+                            self.args, self.owned)
+            out, y = self.io.split(out, i)
+            leaves = pytree.leaves(out)
         self._check_closure(leaves + y, i)
         self.io.put_y(i, y)
         self._check_size(leaves, i)
@@ -141,13 +176,17 @@ class Executor:
     def _tape(self, state, i, trace_type=VJPTrace):
         """Tape step i from `state`: (next state, `step_vjp`), where `step_vjp(ct, ct_y)`
         maps the cotangents of the next state's leaves (and of a scan's y_i) to those of this
-        state's, the args' and x_i's leaves (flat lists, None where nothing flows). Uses a VJP
-        trace directly: this runs once per reversed step, so it does no pytree work it can
-        avoid."""
+        state's, the args' and x_i's leaves (flat lists, None where nothing flows). Runs the
+        step's programs when it is compiled, else a VJP trace directly: this runs once per
+        reversed step, so it does no pytree work it can avoid."""
         flat_s, s_tree = pytree.flatten(state)
         x = self.io.x_at(i)
         leaves, ns = flat_s + self.flat_args + x, len(flat_s)
         na = ns + len(self.flat_args)
+        if self.compiled is not None and self.compiled.on and trace_type is VJPTrace:
+            got = self._tape_compiled(leaves, s_tree, ns, na, i)
+            if got is not None:
+                return got
         trace = trace_type("checkpoint.loop")
         boxed, pos = list(leaves), []
         for k, x in enumerate(leaves):
@@ -191,6 +230,34 @@ class Executor:
             return cts[:ns], cts[ns:na], cts[na:]
 
         step_vjp.tape = trace
+        if self.fp is not None:
+            self.fp.seen(i + 1, primal)
+        return pytree.unflatten(s_tree, primal), step_vjp
+
+    def _tape_compiled(self, leaves, s_tree, ns, na, i):
+        """`_tape` by the step's forward and backward programs (None: run it eagerly)."""
+        pos = self._diff_pos(leaves)
+        if pos != self.compiled.diff_pos:
+            return None
+        got = self.compiled.taped(leaves, i)
+        if got is None:
+            return None
+        self.calls += 1
+        outs, vjp = got
+        primal, y = outs[:ns], outs[ns:]
+        self._check_closure(primal + y, i)
+        self._check_size(primal, i)
+        self.io.put_y(i, y)
+        n_leaves = len(leaves)
+        del outs, y, leaves
+
+        def step_vjp(ct, ct_y=()):
+            cts = [None] * n_leaves
+            for k, c in zip(pos, vjp(list(ct) + list(ct_y)), strict=True):
+                cts[k] = c
+            return cts[:ns], cts[ns:na], cts[na:]
+
+        step_vjp.tape = vjp.tape
         if self.fp is not None:
             self.fp.seen(i + 1, primal)
         return pytree.unflatten(s_tree, primal), step_vjp
@@ -248,13 +315,45 @@ class Executor:
         (tests/test_loop_memory.py)."""
         self.state_bytes = state_bytes = max(1, tree_nbytes(self.state0))
         self.calls, self.first = 0, None
-        self.first = self._tape(self.state0, 0, LiveBytesTrace)  # kept for the first step
-        tape = self.first[1].tape
-        live, kept = tape.stop(), tape.nbytes()
-        reverse = (2 * state_bytes + 2 * tree_nbytes(self.args)
-                   + max(state_bytes + live - kept, tape.cotangent_nbytes())
-                   + (self.fp.nbytes if self.fp is not None else 0) + stream_bytes(n)
-                   + self.io.nbytes(n))
+        fixed = lambda: (2 * state_bytes + 2 * tree_nbytes(self.args)  # noqa: E731
+                         + (self.fp.nbytes if self.fp is not None else 0) + stream_bytes(n)
+                         + self.io.nbytes(n))  # after step 0: a scan's y_i is known
+        compiled = self.compiled if self.compiled is not None and self.compiled.on else None
+        eager = None
+        if compiled is None or not compiled.entries:  # tape step 0: what running eagerly takes
+            first = self._tape(self.state0, 0, LiveBytesTrace)
+            tape = first[1].tape
+            kept, live = tape.nbytes(), tape.stop()
+            eager = first, kept, fixed() + max(state_bytes + live - kept,
+                                               tape.cotangent_nbytes())
+            if compiled is not None:  # can the budget afford tracing the programs?
+                need = state_bytes + kept + eager[2] + compiled.estimate(len(tape.nodes))
+                if need > self.budget.memory and not compiled.insist:
+                    compiled.give_up(
+                        f"tracing its programs would take about {need:,} bytes, more than "
+                        f"budget.memory = {self.budget.memory:,} bytes")
+                    compiled = None
+            del first, tape
+        if compiled is not None:  # the programs on step 0 (traced now, or replayed)
+            flat, tree = pytree.flatten(self.state0)
+            na = len(flat) + len(self.flat_args)
+            self.calls = 0
+            self.first = self._tape_compiled(flat + self.flat_args + self.io.x_at(0), tree,
+                                             len(flat), na, 0)
+            if self.first is not None:  # programs: sizes from their liveness
+                kept, forward, backward, traced = compiled.stats()
+                reverse = fixed() + max(state_bytes + forward, backward, traced)
+                if state_bytes + max(kept, state_bytes) + reverse <= self.budget.memory \
+                        or compiled.insist or eager is None:
+                    return state_bytes, kept, reverse
+                compiled.give_up(  # small states: the programs' own objects dominate
+                    f"its programs' working set ({reverse:,} bytes) leaves no room for a "
+                    f"snapshot in budget.memory = {self.budget.memory:,} bytes")
+            self.first = None
+        if eager is None:
+            return self._measure(n)  # the programs gave up: measure the eager tape
+        self.first, kept, reverse = eager
+        self.calls = 1
         return state_bytes, kept, reverse
 
     def _start(self, n):
