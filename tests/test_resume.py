@@ -36,7 +36,7 @@ eager.defvjp(lambda u: (u, None), lambda r, g: (g,))
 def step(u, i, a):
     calls.append(i)
     if i == int(os.environ.get("KILL_AT", "-1")):
-        os.kill(os.getpid(), signal.SIGTERM)
+        os.kill(os.getpid(), getattr(signal, os.environ["KILL_SIG"]))
     noise = np.random.standard_normal(u.shape) * 1e-3 if RNG else 0.0
     return 0.5 * dnp.sin(eager(u)) * a + 0.5 * u + noise
 
@@ -52,24 +52,25 @@ print(json.dumps({"calls": len(calls), "g": g[0].tolist() + [float(g[1])],
 """
 
 
-def _child(path, mode, kill_at=None, n=300):
+def _child(path, mode, kill_at=None, n=300, sig="SIGTERM"):
     env = dict(os.environ)
     if kill_at is not None:
-        env["KILL_AT"] = str(kill_at)
+        env["KILL_AT"], env["KILL_SIG"] = str(kill_at), sig
     proc = subprocess.run([sys.executable, "-c", CHILD, str(path), str(n), mode], env=env,
                           capture_output=True, text=True, timeout=120)
     out = json.loads(proc.stdout.splitlines()[-1]) if kill_at is None and proc.stdout else None
     return proc, out
 
 
-@pytest.mark.parametrize("mode", ["rng", "plain"])
-def test_a_run_killed_by_sigterm_resumes_to_the_same_gradient(tmp_path, mode):
+@pytest.mark.parametrize("mode, sig", [("rng", "SIGTERM"), ("plain", "SIGTERM"),
+                                       ("plain", "SIGKILL")])
+def test_a_run_killed_by_sigterm_resumes_to_the_same_gradient(tmp_path, mode, sig):
     full_dir, run_dir = tmp_path / "full", tmp_path / "run"
     proc, full = _child(full_dir, mode)
     assert proc.returncode == 0, proc.stderr
     assert full["resumed"] is None and os.listdir(full_dir) == []  # removed on success
-    proc, _ = _child(run_dir, mode, kill_at=200)
-    assert proc.returncode == -signal.SIGTERM, proc.stderr
+    proc, _ = _child(run_dir, mode, kill_at=200, sig=sig)
+    assert proc.returncode == -getattr(signal, sig), proc.stderr
     (kept,) = os.listdir(run_dir)  # the kill left the resumable directory
     assert kept.startswith(PREFIX) and "journal.jsonl" in os.listdir(run_dir / kept)
     proc, resumed = _child(run_dir, mode)
