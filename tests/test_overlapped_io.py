@@ -139,3 +139,13 @@ def test_lookahead_waits_for_a_discard_and_save_of_the_same_snapshot():
     out, _ = _taken(actions)
     assert [asked for _, asked in out] == [[]] + [[(2, DISK)]] * 5  # the second Load(2) is
     # never read ahead: a Discard and a new Save of that snapshot come before it
+
+
+def test_sigterm_stops_the_io_thread_before_it_removes_the_directory(tmp_path):
+    from diffkit.checkpoint import cleanup
+
+    seen = []
+    path = cleanup.make_run_directory(str(tmp_path), on_signal=lambda: seen.append(
+        os.path.isdir(path)))
+    cleanup._remove_open()  # what the SIGTERM handler does
+    assert seen == [True] and not os.path.exists(path)
