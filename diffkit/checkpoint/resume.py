@@ -99,7 +99,8 @@ class Run:
             os.makedirs(d, exist_ok=True)
         self._check_owner()
         manifest = _read_json(os.path.join(self.home, "manifest.json"))
-        point = _replay(self._journal_lines()) if manifest else None
+        ours = manifest is not None and manifest.get("version") == _VERSION
+        point = _replay(self._journal_lines()) if ours else None  # another version: restart
         if point is not None and manifest.get("identity") != self.identity:
             raise ResumeError(self._mismatch(manifest.get("identity") or {}))
         if point is not None and not self._intact(point, ex):
