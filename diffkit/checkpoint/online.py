@@ -22,7 +22,13 @@ Comput. 31(4)) does, choosing the move by its cost:
   whichever minimizes the cost of stopping right after this step; ties move. Exhaustive search
   over all online decision sequences gives the same worst ratio for s = 2, 3 (1.0455, 1.0303)
   on ``n <= C(s+3, 3)``; the tests check <= 1.05 there for s <= 30, and the benchmark prints
-  the grid, ``n <= C(s+4, 4)`` included (up to 1.10 at s = 2, ~1.02-1.04 for s >= 3).
+  the grid, ``n <= C(s+4, 4)`` included (~1.02-1.04 for s >= 6).
+* For s = 2..5 the moves up to ``TABLE_RANGE[s]`` steps are a table (:data:`TABLES`) found
+  by searching every configuration sequence (``benchmarks/online_search.py``): the least
+  worst ratio any online schedule of this protocol reaches there, the offline optimum kept
+  for ``n <= C(s+2, 2)``: 1.075 for s = 2 on n <= 15 (the greedy rule: 1.100), 1.0353 for
+  s = 3 on n <= 35 (1.0435), 1.0216 for s = 4 on n <= 70 (1.0270), 1.0156 for s = 5 on
+  n <= 56 (1.0260). The greedy rule takes over after the table.
 At the end, each segment is reversed with offline Revolve using the slots freed so far.
 
 Executor contract (a ``while_loop``)::
@@ -54,6 +60,15 @@ from diffkit.errors import ScheduleError
 __all__ = ["Online"]
 
 
+TABLE_RANGE = {2: 15, 3: 35, 4: 70, 5: 56}  # s: the n <= N each table is best for
+TABLES = {  # benchmarks/online_search.py: one digit per step from s + 1 (0: keep, j: drop j)
+    2: "010010001000",
+    3: "0101200100012220000012220200000",
+    4: "01010102300200020013002000233000002000300001330300002330000300000",
+    5: "01010110202034003000300140003400140002440344440000",
+}
+
+
 @lru_cache(maxsize=1 << 12)
 def _cost(steps: int, snaps: int) -> int:
     """Forward advances to reverse ``steps`` steps with ``snaps`` slots (Revolve's optimum)."""
@@ -65,8 +80,7 @@ class Online:
 
     >>> sched = Online(3)
     >>> [str(a) for i in range(6) for a in sched.forward_step(i)]
-    ['Save(0, ram)', 'Save(1, ram)', 'Save(2, ram)', 'Discard(1, ram)', 'Save(3, ram)', \
-'Discard(2, ram)', 'Save(4, ram)']
+    ['Save(0, ram)', 'Save(1, ram)', 'Save(2, ram)', 'Discard(1, ram)', 'Save(4, ram)']
     >>> from diffkit.checkpoint import validate
     >>> validate(Online(3), 9).forward_advances  # = predict(9, 3): C(5, 2) >= 9
     22
@@ -111,6 +125,10 @@ class Online:
         if len(points) < s:
             points.append(prev)
             return (Save(prev, self.tier),)
+        moves = TABLES.get(s, "")
+        if i - s - 1 < len(moves):  # the searched best moves for a small s
+            j = int(moves[i - s - 1])
+            return () if j == 0 else self._move(j, prev)
         if i >= self._exact:
             return self._greedy(i)
         # Saves eagerly: any capped configuration is optimal here, and eager merges let tail

@@ -67,3 +67,34 @@ def test_protocol_misuse():
         list(sched.reverse(5))
     with pytest.raises(ScheduleError, match="Online needs snapshots >= 1"):
         Online(0)
+
+
+def _search_module():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "online_search.py"
+    spec = importlib.util.spec_from_file_location("online_search", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("s", [2, 3, 4, 5])
+def test_small_s_tables_reach_the_best_online_ratio(s, monkeypatch):
+    """The stored moves reach the least worst ratio of any online schedule on n <= N (the
+    search's, re-run here for s <= 3), and beat the greedy rule alone."""
+    from diffkit.checkpoint import online
+
+    n_max = online.TABLE_RANGE[s]
+    best = {2: 1.075, 3: 88 / 85, 4: 1.0215827338129497, 5: 1.015625}[s]
+    if s <= 3:
+        worst, moves = _search_module().search(s, n_max)
+        assert moves == online.TABLES[s] and worst == pytest.approx(best)
+    ratio = max(c / predict(n, s).forward_advances
+                for n, c in enumerate(_costs_along_the_run(s, n_max), 1))
+    assert ratio == pytest.approx(best)
+    monkeypatch.setattr(online, "TABLES", {})
+    greedy = max(c / predict(n, s).forward_advances
+                 for n, c in enumerate(_costs_along_the_run(s, n_max), 1))
+    assert greedy > ratio + 0.005
