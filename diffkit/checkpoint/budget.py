@@ -7,7 +7,8 @@ a YAML file path, or a parsed dict. The format (``configs/default.yaml`` is this
 
     budget:
       memory: 256MiB                              # RAM for snapshots + one step's tape
-      disk: {path: /tmp/diffkit, size: 20GiB}     # optional second tier
+      disk: {path: /tmp/diffkit, size: 20GiB}     # optional second tier (overlap: false
+                                                  # runs its I/O in the caller's thread)
     schedule: auto      # auto | store_all | periodic | revolve | online | multilevel
     costs: {forward: 1.0, reverse: 2.0, disk_write: 0.5, disk_read: 0.5}
 
@@ -102,6 +103,7 @@ class Disk:
 
     path: Path
     size: int
+    overlap: bool = True  # writes in a background thread, loads read ahead (writer.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,7 +145,7 @@ class Budget:
 
 
 _KEYS = {"": ("budget", "schedule", "costs"), "budget": ("memory", "disk", "tiers"),
-         "budget.disk": ("path", "size"), "costs": tuple(Costs.__dataclass_fields__),
+         "budget.disk": ("path", "size", "overlap"), "costs": tuple(Costs.__dataclass_fields__),
          "budget.tiers[]": ("name", "path", "size", "write", "read")}
 _TIER_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")
 
@@ -291,7 +293,11 @@ def _disk(data: object, source: str) -> Disk | None:
                               "both path and size")
     size = parse_bytes(section["size"], f"{source}: budget.disk.size")
     path = _writable(_disk_path(section["path"], source), source, "budget.disk.path")
-    return Disk(path, size)
+    overlap = section.get("overlap", True)
+    if not isinstance(overlap, bool):
+        raise BudgetError(f"{source}: budget.disk.overlap = {show(overlap)} is not true or "
+                          "false (false: disk writes and reads in the caller's thread)")
+    return Disk(path, size, overlap)
 
 
 def _writable(path: Path, source: str, key: str) -> Path:
