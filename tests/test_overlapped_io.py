@@ -16,7 +16,7 @@ from diffkit.checkpoint.actions import DISK, RAM, Advance, Discard, Load, Revers
 from diffkit.checkpoint.executor import Executor
 from diffkit.checkpoint.planner import plan
 from diffkit.checkpoint.writer import WINDOW, Lookahead, io_bytes, plan_with_io
-from diffkit.errors import CheckpointStorageError
+from diffkit.errors import BudgetError, CheckpointStorageError
 from diffkit.testing import to_numpy
 
 
@@ -149,3 +149,15 @@ def test_sigterm_stops_the_io_thread_before_it_removes_the_directory(tmp_path):
         os.path.isdir(path)))
     cleanup._remove_open()  # what the SIGTERM handler does
     assert seen == [True] and not os.path.exists(path)
+
+
+def test_the_budget_turns_overlap_off(tmp_path):
+    budget = _budget(tmp_path)
+    budget["budget"]["disk"]["overlap"] = False
+    J = lambda u: dnp.sum(dk.checkpoint.loop(_step, u, 300, (1.5,), budget))
+    dk.grad(J)(np.linspace(0, 1, 1000))
+    rep = dk.checkpoint.last_report()
+    assert rep.io_bytes == rep.overlapped_writes == rep.read_ahead == 0 and rep.disk_written
+    budget["budget"]["disk"]["overlap"] = "no"
+    with pytest.raises(BudgetError, match=r"budget\.disk\.overlap = 'no' is not true or false"):
+        dk.grad(J)(np.linspace(0, 1, 1000))

@@ -5,8 +5,8 @@ At most one write is in flight (a new one first waits for the previous) and at m
 is read ahead, so the I/O holds at most two states beyond what the schedule counts:
 `io_bytes`, which the executor adds to the plan's working set (`plan_with_io`). A write or
 read that failed in the thread raises at the next storage call, naming its step.
-`Executor.overlap_io = False` turns the overlap off (every write and read in the caller's
-thread, as before).
+``budget.disk.overlap: false`` (or `Executor.overlap_io = False`, for every loop) turns the
+overlap off: every write and read in the caller's thread.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def plan_with_io(make_plan, n, state_bytes, budget, tape, reverse, overlap=True)
     """(plan, io bytes): the plan made with room for overlapped I/O when it stores states below
     RAM; a plan that stores none, or a budget too small for the room, gets none (the I/O then
     runs in the caller's thread)."""
-    if overlap and _tiers(budget):
+    if overlap and _tiers(budget) and getattr(budget.disk, "overlap", True):
         io = io_bytes(state_bytes)
         try:
             p = make_plan(n, state_bytes, budget, step_tape_bytes=tape, reverse_bytes=reverse + io)
