@@ -49,6 +49,16 @@ def test_integers_keep_numpys_integer_dtype(backend):
         assert str(dnp.full(2, 3).dtype).endswith("int64")
 
 
+def test_numpy_scalars_as_bounds_are_weak_numbers():
+    torch = pytest.importorskip("torch")
+    with dk.default_backend("torch", dtype="float32"):
+        for out in (dnp.full(2, np.float64(1.5)), dnp.arange(np.int64(3)),
+                    dnp.linspace(np.float64(0.0), 1.0, 3)):
+            assert isinstance(out, torch.Tensor)
+        assert dnp.full(2, np.float64(1.5)).dtype == torch.float32
+        assert isinstance(dnp.full(2, np.ones(2)), np.ndarray)  # an array keeps its backend
+
+
 def test_like_and_arrays_passed_in_still_decide(backend, to_backend):
     x = to_backend(np.ones(2))
     with dk.default_backend("numpy", dtype="float32"):

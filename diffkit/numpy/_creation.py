@@ -11,7 +11,8 @@ from __future__ import annotations
 import math
 import operator
 
-from diffkit.core.dispatch import default_backend
+from diffkit.core.dispatch import default_backend, registry
+from diffkit.core.tracer import Tracer
 from diffkit.numpy import _core as _co
 from diffkit.numpy import _elementwise as _el
 from diffkit.numpy import _shape as _sh
@@ -49,6 +50,19 @@ def _like(like):
 def _float(dtype, like=None):
     """`dtype`, or the default float dtype for a call with no `like` (None: NumPy's)."""
     return dtype if dtype is not None or like is not None else default_backend()[1].dtype
+
+
+def _strong(*values):
+    """The first of `values` that decides the backend: a traced value, an array of a
+    backend other than NumPy, or a NumPy array of one or more dimensions (a NumPy scalar or
+    0-d array is a weak number: it leaves the choice to the default backend)."""
+    for v in values:
+        if isinstance(v, Tracer) or getattr(v, "ndim", 0) > 0:
+            return v
+        b = registry().backend_of(type(v)) if hasattr(v, "shape") else None
+        if b is not None and not b.default:
+            return v
+    return None
 
 
 def _float_array(out):
@@ -89,8 +103,8 @@ def full(shape, fill_value, dtype=None, order="C", *, like=None):
     values): the result is its broadcast."""
     if _composed(fill_value):
         return _broadcast_fill(_co.asarray(fill_value, like=like), _shape(shape), dtype)
-    if like is None and hasattr(fill_value, "shape"):
-        like = fill_value
+    if like is None:
+        like = _strong(fill_value)
     if isinstance(fill_value, float):
         dtype = _float(dtype, like)
     return P.full.bind(_like(like), shape=_shape(shape), fill_value=_scalar_or_array(fill_value),
@@ -126,7 +140,7 @@ def arange(start, stop=None, step=None, dtype=None, *, like=None):
         start, stop = 0, start
     step = 1 if step is None else step
     if like is None:
-        like = next((v for v in (start, stop, step) if hasattr(v, "shape")), None)
+        like = _strong(start, stop, step)
     lo, hi, d = _scalar(start), _scalar(stop), _scalar(step)
     if d == 0:
         raise ValueError("dnp.arange: step must not be zero")
@@ -155,7 +169,7 @@ def linspace(start, stop, num=50, endpoint=True, retstep=False, dtype=None, axis
             out = _el.astype(out, dtype)
     else:
         if like is None:
-            like = start if hasattr(start, "shape") else stop if hasattr(stop, "shape") else None
+            like = _strong(start, stop)
         out = P.linspace.bind(_like(like), start=_scalar_or_array(start),
                               stop=_scalar_or_array(stop), num=num, endpoint=endpoint,
                               dtype=_float(dtype, like), axis=axis)
