@@ -11,7 +11,8 @@ __all__ = ["asarray"]
 def asarray(x, backend: str | None = None, device=None, dtype=None):
     """Convert `x` (an array of any backend, a list or a scalar) to `backend` on `device`.
 
-    With no backend, arrays stay on their own backend (lists become NumPy arrays).
+    With no backend, arrays stay on their own backend; lists and numbers go to the default
+    backend (NumPy unless `dk.default_backend` says otherwise).
 
     >>> import diffkit as dk
     >>> dk.asarray([1.0, 2.0], backend="numpy").dtype
