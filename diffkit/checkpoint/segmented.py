@@ -16,7 +16,8 @@ exactly; beyond, segments of the length ``l*`` of least ``h(l) / l`` are repeate
 exact programme places the rest (the same cost for every ``n`` tried against the exact DP;
 ``tests/checkpoint/test_segmented.py``). Against the exact optimum on ``n <= 1000`` with
 unlimited disk this is 1.00000 where MultiLevel is up to 1.10 (one RAM slot, write = read =
-50). Plans that need more segments than the slowest tier's slots are left to MultiLevel.
+50). When the slowest tier cannot hold a start for every segment wanted, all its slots start
+segments of near-equal lengths (if the tables reach them); else the plan is MultiLevel's.
 """
 
 from __future__ import annotations
@@ -83,10 +84,11 @@ class Segmented:
         if made is None:
             return None
         table, seg = made
-        plan = _segmentation(n_steps, seg, table.F[(0, *table.caps)])
-        if plan is None or sum(k for _, k in plan[0]) >= top.slots:
-            return None
-        return cls(n_steps, tiers, costs, table, *plan)
+        last = table.F[(0, *table.caps)]
+        plan = _segmentation(n_steps, seg, last)
+        if plan is not None and sum(k for _, k in plan[0]) >= top.slots:
+            plan = _equal_segments(n_steps, seg, last, top.slots - 1)
+        return None if plan is None else cls(n_steps, tiers, costs, table, *plan)
 
     def starts(self) -> Iterator[tuple[int, int]]:
         """``(start, length)`` of each non-last segment, in order."""
@@ -204,3 +206,25 @@ def _segmentation(n: int, seg: np.ndarray, last: np.ndarray
     if repeat:
         counts[star] = counts.get(star, 0) + repeat
     return sorted(counts.items()), tail
+
+
+def _equal_segments(n: int, seg: np.ndarray, last: np.ndarray, count: int
+                    ) -> tuple[list[tuple[int, int]], int] | None:
+    """``count`` non-last segments of near-equal lengths (``q`` or ``q + 1``) and the best
+    last length, when the slowest tier cannot hold a start for every segment the
+    unconstrained plan wants (it wants more, so ``count`` is all of them). None if they
+    would be longer than the tables."""
+    if count < 1:
+        return None
+    length, best = len(seg) - 1, None
+    for tail in range(1, min(length, n - count) + 1):
+        q, extra = divmod(n - tail, count)
+        if q + (extra > 0) > length:
+            continue
+        total = extra * seg[q + 1] + (count - extra) * seg[q] + last[tail]
+        if best is None or total < best[0]:
+            best = (total, q, extra, tail)
+    if best is None or not np.isfinite(best[0]):
+        return None
+    _, q, extra, tail = best
+    return [(q, count - extra), *([(q + 1, extra)] if extra else [])], tail

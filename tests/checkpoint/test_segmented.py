@@ -78,3 +78,14 @@ def test_three_tiers_and_too_few_slots():
     assert sg.predicted.writes.get("host", 0) > 0
     assert Segmented.make(500, [Tier("ram", 1), Tier("disk", 3, 1.0, 1.0)]) is None
     assert Segmented.make(1, tiers) is None
+
+
+def test_too_few_disk_slots_for_every_segment_wanted():
+    """20 disk slots where ~60 segments are wanted: every slot starts one (1.008x the optimum,
+    MultiLevel 1.014x)."""
+    tiers = [Tier("ram", 2), Tier("disk", 20, 4.0, 0.3)]
+    sg = Segmented.make(400, tiers)
+    assert sg.segments == 19
+    _check(sg, 400)
+    opt = ref.optimal_time(400, 2, 4.0, 0.3, c_d=20)
+    assert opt - 1e-9 <= sg.predicted.time <= 1.01 * opt < MultiLevel(400, tiers).predicted.time
