@@ -76,7 +76,10 @@ def test_three_tiers_and_too_few_slots():
     sg = Segmented.make(500, tiers)
     _check(sg, 500)
     assert sg.predicted.writes.get("host", 0) > 0
-    assert Segmented.make(500, [Tier("ram", 1), Tier("disk", 3, 1.0, 1.0)]) is None
+    few = Segmented.make(500, [Tier("ram", 1), Tier("disk", 3, 1.0, 1.0)])
+    assert few.segments == 2
+    _check(few, 500)
+    assert Segmented.make(500, [Tier("ram", 1), Tier("disk", 1, 1.0, 1.0)]) is None
     assert Segmented.make(1, tiers) is None
 
 
