@@ -14,13 +14,14 @@ from diffkit.core import defaults
 from diffkit.errors import BackendMismatchError, DiffkitError, RegistryError
 
 __all__ = ["SCALAR_TYPES", "registry", "activate", "set_factory", "dispatch_slow",
-           "kernel_failed", "is_inexact", "default_backend"]
+           "kernel_failed", "is_inexact", "default_backend", "WEAK", "weak_type"]
 
 SCALAR_TYPES = frozenset({int, float, complex, bool, type(None)})
 
 # (this module sits below `core.primitive` and `core.registry`, so it names their classes
 # in words only: a `Registry` is what the factory returns)
 _active = None  # the active Registry
+WEAK: dict[type, bool] = {}  # array type -> belongs to the default backend (weak constants)
 _factory: Callable[[], object] | None = None
 
 
@@ -45,12 +46,21 @@ def registry():
 def activate(reg) -> None:
     """Make `reg` the active registry; the primitives' kernel caches start empty."""
     global _active
+    WEAK.clear()
     if _active is not None:
         for p in _active.primitives.values():
             p.kernels = {}
     for p in reg.primitives.values():
         p.kernels = {}
     _active = reg
+
+
+def weak_type(t: type) -> bool:
+    """Whether arrays of type `t` are weak constants: the registry's default backend's
+    (NumPy's), or no backend's (lists, which dispatch converts); cached in `WEAK`."""
+    b = registry().backend_of(t)
+    WEAK[t] = weak = b is None or b.default
+    return weak
 
 
 def is_inexact(x) -> bool:

@@ -10,7 +10,14 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from diffkit.core.dispatch import SCALAR_TYPES, dispatch_slow, kernel_failed, registry
+from diffkit.core.dispatch import (
+    SCALAR_TYPES,
+    WEAK,
+    dispatch_slow,
+    kernel_failed,
+    registry,
+    weak_type,
+)
 from diffkit.core.tracer import Tracer
 
 __all__ = ["Primitive", "SCALAR_TYPES"]
@@ -143,22 +150,24 @@ def promote_weak(args: tuple) -> tuple:
     """A traced call's arguments with its weak constants (arrays of the registry's default
     backend) moved to the backend and device of the first traced or other strong array, so
     the rules the trace records never meet a NumPy array next to a tensor."""
-    reg = registry()
-    strong = None
+    first = None
     for a in args:
         base = a._base() if isinstance(a, Tracer) else a
-        if type(base) not in SCALAR_TYPES:
-            b = reg.backend_of(type(base))
-            if b is not None and not b.default:
-                strong = b
-                break
-    if strong is None:
+        t = type(base)
+        if t in SCALAR_TYPES:
+            continue
+        weak = WEAK.get(t)
+        if not (weak_type(t) if weak is None else weak):
+            first = base
+            break
+    if first is None:  # the common case: NumPy everywhere (one dict lookup per argument)
         return args
-    device = getattr(base, "device", None)
+    strong = registry().backend_of(type(first))
+    device = getattr(first, "device", None)
     return tuple(
         strong.asarray(a, device=device)
-        if not isinstance(a, Tracer) and type(a) not in SCALAR_TYPES
-        and getattr(reg.backend_of(type(a)), "default", False) else a
+        if not isinstance(a, Tracer) and type(a) not in SCALAR_TYPES and weak_type(type(a))
+        else a
         for a in args
     )
 
