@@ -162,12 +162,12 @@ def promote_weak(args: tuple) -> tuple:
             break
     if first is None:  # the common case: NumPy everywhere (one dict lookup per argument)
         return args
-    strong = registry().backend_of(type(first))
-    device = getattr(first, "device", None)
+    reg = registry()
+    strong, device = reg.backend_of(type(first)), getattr(first, "device", None)
     return tuple(
         strong.asarray(a, device=device)
-        if not isinstance(a, Tracer) and type(a) not in SCALAR_TYPES and weak_type(type(a))
-        else a
+        if not isinstance(a, Tracer) and getattr(reg.backend_of(type(a)), "default", False)
+        else a  # (numbers stay numbers; lists and other objects are the kernels' business)
         for a in args
     )
 
