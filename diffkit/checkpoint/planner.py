@@ -40,7 +40,8 @@ from diffkit.checkpoint.revolve import Revolve
 from diffkit.checkpoint.segmented import Segmented
 from diffkit.errors import BudgetError
 
-__all__ = ["Plan", "plan", "candidates", "stream_bytes", "human_bytes", "budget_label"]
+__all__ = ["Plan", "plan", "candidates", "tiered_schedule", "stream_bytes", "human_bytes",
+           "budget_label", "storage_tiers"]
 
 log = logging.getLogger("diffkit")
 
@@ -205,16 +206,21 @@ def candidates(n_steps: int | None, state_bytes: int, budget: Budget,
 
 def _tiered(n: int, ram: int, lower: list[Tier],
             budget: Budget) -> Optimal | Segmented | MultiLevel:
-    """The least-time plan over RAM and the tiers below it: the exact one when its dynamic
+    steps = StepCosts(budget.costs.forward, budget.costs.reverse)
+    return tiered_schedule(n, [Tier(RAM, ram), *lower], steps)
+
+
+def tiered_schedule(n: int, tiers: list[Tier],
+                    steps: StepCosts) -> Optimal | Segmented | MultiLevel:
+    """The least-time plan over ``tiers`` (RAM first): the exact one when its dynamic
     programme is small enough, else the best of Segmented (exact segments, starts in the
     slowest tier) and MultiLevel over RAM and each single tier."""
-    steps = StepCosts(budget.costs.forward, budget.costs.reverse)
-    tiers = [Tier(RAM, ram), *lower]
+    lower = tiers[1:]
     exact = [Optimal(n, tiers, steps)] if feasible(n, tiers) else []
     segmented = Segmented.make(n, tiers, steps) if not exact else None
-    options = [*exact, *([segmented] if segmented else []),
-               *(MultiLevel(n, [tiers[0], t], steps) for t in lower)]
-    return min(options, key=lambda s: s.predicted.time)  # ties: the exact one
+    options = [*exact, *(MultiLevel(n, [tiers[0], t], steps) for t in lower),
+               *([segmented] if segmented else [])]
+    return min(options, key=lambda s: s.predicted.time)  # ties: exact, then the lighter
 
 
 _STREAM_FIXED = 16 * 2**10  # the executor's and a schedule's own Python objects
