@@ -24,11 +24,14 @@ from diffkit.checkpoint.compiled import compile_steps
 from diffkit.checkpoint.loop import loop, while_loop
 from diffkit.checkpoint.multilevel import MultiLevel, StepCosts, Tier
 from diffkit.checkpoint.online import Online
+from diffkit.checkpoint.online_tiers import OnlineTiered
+from diffkit.checkpoint.optimal import Optimal
 from diffkit.checkpoint.planner import Plan, plan
 from diffkit.checkpoint.rematerialize import remat
 from diffkit.checkpoint.report import Report, last_report, last_reports
 from diffkit.checkpoint.revolve import Prediction, Revolve, predict
 from diffkit.checkpoint.scan import scan
+from diffkit.checkpoint.segmented import Segmented
 from diffkit.checkpoint.validate import Summary, validate
 
 __all__ = [
@@ -40,6 +43,7 @@ __all__ = [
     "Action", "Advance", "Save", "Load", "Discard", "Forward", "Reverse", "RAM", "DISK",
     # schedules
     "StoreAll", "Periodic", "Revolve", "Online", "MultiLevel", "Tier", "StepCosts",
+    "Optimal", "Segmented", "OnlineTiered",
     "predict", "Prediction",
     # planning
     "plan", "Plan",
