@@ -2,9 +2,10 @@
 x log y, softplus, incomplete gamma and beta, normal quantiles, Bessel functions. Each is
 elementwise; the derivatives are themselves primitives of this family (gammaln' = digamma,
 digamma' = polygamma(1, .), j0' = -j1, jv' = (jv(v-1) - jv(v+1)) / 2, ...), so every order
-is available. Orders (polygamma's n, Bessel's v), betainc's shapes and stdtr's df have no
-rule (None): `diffkit.scipy.special` refuses them traced. gammainc's derivative in a is an
-iteration written with primitives (`_gammainc_da`), so it too is differentiated again.
+is available. Orders (polygamma's n, Bessel's v) have no rule (None): `diffkit.scipy.special`
+refuses them traced. The derivatives of gammainc in a, betainc in a and b and stdtr in df
+are the functions' iterations (series, continued fractions) differentiated along, written
+with primitives, so they too are differentiated again.
 """
 
 from __future__ import annotations
@@ -16,10 +17,12 @@ from diffkit.primitives.elementwise import (
     equal,
     exp,
     greater,
+    less,
     less_equal,
     log,
     log1p,
     logical_and,
+    logical_not,
     logical_or,
     sign,
     subtract,
@@ -125,11 +128,13 @@ def _eps(x) -> float:
     return 2.0 ** -23 if "float32" in kind else 2.0 ** -10 if "float16" in kind else 2.0 ** -52
 
 
-def _settled(eps, change, dchange) -> bool:
-    """The relative change of every value below `eps`, of every derivative below 32 eps
-    (the convergents' derivatives jitter by a few eps once settled)."""
-    return not (bool(any_.bind(greater(abs(change), eps)))
-                or bool(any_.bind(greater(abs(dchange), 32 * eps))))
+def _settled(eps, value, *derivatives) -> bool:
+    """Each argument a pair (change, size): every value's change within eps of its size,
+    every derivative's within 32 eps (the convergents' derivatives jitter by a few eps once
+    settled). Products, not quotients: a size may be 0."""
+    return not (bool(any_.bind(greater(abs(value[0]), eps * abs(value[1]))))
+                or any(bool(any_.bind(greater(abs(d), 32 * eps * abs(size))))
+                       for d, size in derivatives))
 
 
 def _series_da(a, x):
@@ -142,7 +147,7 @@ def _series_da(a, x):
         ds = ds + dc
         c = c * (x / r)
         s = s + c
-        if _settled(eps, c / s, dc / ds):
+        if _settled(eps, (c, s), (dc, ds)):
             break
     else:
         return math.nan
@@ -164,7 +169,7 @@ def _fraction_da(a, x):
         dp, dq = dp1 * z - p1 - dp2 * yc + p2 * c, dq1 * z - q1 - dq2 * yc + q2 * c
         f_new = p / q
         df_new = (dp - f_new * dq) / q
-        change, dchange = (f - f_new) / f_new, (df - df_new) / df_new
+        change, dchange = (f - f_new, f_new), (df - df_new, df_new)
         f, df = f_new, df_new
         p2, q2, p1, q1, dp2, dq2, dp1, dq1 = p1, q1, p, q, dp1, dq1, dp, dq
         scale = where(greater(abs(p), 1 / eps), eps, 1.0)  # keeps p, q finite
@@ -211,8 +216,90 @@ beta = elementwise("beta", _beta_d(True), lambda ans, a, b: _beta_d(True)(ans, b
 betaln = elementwise("betaln", lambda _ans, a, b: _beta_d(False)(_ans, a, b),
                      lambda _ans, a, b: _beta_d(False)(_ans, b, a), saves_ans=False,
                      sample=uniform(0.3, 4.0, nargs=2))
+
+
+class _Dual:
+    """A value with its partial derivatives in two shapes (a, b), carried by hand through
+    betainc's continued fraction (each part is a primitive expression, so differentiable)."""
+
+    __slots__ = ("v", "da", "db")
+
+    def __init__(self, v, da=0.0, db=0.0):
+        self.v, self.da, self.db = v, da, db
+
+    def __add__(self, o):
+        o = o if isinstance(o, _Dual) else _Dual(o)
+        return _Dual(self.v + o.v, self.da + o.da, self.db + o.db)
+
+    __radd__ = __add__
+
+    def __sub__(self, o):
+        return self + (-1.0) * o
+
+    def __rsub__(self, o):
+        return (-1.0) * self + o
+
+    def __mul__(self, o):
+        if not isinstance(o, _Dual):
+            return _Dual(self.v * o, self.da * o, self.db * o)
+        return _Dual(self.v * o.v, self.da * o.v + self.v * o.da, self.db * o.v + self.v * o.db)
+
+    __rmul__ = __mul__
+
+    def __truediv__(self, o):
+        o = o if isinstance(o, _Dual) else _Dual(o)
+        q = self.v / o.v
+        return _Dual(q, (self.da - q * o.da) / o.v, (self.db - q * o.db) / o.v)
+
+    def __rtruediv__(self, o):
+        return _Dual(o) / self
+
+
+def _beta_fraction(a, b, x):
+    """(dI/da, dI/db) of I_x(a, b) where x < (a+1)/(a+b+2): x^a (1-x)^b / (a B(a, b)) times
+    the continued fraction of Numerical Recipes' betacf (modified Lentz), with its partials."""
+    eps = _eps(x)
+    pa, pb = _Dual(a, 1.0, 0.0), _Dual(b, 0.0, 1.0)
+    c, d = _Dual(1.0), 1 / (1 - (pa + pb) * x / (pa + 1))
+    h = d
+    for m in range(1, _MAX_TERMS):
+        aa = m * (pb - m) * x / ((pa + (2 * m - 1)) * (pa + 2 * m))
+        d, c = 1 / (1 + aa * d), 1 + aa / c
+        h = h * d * c
+        aa = -1.0 * (pa + m) * (pa + pb + m) * x / ((pa + 2 * m) * (pa + (2 * m + 1)))
+        d, c = 1 / (1 + aa * d), 1 + aa / c
+        new = h * d * c
+        settled = _settled(eps, (new.v - h.v, new.v), (new.da - h.da, new.da),
+                           (new.db - h.db, new.db))
+        h = new
+        if settled:
+            break
+    else:
+        return math.nan, math.nan
+    both = digamma.bind(a + b)
+    front = exp(subtract(xlogy.bind(a, x) + xlog1py.bind(b, -x), betaln.bind(a, b))) / a
+    da = front * (h.v * (log(x) - digamma.bind(a) + both - 1 / a) + h.da)
+    db = front * (h.v * (log1p(-x) - digamma.bind(b) + both) + h.db)
+    return da, db
+
+
+def _betainc_dab(a, b, x):
+    """(dI/da, dI/db) of the regularized incomplete beta function: the fraction for I_x(a, b)
+    where x < (a+1)/(a+b+2), else for 1 - I_{1-x}(b, a) (each side keeps its relative
+    accuracy, as Cephes' incbet); 0 at x = 0 and 1, nan outside [0, 1]."""
+    inside = logical_and(greater(x, 0), less(x, 1))
+    direct = logical_and(inside, less(x, (a + 1) / (a + b + 2)))
+    swap = logical_and(inside, logical_not(direct))
+    da, db = _beta_fraction(where(direct, a, 1.0), where(direct, b, 1.0),
+                            where(direct, x, 0.25))  # 0.25: the other side's stand-in
+    jb, ja = _beta_fraction(where(swap, b, 1.0), where(swap, a, 1.0), where(swap, 1 - x, 0.25))
+    edge = where(logical_or(equal(x, 0), equal(x, 1)), 0.0, math.nan)
+    return (where(direct, da, where(swap, -ja, edge)), where(direct, db, where(swap, -jb, edge)))
+
+
 betainc = elementwise(  # d/dx = x^(a-1) (1-x)^(b-1) / B(a, b)
-    "betainc", None, None,
+    "betainc", lambda _ans, a, b, x: _betainc_dab(a, b, x)[0],
+    lambda _ans, a, b, x: _betainc_dab(a, b, x)[1],
     lambda _ans, a, b, x: exp(subtract(xlogy.bind(a - 1, x) + xlog1py.bind(b - 1, -x),
                                        betaln.bind(a, b))),
     saves_ans=False, sample=_ranges((0.5, 4.0), (0.5, 4.0), (0.05, 0.95)))
@@ -225,7 +312,20 @@ def _t_density(_ans, df, t):
     return exp(subtract(-(df + 1) / 2 * log1p(t * t / df), -log_c))
 
 
-stdtr = elementwise("stdtr", None, _t_density, saves_ans=False,  # Student's t CDF
+def _stdtr_d_df(_ans, df, t):
+    """d/d(df) of stdtr = 1/2 + sign(t) I_y(1/2, df/2) / 2, y = t^2 / (df + t^2): the
+    fraction's dI/db, plus dI/dy dy/d(df); 0 at t = 0 (stdtr(df, 0) = 1/2 for every df)."""
+    zero = equal(t, 0)
+    ts = where(zero, 1.0, t)
+    s = ts * ts
+    y = s / (df + s)
+    di_db = _betainc_dab(0 * s + 0.5, df / 2, y)[1]  # a = 1/2 on y's backend
+    di_dy = exp(subtract(xlogy.bind(-0.5, y) + xlog1py.bind(df / 2 - 1, -y),
+                         betaln.bind(0.5, df / 2)))
+    return where(zero, 0.0, 0.5 * sign(ts) * (0.5 * di_db - di_dy * s / ((df + s) * (df + s))))
+
+
+stdtr = elementwise("stdtr", _stdtr_d_df, _t_density, saves_ans=False,  # Student's t CDF
                     sample=_ranges((0.5, 8.0), (-4.0, 4.0)))
 
 # -- the normal distribution -----------------------------------------------------------------

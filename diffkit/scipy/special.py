@@ -3,8 +3,7 @@
     from diffkit.scipy.special import logsumexp, gammaln, xlogy
 
 Derivatives flow through every floating operand except orders (polygamma's n, the Bessel
-functions' n and v, multigammaln's d), betainc's shapes a and b and stdtr's df: those must be
-plain values (a traced float raises a
+functions' n and v, multigammaln's d): those must be plain values (a traced float raises a
 ConcretizationError naming the function and the argument). On NumPy the kernels are SciPy's
 (pip install 'diffkit[scipy]'); see plugins/diffkit_*/special.py for torch.
 """
@@ -98,10 +97,6 @@ def gammasgn(x):
     return P.gammasgn.bind(x)
 
 
-def _shape(v, fn: str, arg: str):
-    return concrete(v, fn, arg, f"diffkit has no derivative of {fn} in `{arg}`")
-
-
 def gammainc(a, x):
     """The regularized lower incomplete gamma function P(a, x). Its derivative in a is
     Cephes' series / continued fraction differentiated along (~1e-15 relative; 1e-13 for
@@ -126,8 +121,10 @@ def betaln(a, b):
 
 
 def betainc(a, b, x):
-    """The regularized incomplete beta function I_x(a, b); differentiable in x only."""
-    return P.betainc.bind(_shape(a, "betainc", "a"), _shape(b, "betainc", "b"), x)
+    """The regularized incomplete beta function I_x(a, b). Its derivatives in a and b are
+    Numerical Recipes' continued fraction differentiated along (~1e-14 relative), to any
+    order."""
+    return P.betainc.bind(a, b, x)
 
 
 def multigammaln(a, d):
@@ -142,8 +139,8 @@ def multigammaln(a, d):
 
 
 def stdtr(df, t):
-    """Student's t CDF with df degrees of freedom; differentiable in t only."""
-    return P.stdtr.bind(_shape(df, "stdtr", "df"), t)
+    """Student's t CDF with df degrees of freedom (its derivative in df through betainc's)."""
+    return P.stdtr.bind(df, t)
 
 
 # -- the normal distribution -----------------------------------------------------------------

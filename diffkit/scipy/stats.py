@@ -9,8 +9,7 @@ for poisson and binom), `cdf`, `logcdf`, `sf`, `logsf` (not for multivariate_nor
 dirichlet, where SciPy's are numerical integrations or absent), and `ppf` for norm.
 Outside the support a density is 0 (log: -inf) with zero derivative; invalid parameters
 (scale <= 0, shapes <= 0) give nan, as SciPy. Counts (poisson's and binom's k, binom's n)
-and the shapes in the cdf family of beta (a, b) and t (df) must be plain values: a traced
-float raises a ConcretizationError naming the argument.
+must be plain values: a traced float raises a ConcretizationError naming the argument.
 The multivariate functions live in `diffkit.scipy._stats_multi`.
 """
 
@@ -51,10 +50,6 @@ def _valid(out, *ok):
 def _log(scale):
     """log(scale), without NumPy's warning for an invalid scale (its result is nan anyway)."""
     return dnp.log(dnp.where(scale > 0, scale, 1.0))
-
-
-def _fixed(v, dist: str, arg: str, why: str):
-    return concrete(v, dist, arg, why)
 
 
 def _from_cdf(cdf, sf):
@@ -120,16 +115,12 @@ def _t_logpdf(x, df, loc=0.0, scale=1.0):
     return _valid(out, scale > 0, df > 0)
 
 
-def _t_df(df):
-    return _fixed(df, "t.cdf", "df", "diffkit has no derivative of the t CDF in df")
-
-
 def _t_cdf(x, df, loc=0.0, scale=1.0):
-    return _valid(sc.stdtr(_t_df(df), _std(x, loc, scale)), scale > 0)
+    return _valid(sc.stdtr(df, _std(x, loc, scale)), scale > 0, df > 0)
 
 
 def _t_sf(x, df, loc=0.0, scale=1.0):
-    return _valid(sc.stdtr(_t_df(df), -_std(x, loc, scale)), scale > 0)
+    return _valid(sc.stdtr(df, -_std(x, loc, scale)), scale > 0, df > 0)
 
 
 t = _namespace("t", logpdf=_t_logpdf, pdf=_pdf(_t_logpdf), cdf=_t_cdf, sf=_t_sf,
@@ -290,18 +281,11 @@ def _beta_logpdf(x, a, b, loc=0.0, scale=1.0):
     return _valid(dnp.where(inside, out, -_INF) - _log(scale), scale > 0, a > 0, b > 0)
 
 
-def _beta_shapes(a, b):
-    why = "diffkit has no derivative of the incomplete beta function in its shapes"
-    return _fixed(a, "beta.cdf", "a", why), _fixed(b, "beta.cdf", "b", why)
-
-
 def _beta_cdf(x, a, b, loc=0.0, scale=1.0):
-    a, b = _beta_shapes(a, b)
     return _valid(sc.betainc(a, b, _unit(x, loc, scale)[1]), scale > 0, a > 0, b > 0)
 
 
 def _beta_sf(x, a, b, loc=0.0, scale=1.0):  # I_{1-z}(b, a): accurate where the cdf is near 1
-    a, b = _beta_shapes(a, b)
     return _valid(sc.betainc(b, a, 1 - _unit(x, loc, scale)[1]), scale > 0, a > 0, b > 0)
 
 
@@ -332,7 +316,7 @@ uniform = _namespace("uniform", logpdf=_uniform_logpdf, pdf=_pdf(_uniform_logpdf
 
 # -- poisson, binom (k and n are counts: no derivative) ----------------------------------------
 def _count(k, dist: str, arg: str = "k"):
-    k = _fixed(k, dist, arg, "it is a count")
+    k = concrete(k, dist, arg, "it is a count")
     return dnp.asarray(k) if isinstance(k, list | tuple) else k
 
 
