@@ -120,6 +120,8 @@ VALUE_CASES = [  # (id, f(xp, *arrays), arrays, differentiable)
     ("histogram-weights", lambda xp, a, w: xp.histogram(a, 4, weights=w), (H50, H50 ** 2),
      True),
     ("select", lambda xp, x: xp.select([x < 0, x > 1], [x ** 2, x], -1.0), (XS,), True),
+    ("select-weak-default", lambda xp, x: xp.select([x > 0], [x], 0),
+     (XS.astype(np.float32),), False),
     ("piecewise", lambda xp, x: xp.piecewise(x, [x < 0, x >= 0],
                                              [lambda v: v ** 2, lambda v: v ** 3]), (XS,), True),
     ("piecewise-otherwise", lambda xp, x: xp.piecewise(x, x < 0, [lambda v: -v, 5.0]),

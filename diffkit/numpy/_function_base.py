@@ -33,7 +33,9 @@ def select(condlist, choicelist, default=0):
         if "bool" not in str(c.dtype):
             raise TypeError(f"dnp.select: invalid entry {i} in condlist: should be boolean "
                             f"ndarray")
-    dtype = np.result_type(*(_np_dtype(a) for a in arrays))
+    # Python numbers stay weak in the promotion, as NumPy keeps them (NEP 50)
+    dtype = np.result_type(*(v if type(v) in (int, float, complex) else _np_dtype(a)
+                             for v, a in zip([*choicelist, default], arrays, strict=True)))
     out = _el.astype(arrays[-1], dtype)
     for c, v in zip(reversed(conds), reversed(arrays[:-1]), strict=True):
         out = _el.where(c, _el.astype(v, dtype), out)
