@@ -79,7 +79,7 @@ def _is_one_condition(condlist, x_ndim: int) -> bool:
     if not isinstance(condlist, list | tuple) and not hasattr(condlist, "shape"):
         return True  # a Python bool
     first = condlist[0]
-    return not (isinstance(first, list) or len(getattr(first, "shape", ())) > 0) and x_ndim
+    return not (isinstance(first, list) or len(getattr(first, "shape", ())) > 0) and x_ndim > 0
 
 
 def iscomplex(x):
