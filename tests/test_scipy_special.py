@@ -56,6 +56,14 @@ def test_single_precision_is_kept(name, backend, to_backend):
     assert "float32" in str(getattr(dsp, name)(*args).dtype)
 
 
+@pytest.mark.parametrize("name,args", [("beta", (2.5, X)), ("betaln", (X, 1.5)),
+                                       ("gammainc", (2.5, X)), ("gammaincc", (X, 3.0)),
+                                       ("betainc", (2.0, 3.0, P)), ("xlogy", (2.0, X))])
+def test_python_numbers_next_to_arrays(name, args, backend, to_backend):
+    got = getattr(dsp, name)(*(to_backend(a) if isinstance(a, np.ndarray) else a for a in args))
+    np.testing.assert_allclose(to_numpy(got), getattr(sp, name)(*args), rtol=1e-13)
+
+
 # Functions written with other primitives: not in the primitive sweep, so checked here.
 DEFINED = {
     "ndtr": (XS,), "erfcinv": (2 * P,), "entr": (X,),

@@ -57,18 +57,19 @@ def _softplus(x):
     return torch.log1p(torch.exp(-torch.abs(x))) + torch.clamp(x, min=0)
 
 
-def _binary(f):
-    """f(x, y) on tensors: a Python number becomes a tensor of the other's dtype and device
-    (gammainc and gammaincc take no numbers)."""
-    def kernel(x, y):
-        x, y = _float(x), _float(y)
-        if not isinstance(x, torch.Tensor):
-            x = torch.as_tensor(x, dtype=y.dtype, device=y.device)
-        elif not isinstance(y, torch.Tensor):
-            y = torch.as_tensor(y, dtype=x.dtype, device=x.device)
-        return f(x, y)
+def _tensors(x, y):
+    """Both as floating tensors: a Python number takes the other's dtype and device."""
+    x, y = _float(x), _float(y)
+    if not isinstance(x, torch.Tensor):
+        x = torch.as_tensor(x, dtype=y.dtype, device=y.device)
+    elif not isinstance(y, torch.Tensor):
+        y = torch.as_tensor(y, dtype=x.dtype, device=x.device)
+    return x, y
 
-    return kernel
+
+def _binary(f):
+    """f(x, y) on tensors (gammainc and gammaincc take no Python numbers)."""
+    return lambda x, y: f(*_tensors(x, y))
 
 
 def _gammasgn(x):
@@ -93,7 +94,7 @@ def _betaln(a, b):
 
 
 def _beta(a, b):
-    a, b = _float(a), _float(b)
+    a, b = _tensors(a, b)
     return _gammasgn(a) * _gammasgn(b) * _gammasgn(a + b) * torch.exp(_betaln(a, b))
 
 
