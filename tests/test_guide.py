@@ -1,8 +1,10 @@
 """The user guide stays true: every code block in docs/guide/*.md runs, in order, one
-namespace per page, in an empty working directory; a ```text block right after a python or
+namespace per page, in an empty working directory. A ```text block right after a python or
 bash block is that block's output, compared with what it prints (whitespace-insensitive; the
-folder of the budget presets is written <presets> and measured seconds as <t> s); a yaml
-block is a budget that load_budget must accept."""
+folder of the budget presets is written <presets> and measured seconds as <t> s); an
+```output block is a sample of a table whose numbers vary with the machine and the memory
+model (a loop's report): its rows, named by their first column, must be the printed ones.
+A yaml block is a budget that load_budget must accept."""
 
 from __future__ import annotations
 
@@ -34,6 +36,11 @@ def normalized(text: str) -> str:
     text = text.replace(str(PRESET_DIR), "<presets>")
     text = re.sub(r"\b\d+\.\d{3} s\b", "<t> s", text)
     return " ".join(text.split())
+
+
+def row_names(text: str) -> list[str]:
+    """The first column of each line of a table printed as text (columns: 2+ spaces)."""
+    return [re.split(r"\s{2,}", line.strip())[0] for line in text.splitlines() if line.strip()]
 
 
 def run_python(body: str, namespace: dict, where: str) -> str:
@@ -83,6 +90,12 @@ def test_guide_page_runs_and_prints_what_it_shows(page, tmp_path, monkeypatch, c
             assert output is not None, f"{where}: a text block must follow the code it shows"
             assert normalized(output) == normalized(body), (
                 f"{where}: the page shows\n{body}\nbut the code printed\n{output}")
+            output = None
+        elif lang == "output":
+            assert output is not None, f"{where}: an output block must follow the code it shows"
+            assert row_names(output) == row_names(body), (
+                f"{where}: the page shows the rows {row_names(body)} but the code printed "
+                f"{row_names(output)}:\n{output}\n(explain a new row on the page)")
             output = None
         elif lang == "yaml":
             (tmp_path / "budget.yaml").write_text(body)
