@@ -120,8 +120,8 @@ class Executor:
     def _compiled_step(self, compile):
         """The step as programs (`compiled`), unless compile=False or its RNG is replayed."""
         compile = resolve(compile, self.io.name)
-        if compile is False:
-            return None
+        if compile is False or (compile == "auto" and ranks.communicator() is not None):
+            return None  # ranks could decide apart whether to compile: they run eagerly
         if self.rng is not None:
             if compile is True:
                 raise CompileError(
