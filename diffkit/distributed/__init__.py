@@ -74,9 +74,13 @@ def _factories(name: str):
 
 
 def shutdown() -> None:
-    """Leave the process group (torch.distributed's destroy_process_group)."""
+    """Leave the process group (every rank calls it): stops the heartbeat, then
+    torch.distributed's destroy_process_group."""
     import sys
 
+    comm = active()
+    if hasattr(comm, "close"):
+        comm.close()
     set_active(None)
     dist = sys.modules.get("torch.distributed")
     if dist is not None and dist.is_initialized():

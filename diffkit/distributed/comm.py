@@ -14,6 +14,7 @@ every `HEARTBEAT_S` seconds from a daemon thread, so a killed or exited rank is 
 
 from __future__ import annotations
 
+import atexit
 import os
 import sys
 import threading
@@ -138,6 +139,15 @@ class TorchCommunicator(Communicator):
     def world_size(self):
         return self._size
 
+    def close(self):
+        """Stop the heartbeat once every rank got here (so none reads a stopped one as
+        dead), and again before anyone leaves (the store may live in rank 0)."""
+        if self.beat is not None:
+            self.barrier()
+            self.beat.stop()
+            self.barrier()
+            self.beat = None
+
     # -- conversions --------------------------------------------------------------------
     def _in(self, x, copy=False):
         """x as a contiguous tensor (a NumPy array without a copy unless `copy`)."""
@@ -256,8 +266,10 @@ class _Heartbeat(threading.Thread):
     def __init__(self, rank: int, prefix: str):
         super().__init__(name=f"diffkit-heartbeat-{rank}", daemon=True)
         self.rank, self.prefix = rank, prefix
+        self.done = threading.Event()
         self.store = self._connect()
         self.store.add(f"{prefix}{rank}", 1)  # beating before init returns
+        atexit.register(self.stop)  # a thread inside a store call at exit aborts the process
 
     def _connect(self):
         import torch.distributed as dist
@@ -267,12 +279,16 @@ class _Heartbeat(threading.Thread):
 
     def run(self):
         key = f"{self.prefix}{self.rank}"
-        while True:
-            time.sleep(HEARTBEAT_S)
+        while not self.done.wait(HEARTBEAT_S):
             try:
                 self.store.add(key, 1)
             except Exception:  # the store is gone: so is the run
                 return
+
+    def stop(self):
+        self.done.set()
+        if self.is_alive():
+            self.join(timeout=10)
 
     def stopped(self, size: int) -> list[int] | None:
         """The ranks whose counter did not move over 3 beats (None: store unreachable)."""
