@@ -1,5 +1,5 @@
-"""select, piecewise, and the complex-type tests (iscomplex, isreal, real_if_close), with
-NumPy's signatures.
+"""select, piecewise, gradient and the complex-type tests (iscomplex, isreal,
+real_if_close), with NumPy's signatures.
 
 select is nested `where`s. piecewise evaluates each function on the elements its
 condition picks (a gather), as NumPy does, so a function is never applied (nor
@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import numpy as np  # finfo and result_type: static dtype bookkeeping
 
+from diffkit.core.dispatch import is_inexact
 from diffkit.numpy import _creation as _cr
 from diffkit.numpy import _elementwise as _el
 from diffkit.numpy import _indexing as _ix
 from diffkit.numpy import _reductions as _rd
 from diffkit.numpy import _shape as _sh
-from diffkit.numpy._core import _arr, _base, asarray, iscomplexobj
+from diffkit.numpy._core import _arr, _base, asarray, iscomplexobj, shape
 
-__all__ = ["select", "piecewise", "iscomplex", "isreal", "real_if_close"]
+__all__ = ["select", "piecewise", "iscomplex", "isreal", "real_if_close", "gradient"]
 
 
 def select(condlist, choicelist, default=0):
@@ -109,3 +110,67 @@ def real_if_close(a, tol=100):
     if bool(_base(_rd.all(_el.abs(_el.imag(_el.stop_gradient(a))) < tol))):
         return _el.real(a)
     return a
+
+
+def gradient(f, *varargs, axis=None, edge_order=1):
+    """`np.gradient`: second-order central differences inside, first or second order
+    one-sided ones at the edges; spacings are scalars or coordinate arrays (either may be
+    traced: the result is differentiable in f and in the spacings)."""
+    f = _arr(f)
+    nd = len(f.shape)
+    axes = _sh.normalize_axes("gradient", axis, nd)
+    if edge_order not in (1, 2):
+        raise ValueError(f"dnp.gradient: edge_order must be 1 or 2, got {edge_order!r}")
+    if len(varargs) == 1 and len(axes) > 1 and len(shape(varargs[0])) == 0:
+        varargs = varargs * len(axes)
+    elif not varargs:
+        varargs = (1.0,) * len(axes)
+    if len(varargs) != len(axes):
+        raise TypeError(f"dnp.gradient: {len(varargs)} spacings given for {len(axes)} axes")
+    out = [_gradient_1(f, ax, h, edge_order) for ax, h in zip(axes, varargs, strict=True)]
+    return out[0] if len(out) == 1 else tuple(out)
+
+
+def _gradient_1(f, axis: int, h, edge_order: int):
+    n = f.shape[axis]
+    if n < edge_order + 1:
+        raise ValueError(f"dnp.gradient: axis {axis} of length {n} is too short for "
+                         f"edge_order={edge_order} (it needs at least {edge_order + 1})")
+    if not is_inexact(f):
+        f = _el.astype(f, "float64")
+
+    def sl(a, b):
+        return _sh._take_slice(f, axis, a, b)
+
+    def along(v):  # a 1-D coordinate array (or spacing) set along `axis`
+        return _sh.reshape(v, (-1,) + (1,) * (len(f.shape) - axis - 1))
+
+    if len(shape(h)) == 0:  # uniform spacing
+        mid = (sl(2, n) - sl(0, n - 2)) / (2.0 * h)
+        if edge_order == 1:
+            lo, hi = (sl(1, 2) - sl(0, 1)) / h, (sl(n - 1, n) - sl(n - 2, n - 1)) / h
+        else:
+            lo = (-1.5 * sl(0, 1) + 2.0 * sl(1, 2) - 0.5 * sl(2, 3)) / h
+            hi = (0.5 * sl(n - 3, n - 2) - 2.0 * sl(n - 2, n - 1) + 1.5 * sl(n - 1, n)) / h
+        return _sh.concatenate([lo, mid, hi], axis)
+    x = asarray(h, like=f)
+    if len(x.shape) != 1 or x.shape[0] != n:
+        raise ValueError(f"dnp.gradient: a coordinate array must be 1-D of length {n} (the "
+                         f"length of axis {axis}), got shape {tuple(x.shape)}")
+    dx = x[1:] - x[:-1]
+    d1, d2 = along(dx[:-1]), along(dx[1:])
+    a = -d2 / (d1 * (d1 + d2))
+    b = (d2 - d1) / (d1 * d2)
+    c = d1 / (d2 * (d1 + d2))
+    mid = a * sl(0, n - 2) + b * sl(1, n - 1) + c * sl(2, n)
+    if edge_order == 1:
+        lo = (sl(1, 2) - sl(0, 1)) / along(dx[:1])
+        hi = (sl(n - 1, n) - sl(n - 2, n - 1)) / along(dx[-1:])
+    else:
+        d1, d2 = along(dx[:1]), along(dx[1:2])
+        lo = (-(2.0 * d1 + d2) / (d1 * (d1 + d2)) * sl(0, 1) + (d1 + d2) / (d1 * d2) * sl(1, 2)
+              - d1 / (d2 * (d1 + d2)) * sl(2, 3))
+        d1, d2 = along(dx[-2:-1]), along(dx[-1:])
+        hi = (d2 / (d1 * (d1 + d2)) * sl(n - 3, n - 2) - (d2 + d1) / (d1 * d2) * sl(n - 2, n - 1)
+              + (2.0 * d2 + d1) / (d2 * (d1 + d2)) * sl(n - 1, n))
+    return _sh.concatenate([lo, mid, hi], axis)

@@ -13,7 +13,6 @@ import operator
 
 import numpy as np  # static bookkeeping on shapes and index arrays only
 
-from diffkit.core.dispatch import is_inexact
 from diffkit.core.tracer import Tracer
 from diffkit.errors import DiffkitError
 from diffkit.numpy import _elementwise as _el
@@ -28,7 +27,7 @@ __all__ = [
     "atleast_2d", "atleast_3d", "concatenate", "stack", "hstack", "vstack", "dstack",
     "column_stack", "split", "array_split", "flip", "fliplr", "flipud", "roll", "rot90",
     "tile", "repeat", "diff", "tril", "triu", "copy", "meshgrid", "block", "append",
-    "hsplit", "vsplit", "dsplit", "row_stack", "rollaxis", "gradient",
+    "hsplit", "vsplit", "dsplit", "row_stack", "rollaxis",
 ]
 
 
@@ -532,67 +531,3 @@ def block(arrays):
         return concatenate([join(v, level + 1) for v in x], axis=-(total - level))
 
     return join(arrays, 0)
-
-
-def gradient(f, *varargs, axis=None, edge_order=1):
-    """`np.gradient`: second-order central differences inside, first or second order
-    one-sided ones at the edges; spacings are scalars or coordinate arrays (either may be
-    traced: the result is differentiable in f and in the spacings)."""
-    f = _arr(f)
-    nd = len(f.shape)
-    axes = normalize_axes("gradient", axis, nd)
-    if edge_order not in (1, 2):
-        raise ValueError(f"dnp.gradient: edge_order must be 1 or 2, got {edge_order!r}")
-    if len(varargs) == 1 and len(axes) > 1 and len(_shape_of(varargs[0])) == 0:
-        varargs = varargs * len(axes)
-    elif not varargs:
-        varargs = (1.0,) * len(axes)
-    if len(varargs) != len(axes):
-        raise TypeError(f"dnp.gradient: {len(varargs)} spacings given for {len(axes)} axes")
-    out = [_gradient_1(f, ax, h, edge_order) for ax, h in zip(axes, varargs, strict=True)]
-    return out[0] if len(out) == 1 else tuple(out)
-
-
-def _gradient_1(f, axis: int, h, edge_order: int):
-    n = f.shape[axis]
-    if n < edge_order + 1:
-        raise ValueError(f"dnp.gradient: axis {axis} of length {n} is too short for "
-                         f"edge_order={edge_order} (it needs at least {edge_order + 1})")
-    if not is_inexact(f):
-        f = _el.astype(f, "float64")
-
-    def sl(a, b):
-        return _take_slice(f, axis, a, b)
-
-    def along(v):  # a 1-D coordinate array (or spacing) set along `axis`
-        return reshape(v, (-1,) + (1,) * (len(f.shape) - axis - 1))
-
-    if len(_shape_of(h)) == 0:  # uniform spacing
-        mid = (sl(2, n) - sl(0, n - 2)) / (2.0 * h)
-        if edge_order == 1:
-            lo, hi = (sl(1, 2) - sl(0, 1)) / h, (sl(n - 1, n) - sl(n - 2, n - 1)) / h
-        else:
-            lo = (-1.5 * sl(0, 1) + 2.0 * sl(1, 2) - 0.5 * sl(2, 3)) / h
-            hi = (0.5 * sl(n - 3, n - 2) - 2.0 * sl(n - 2, n - 1) + 1.5 * sl(n - 1, n)) / h
-        return concatenate([lo, mid, hi], axis)
-    x = asarray(h, like=f)
-    if len(x.shape) != 1 or x.shape[0] != n:
-        raise ValueError(f"dnp.gradient: a coordinate array must be 1-D of length {n} (the "
-                         f"length of axis {axis}), got shape {tuple(x.shape)}")
-    dx = x[1:] - x[:-1]
-    d1, d2 = along(dx[:-1]), along(dx[1:])
-    a = -d2 / (d1 * (d1 + d2))
-    b = (d2 - d1) / (d1 * d2)
-    c = d1 / (d2 * (d1 + d2))
-    mid = a * sl(0, n - 2) + b * sl(1, n - 1) + c * sl(2, n)
-    if edge_order == 1:
-        lo = (sl(1, 2) - sl(0, 1)) / along(dx[:1])
-        hi = (sl(n - 1, n) - sl(n - 2, n - 1)) / along(dx[-1:])
-    else:
-        d1, d2 = along(dx[:1]), along(dx[1:2])
-        lo = (-(2.0 * d1 + d2) / (d1 * (d1 + d2)) * sl(0, 1) + (d1 + d2) / (d1 * d2) * sl(1, 2)
-              - d1 / (d2 * (d1 + d2)) * sl(2, 3))
-        d1, d2 = along(dx[-2:-1]), along(dx[-1:])
-        hi = (d2 / (d1 * (d1 + d2)) * sl(n - 3, n - 2) - (d2 + d1) / (d1 * d2) * sl(n - 2, n - 1)
-              + (2.0 * d2 + d1) / (d2 * (d1 + d2)) * sl(n - 1, n))
-    return concatenate([lo, mid, hi], axis)
