@@ -6,8 +6,11 @@ Online at 10^6 steps (and checkpoint_schedules' when installed, as ratios); the 
 offline-optimum ratio grid; MultiLevel against equidistant two-level placement and the
 partition DP; MultiLevel planning time against that O(n^2) DP at n = 1000; and MultiLevel
 against the optimal two-level (Disk-Revolve model) cost of ``two_level_reference.py``, with
-unlimited and with limited disk slots (``--two-level``: that grid only, ~35 s); and the
-planning time of ``plan`` with a disk tier up to n = 10^9 (``--planning``: that part only).
+unlimited and with limited disk slots, next to the planner's multi-tier plan (exact DP,
+Segmented or MultiLevel; target 1.000) (``--two-level``: that grid only); the planning time of
+``plan`` with a disk tier up to n = 10^9 and with two and three tiers at 10^6/10^7/10^8
+(``--planning``: that part only); and the online ratios next to the best achievable
+(``--online``: that part only), with a disk tier too.
 """
 
 from __future__ import annotations
@@ -23,6 +26,10 @@ from pathlib import Path
 
 from diffkit.checkpoint import MultiLevel, Online, Revolve, StepCosts, Tier, plan, predict
 from diffkit.checkpoint.multilevel import _time, partition_dp
+from diffkit.checkpoint.online import TABLE_RANGE
+from diffkit.checkpoint.online_tiers import OnlineTiered
+from diffkit.checkpoint.planner import tiered_schedule
+from diffkit.checkpoint.validate import validate
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from two_level_reference import tables  # noqa: E402
@@ -100,6 +107,43 @@ def online_grid():
                            for n in costs if lo <= n <= hi))
             lo = hi + 1
         print(f"{s:>4} " + " ".join(f"{x:>12.4f}" for x in row), flush=True)
+    print("best achievable by any online schedule of this protocol (benchmarks/online_search.py:"
+          " exhaustive over configuration sequences), next to Online:")
+    from online_search import search
+
+    for s, n_max in TABLE_RANGE.items():
+        t = time.perf_counter()
+        best, _ = search(s, n_max, 1.05 if s > 3 else 1.2)
+        costs = online_costs(s, n_max, set(range(1, n_max + 1)))
+        ours = max(costs[n] / predict(n, s).forward_advances for n in costs)
+        print(f"  s={s} n<={n_max}: Online {ours:.4f}, best achievable {best:.4f} "
+              f"(search {time.perf_counter() - t:.1f} s)", flush=True)
+
+
+def online_disk_grid():
+    """OnlineTiered (a while loop with a disk tier) against the offline two-level optimum."""
+    print("\nOnlineTiered / offline two-level optimum (time, u_f=1, u_b=2, unlimited disk), "
+          "max over n in each range")
+    print(f"{'ram':>4} {'w':>5} {'r':>5} {'period':>6} {'first':>6} {'n<=first':>9} "
+          f"{'first<n<=4first':>16} {'4first<n<=2000':>15}")
+    for ram, w, r in ((1, 4.0, 0.3), (1, 50.0, 50.0), (2, 2.0, 2.0), (3, 0.5, 0.5),
+                      (5, 4.0, 0.3), (5, 50.0, 50.0)):
+        sched, tab = OnlineTiered(ram, Tier("disk", 10**6, w, r)), tables(2000, ram, w, r)
+        ranges = [(1, sched.first), (sched.first + 1, 4 * sched.first),
+                  (4 * sched.first + 1, 2000)]
+        row = []
+        for lo, hi in ranges:
+            step = max(1, (hi - lo) // 40)
+            ns = sorted({*range(lo, min(hi, lo + 60) + 1), *range(lo, hi + 1, step)})
+            worst = 0.0
+            for n in ns:
+                v = validate(sched, n)
+                cost = v.forward_advances + 2 * n + w * v.saves.get("disk", 0) + r * v.loads.get(
+                    "disk", 0)
+                worst = max(worst, cost / tab.time(n, ram, 2.0))
+            row.append(worst)
+        print(f"{ram:>4} {w:>5} {r:>5} {sched.period:>6} {sched.first:>6} {row[0]:>9.4f} "
+              f"{row[1]:>16.4f} {row[2]:>15.4f}", flush=True)
 
 
 def multilevel_grid():
@@ -141,41 +185,46 @@ def equidistant(n, c, c_d, w, r, u_f, u_b):
 
 
 def two_level_grid():
-    print("\nMultiLevel vs the optimal two-level cost (Disk-Revolve model, "
-          "benchmarks/two_level_reference.py), u_f = 1, w_d = r_d = w")
-    ns, cs, ws = (100, 300, 1000), (2, 5, 10, 20), (0.5, 2.0, 5.0)
+    print("\nThe planner's two-tier plan (tiered_schedule: exact DP, Segmented or MultiLevel) and "
+          "MultiLevel vs the optimal two-level cost (Disk-Revolve model, "
+          "benchmarks/two_level_reference.py), u_f = 1, disk write w and read r")
+    cs, costs = (1, 2, 5, 20), ((0.5, 0.5), (5.0, 5.0), (4.0, 0.3), (0.3, 4.0), (50.0, 50.0))
     for c_d in (None, 50, 10, 2):
+        ns = (100, 300, 1000) if c_d is None else (100, 300)
         label = "unlimited" if c_d is None else c_d
         print(f"disk slots {label}:")
-        print(f"{'n':>5} {'c_m':>4} {'w':>4} {'u_b':>4} {'MultiLevel':>10} {'optimum':>9} "
-              f"{'ratio':>6} {'equidistant':>11} {'segments':>8} {'disk w/r':>9}")
-        ratios, equis = [], []
-        for w in ws:
+        print(f"{'n':>5} {'c_m':>4} {'w':>4} {'r':>4} {'u_b':>4} {'plan':>10} {'schedule':>10} "
+              f"{'MultiLevel':>10} {'optimum':>9} {'plan/opt':>8} {'ML/opt':>7} {'equidist':>8} "
+              f"{'plan ms':>7}")
+        ratios, mls, equis = [], [], []
+        for w, r in costs:
             t0 = time.perf_counter()
-            tab = tables(max(ns), max(cs), w, w, 1.0, c_d)
+            tab = tables(max(ns), max(cs), w, r, 1.0, c_d)
             build = time.perf_counter() - t0
             for n in ns:
                 for c in cs:
-                    tiers = [Tier("ram", c), Tier("disk", n if c_d is None else c_d, w, w)]
+                    tiers = [Tier("ram", c), Tier("disk", n if c_d is None else c_d, w, r)]
                     for u_b in (1.0, 2.0):
-                        ml = MultiLevel(n, tiers, StepCosts(1.0, u_b))
-                        opt = tab.time(n, c, u_b)
-                        eq = equidistant(n, c, c_d, w, w, 1.0, u_b)
-                        ratios.append((ml.predicted.time / opt, n, c, w, u_b))
+                        t = time.perf_counter()
+                        best = tiered_schedule(n, tiers, StepCosts(1.0, u_b))
+                        ms = (time.perf_counter() - t) * 1e3
+                        ml = MultiLevel(n, tiers, StepCosts(1.0, u_b)).predicted.time
+                        opt = tab.time(n, c, u_b, c_d)
+                        eq = equidistant(n, c, c_d, w, r, 1.0, u_b)
+                        ratios.append((best.predicted.time / opt, n, c, w, r, u_b))
+                        mls.append((ml / opt, n, c, w, r, u_b))
                         equis.append(eq / opt)
-                        if c_d is None or u_b == 2.0:
-                            print(f"{n:>5} {c:>4} {w:>4} {u_b:>4} {ml.predicted.time:>10.1f} "
-                                  f"{opt:>9.1f} {ratios[-1][0]:>6.3f} {eq / opt:>11.3f} "
-                                  f"{len(ml.lengths):>8} {ml.predicted.writes['disk']:>4}/"
-                                  f"{ml.predicted.reads['disk']:<4}")
+                        if u_b == 2.0:
+                            print(f"{n:>5} {c:>4} {w:>4} {r:>4} {u_b:>4} "
+                                  f"{best.predicted.time:>10.1f} {type(best).__name__:>10} "
+                                  f"{ml:>10.1f} {opt:>9.1f} {ratios[-1][0]:>8.4f} "
+                                  f"{mls[-1][0]:>7.4f} {eq / opt:>8.3f} {ms:>7.1f}")
             print(f"  (optimum tables for n <= {max(ns)}, c_m <= {max(cs)}: {build:.2f} s)")
-        worst = max(ratios)
-        print(f"disk slots {label}: MultiLevel / optimum worst {worst[0]:.6f} (n={worst[1]}, "
-              f"c_m={worst[2]}, w={worst[3]}, u_b={worst[4]}), median "
-              f"{statistics.median(x[0] for x in ratios):.4f}, "
-              f"{sum(x[0] > 1.05 for x in ratios)}/{len(ratios)} above 1.05; "
-              f"best equidistant / optimum worst {max(equis):.4f}, median "
-              f"{statistics.median(equis):.4f}", flush=True)
+        worst, worst_ml = max(ratios), max(mls)
+        print(f"disk slots {label}: plan / optimum worst {worst[0]:.6f} (n, c_m, w, r, u_b = "
+              f"{worst[1:]}), median {statistics.median(x[0] for x in ratios):.4f}; "
+              f"MultiLevel / optimum worst {worst_ml[0]:.4f} ({worst_ml[1:]}); "
+              f"best equidistant / optimum worst {max(equis):.4f}", flush=True)
 
 
 def planning_times():
@@ -208,6 +257,24 @@ def planning_times():
         worst = max(worst, (time.process_time() - t, (n, ram, disk, w, u_b)))
     print(f"slowest MultiLevel over 756 plans (n <= 1e9, ram 1-254, disk 1-5e9 slots): "
           f"{worst[0] * 1e3:.1f} ms at (n, ram, disk, w, u_b) = {worst[1]}")
+    print("plan() with tiers (CPU time of one plan; Segmented's tables are cached by length, "
+          "so the first plan of each row pays for them)")
+    tier_budgets = {
+        "disk (w 4, r 0.3)": [{"name": "disk", "path": "/tmp", "size": "100TiB", "write": 4.0,
+                               "read": 0.3}],
+        "host + disk": [{"name": "host", "path": "/tmp", "size": "1GiB", "write": 0.1,
+                         "read": 0.1},
+                        {"name": "disk", "path": "/tmp", "size": "100TiB", "write": 4.0,
+                         "read": 0.3}]}
+    for label, tiers in tier_budgets.items():
+        for memory in ("64KiB", "1MiB"):
+            budget = {"budget": {"memory": memory, "tiers": tiers}}
+            for n in (10**6, 10**7, 10**8):
+                t = time.process_time()
+                p = plan(n, 8 * kib, budget)
+                print(f"  {label:<18} memory {memory:>5} n={n:.0e}: {type(p.schedule).__name__:>10}"
+                      f" {(time.process_time() - t) * 1e3:7.1f} ms, {p.relative_time:.3f}x "
+                      "store-all", flush=True)
 
 
 def main():
@@ -217,12 +284,17 @@ def main():
     if "--planning" in sys.argv[1:]:  # only the planning times
         planning_times()
         return
+    if "--online" in sys.argv[1:]:  # only the online ratios
+        online_grid()
+        online_disk_grid()
+        return
     n = 10**6
     r20 = stream(lambda: Revolve(n, 20).actions(), "Revolve(10**6, 20)")
     stream(lambda: Revolve(n, 100).actions(), "Revolve(10**6, 100)")
     stream(lambda: Online(100).actions(n), "Online(100), 10**6 steps")
     peers(n, 20, r20)
     online_grid()
+    online_disk_grid()
     multilevel_grid()
     planning_times()
     two_level_grid()

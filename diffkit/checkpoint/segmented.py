@@ -132,20 +132,24 @@ class Segmented:
         return MultiLevelPrediction(self.n_steps, adv, writes, reads, time), peak
 
 
-@lru_cache(maxsize=16)
 def segment_costs(n: int, tiers: tuple[Tier, ...], costs: StepCosts
                   ) -> tuple[_Tables, np.ndarray] | None:
     """Exact tables for segments of up to ``L <= n`` steps (``L`` as :data:`SEG_WORK`
     allows) whose start the slowest tier holds, and ``h(l)``: a segment's time, first-sweep
     advance and its start's write and read included (``h[0]`` is inf). None if ``L < 2``.
-    Cached (read-only results): a loop re-planned, or planned again, reuses them."""
+    Cached by ``L`` (read-only results): plans for other ``n`` over the same tiers reuse them."""
     top = tiers[-1]
-    inner = [*tiers[:-1], Tier(top.name, 1, top.write, top.read)]
+    inner = (*tiers[:-1], Tier(top.name, 1, top.write, top.read))
     length = _longest(n, inner)
-    if length < 2:
-        return None
+    return _segment_costs(length, inner, costs) if length >= 2 else None
+
+
+@lru_cache(maxsize=16)
+def _segment_costs(length: int, inner: tuple[Tier, ...], costs: StepCosts
+                   ) -> tuple[_Tables, np.ndarray]:
+    top = inner[-1]
     table = _Tables(length, inner, costs.forward)
-    held = 1 << (len(tiers) - 1)
+    held = 1 << (len(inner) - 1)
     seg = (costs.forward * np.arange(length + 1) + top.write + top.read
            + table.F[(held, *table.caps)])
     seg[0] = np.inf

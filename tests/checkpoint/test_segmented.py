@@ -50,8 +50,6 @@ def test_equals_the_optimum_with_room_on_disk(n, ram, w, r, reverse):
 def test_repeated_segments_beyond_the_tables_stay_within_1_001(monkeypatch, ram, w, r):
     """Tables for segments of ~110-160 steps (not ~1500), so n = 900 uses the extension."""
     monkeypatch.setattr(seg_module, "SEG_WORK", 2e5)
-    seg_module.segment_costs.cache_clear()  # tables made with the real SEG_WORK
-    monkeypatch.setattr(seg_module, "segment_costs", seg_module.segment_costs.__wrapped__)
     tiers = [Tier("ram", ram), Tier("disk", 10**6, w, r)]
     sg = Segmented.make(900, tiers)
     assert 4 * sg._t.F.shape[-1] < 900
