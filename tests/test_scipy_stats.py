@@ -160,6 +160,8 @@ def test_multivariate_normal_derivatives(backend, to_backend):
     check_grads(lambda x, m, b: mvn.logpdf(x, m, _spd(b)), args, order=2)
     check_grads(lambda m, b: mvn.entropy(m, _spd(b)), args[1:], order=2)
     check_grads(lambda x, m, b: mvn.pdf(x[0], m, _spd(b)), args, order=1)
+    # the covariance itself, perturbed in every direction (not only symmetric ones)
+    check_grads(mvn.logpdf, to_backend((PTS, MEAN, B @ B.T + np.eye(3))), order=1)
 
 
 def test_multivariate_normal_refuses_mismatched_shapes():
