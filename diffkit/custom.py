@@ -14,6 +14,7 @@ from diffkit import numpy as dnp
 from diffkit.core import pytree
 from diffkit.core.dispatch import is_inexact
 from diffkit.core.forward import JVPTrace, JVPTracer
+from diffkit.core.program import refuse_inside
 from diffkit.core.reverse import VJPTrace, VJPTracer
 from diffkit.core.tracer import Tracer
 from diffkit.core.zeros import Zero, instantiate
@@ -146,6 +147,7 @@ class custom_vjp:
         top = top_trace(flat)
         if top is None or isinstance(top, JVPTrace):
             return self.fun(*args)
+        refuse_inside(top, f"custom_vjp {self.__name__!r}")
         _check_ready("custom_vjp", self.__name__, self.fwd, "defvjp(fwd, bwd)", top)
         primals = unbox(flat, top)
         p_args = self._static.merge(pytree.unflatten(in_tree, primals), static)
@@ -294,6 +296,7 @@ class custom_jvp:
         top = top_trace(flat)
         if top is None:
             return self.fun(*args)
+        refuse_inside(top, f"custom_jvp {self.__name__!r}")
         _check_ready("custom_jvp", self.__name__, self.jvp_rule, "defjvp(rule)", top)
         primals = unbox(flat, top)
         p_args = pytree.unflatten(in_tree, primals)

@@ -253,12 +253,22 @@ def test_a_deterministic_step_passes_the_check_on_every_schedule(tmp_path):
         assert dk.checkpoint.last_report().advances > 200  # each one recomputed states
 
 
+def test_states_computed_by_a_program_are_never_compared_but_keep_the_order():
+    fp = Fingerprints(state_bytes=1000)
+    fp.seen(0, [np.zeros(3)])
+    fp.skip(1)  # a compiled step's program made state 1: nothing recorded
+    fp.seen(2, [np.ones(3)])
+    fp.seen(1, [np.full(3, 7.0)])  # recomputed eagerly: not compared, not an error
+    with pytest.raises(TransformError, match="recomputing state 2"):
+        fp.seen(2, [np.full(3, 2.0)])
+
+
 def test_fingerprints_stay_within_their_cap_and_still_check():
     fp = Fingerprints(state_bytes=1000)  # cap: 128 values
     states = [[np.full(10, float(j))] for j in range(1000)]  # flat leaf lists
     for j, leaves in enumerate(states):
         fp.seen(j, leaves)
-    assert fp.nbytes == 128 * 8 and fp.every == 8  # 1000 states: every 8th is checked
+    assert fp.nbytes == 128 * 9 and fp.every == 8  # a value and a flag: every 8th checked
     for j in range(0, 1000, 3):  # recomputing the same values passes
         fp.seen(j, states[j])
     fp.loaded(8, states[8])  # a recomputation from the snapshot of state 8

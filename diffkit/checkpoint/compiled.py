@@ -94,10 +94,18 @@ class CompiledStep:
         self.reason: str | None = None  # why the step runs eagerly (None: compiled)
         self.traces = self.replays = 0
         self.trace_peak = 0  # most bytes of traced values alive at once while tracing
+        self.on_trace = lambda outs, i: None  # checks a new program's outputs (the executor's)
 
     @property
     def on(self) -> bool:
         return self.reason is None
+
+    def describe(self) -> str:
+        """For the loop's report: how the step ran."""
+        if self.reason is not None:
+            return f"eager (not compiled: {self.reason})"
+        return (f"compiled: {len(self.entries)} program set(s) traced, "
+                f"{self.replays:,} replays")
 
     def give_up(self, reason: str, cause: BaseException | None = None) -> None:
         """Run eagerly from now on; with compile=True, raise instead."""
@@ -171,6 +179,7 @@ class CompiledStep:
             return None
         self.entries.insert(0, entry)
         self.traces += 1
+        self.on_trace(outs, i)
         return outs, entry, residuals
 
     def _trace(self, leaves, i, sig, taped=True):

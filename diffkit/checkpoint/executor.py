@@ -14,8 +14,8 @@ from diffkit.checkpoint import ranks
 from diffkit.checkpoint.actions import RAM, Advance, Discard, Forward, Load, Reverse, Save
 from diffkit.checkpoint.budget import Budget, load_budget
 from diffkit.checkpoint.compiled import CompiledStep, resolve
+from diffkit.checkpoint.planner import human_bytes, stream_bytes
 from diffkit.checkpoint.planner import plan as make_plan
-from diffkit.checkpoint.planner import stream_bytes
 from diffkit.checkpoint.report import Progress, Report, log_replan, reverse_sweep, set_last_report
 from diffkit.checkpoint.resume import open_run, resume_sweep
 from diffkit.checkpoint.stepcheck import (
@@ -129,10 +129,20 @@ class Executor:
                     f"(preserve_rng_state=True): such a step runs eagerly; pass "
                     f"compile='auto' or False")
             return None
-        self.s_tree = pytree.structure(self.state0)
-        leaves = pytree.leaves(self.state0) + self.flat_args + self.io.x_at(0)
-        return CompiledStep(self.io, self.step, self.s_tree, self.a_tree, len(self.flat_args),
-                            self._diff_pos(leaves), insist=compile is True)
+        flat, self.s_tree = pytree.flatten(self.state0)
+        self.n_state = len(flat)
+        leaves = flat + self.flat_args + self.io.x_at(0)
+        compiled = CompiledStep(self.io, self.step, self.s_tree, self.a_tree,
+                                len(self.flat_args), self._diff_pos(leaves),
+                                insist=compile is True)
+        compiled.on_trace = self._check_outputs
+        return compiled
+
+    def _check_outputs(self, outs, i):
+        """What every step's outputs must pass (a program's, once, when it is traced)."""
+        self._check_closure(outs, i)
+        self._check_size(outs[:self.n_state], i)
+
 
     def _diff_pos(self, leaves) -> list[int]:
         """Positions of the step's input leaves (state, args, x_i) that get cotangents:
@@ -147,18 +157,18 @@ class Executor:
             out, self.first = self.first[0], None  # step 0 was taped by _measure: reuse it
             return out
         self.calls += 1
-        leaves = y = None
         if self.compiled is not None and self.compiled.on:
             flat = pytree.leaves(state)
             got = self.compiled.forward(flat + self.flat_args + self.io.x_at(i), i)
-            if got is not None:
-                leaves, y = got[:len(flat)], got[len(flat):]
-                out = pytree.unflatten(self.s_tree, leaves)
-        if leaves is None:
-            out = call_step(self.io.step_at(self.step, i, self.io.x_at(i)), state, i,
-                            self.args, self.owned)
-            out, y = self.io.split(out, i)
-            leaves = pytree.leaves(out)
+            if got is not None:  # its outputs were checked when it was traced; a program
+                self.io.put_y(i, got[len(flat):])  # replays exactly: no fingerprint
+                if self.fp is not None:
+                    self.fp.skip(i + 1)
+                return pytree.unflatten(self.s_tree, got[:len(flat)])
+        out = call_step(self.io.step_at(self.step, i, self.io.x_at(i)), state, i, self.args,
+                        self.owned)
+        out, y = self.io.split(out, i)
+        leaves = pytree.leaves(out)
         self._check_closure(leaves + y, i)
         self.io.put_y(i, y)
         self._check_size(leaves, i)
@@ -245,8 +255,6 @@ class Executor:
         self.calls += 1
         outs, vjp = got
         primal, y = outs[:ns], outs[ns:]
-        self._check_closure(primal + y, i)
-        self._check_size(primal, i)
         self.io.put_y(i, y)
         n_leaves = len(leaves)
         del outs, y, leaves
@@ -259,7 +267,7 @@ class Executor:
 
         step_vjp.tape = vjp.tape
         if self.fp is not None:
-            self.fp.seen(i + 1, primal)
+            self.fp.skip(i + 1)
         return pytree.unflatten(s_tree, primal), step_vjp
 
     def _check_closure(self, leaves, i):
@@ -330,8 +338,8 @@ class Executor:
                 need = state_bytes + kept + eager[2] + compiled.estimate(len(tape.nodes))
                 if need > self.budget.memory and not compiled.insist:
                     compiled.give_up(
-                        f"tracing its programs would take about {need:,} bytes, more than "
-                        f"budget.memory = {self.budget.memory:,} bytes")
+                        f"tracing its programs would take about {human_bytes(need)}, more "
+                        f"than budget.memory = {human_bytes(self.budget.memory)}")
                     compiled = None
             del first, tape
         if compiled is not None:  # the programs on step 0 (traced now, or replayed)
@@ -347,8 +355,8 @@ class Executor:
                         or compiled.insist or eager is None:
                     return state_bytes, kept, reverse
                 compiled.give_up(  # small states: the programs' own objects dominate
-                    f"its programs' working set ({reverse:,} bytes) leaves no room for a "
-                    f"snapshot in budget.memory = {self.budget.memory:,} bytes")
+                    f"its programs' working set ({human_bytes(reverse)}) leaves no room for "
+                    f"a snapshot in budget.memory = {human_bytes(self.budget.memory)}")
             self.first = None
         if eager is None:
             return self._measure(n)  # the programs gave up: measure the eager tape
@@ -532,6 +540,8 @@ class Executor:
                 after.restore()
         rep = self.report
         rep.reverse_seconds = time.perf_counter() - t0
+        rep.compiled = "eager (compile=False)" if self.compiled is None else \
+            self.compiled.describe()
         rep.peak_snapshots = dict(self.storage.peak)
         rep.disk_written, rep.disk_read = self.storage.bytes_written, self.storage.bytes_read
         if self.storage.io is not None:

@@ -20,6 +20,7 @@ from diffkit.checkpoint.executor import Checks, Executor
 from diffkit.checkpoint.stepcheck import call_step, owned_tensors
 from diffkit.core import pytree
 from diffkit.core.forward import JVPTrace, JVPTracer
+from diffkit.core.program import refuse_inside
 from diffkit.core.tracer import Tracer
 from diffkit.custom import carries_tangent, top_trace, unbox
 from diffkit.errors import TransformError
@@ -71,6 +72,7 @@ def loop(step: Callable, state0, n_steps: int, args: tuple = (),
         return state0
     if not top.active:
         raise top.leaked("checkpoint.loop")
+    refuse_inside(top, "checkpoint.loop")
     if isinstance(top, JVPTrace):
         return _forward_mode(top, step, state0, args, budget, progress, checks,
                              n_steps=n_steps)
@@ -106,6 +108,7 @@ def while_loop(cond: Callable, step: Callable, state0, args: tuple = (),
         return state0
     if not top.active:
         raise top.leaked("checkpoint.while_loop")
+    refuse_inside(top, "checkpoint.while_loop")
     if isinstance(top, JVPTrace):
         return _forward_mode(top, step, state0, args, budget, progress, checks, cond=cond)
     ex = Executor(top, step, flat_in, in_tree, budget, progress, checks)

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from diffkit.checkpoint.stepcheck import RngState, fingerprint
 from diffkit.core import pytree
 from diffkit.core.forward import JVPTrace, JVPTracer
+from diffkit.core.program import ProgramTrace
 from diffkit.core.reverse import VJPTracer
 from diffkit.core.tracer import Tracer
 from diffkit.core.zeros import instantiate
@@ -82,7 +83,7 @@ class _Remat:
         dyn = ([a for i, a in enumerate(args) if i not in static], kwargs)
         flat, tree = pytree.flatten(dyn)
         top = top_trace(flat)
-        if top is None:
+        if top is None or isinstance(top, ProgramTrace):  # a program: inlined, as JAX's jit
             return self.fun(*args, **kwargs)
         if not top.active:
             raise top.leaked(self._name)

@@ -21,6 +21,7 @@ from diffkit.checkpoint.stepcheck import call_step, owned_tensors
 from diffkit.checkpoint.storage import tree_nbytes
 from diffkit.core import pytree
 from diffkit.core.forward import JVPTrace, JVPTracer
+from diffkit.core.program import refuse_inside
 from diffkit.custom import carries_tangent, record_node, top_trace, unbox
 from diffkit.errors import TransformError
 from diffkit.transforms import jvp
@@ -59,6 +60,7 @@ def scan(step: Callable, carry0, xs, args: tuple = (),
         return _plain(step, carry0, x_flat, x_tree, n, args, every)
     if not top.active:
         raise top.leaked("checkpoint.scan")
+    refuse_inside(top, "checkpoint.scan")
     if isinstance(top, JVPTrace):
         return _forward_mode(top, step, carry0, (x_flat, x_tree, n), args, budget, every,
                              dict(progress=progress, **checks._asdict()))

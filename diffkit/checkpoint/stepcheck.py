@@ -131,11 +131,12 @@ class Fingerprints:
     def __init__(self, state_bytes: int):
         self.cap = max(128, state_bytes // 128 * 2)  # even: halving keeps every second
         self.values = np.empty(self.cap)
+        self.checked = np.zeros(self.cap, dtype=bool)  # False: computed by a program
         self.every, self.frontier, self.last_ok = 1, -1, 0
 
     @property
     def nbytes(self) -> int:
-        return self.values.nbytes
+        return self.values.nbytes + self.checked.nbytes
 
     def seen(self, j: int, leaves: list) -> None:
         """State `j` (its flat leaves) was computed: record its value if new, else compare."""
@@ -146,6 +147,12 @@ class Fingerprints:
         elif self._differs(j, leaves):
             raise self._error(j)
         self.last_ok = j
+
+    def skip(self, j: int) -> None:
+        """State `j` was computed by a compiled step's program, which replays exactly: it is
+        never compared (its slot is marked so, keeping states first computed in order)."""
+        if j > self.frontier:
+            self._record(j, None)
 
     def loaded(self, j: int, leaves: list) -> None:
         """A snapshot of state `j` was loaded: it must still be what was saved."""
@@ -159,7 +166,7 @@ class Fingerprints:
         self.last_ok = j
 
     def _differs(self, j, leaves) -> bool:
-        if j % self.every or j > self.frontier:
+        if j % self.every or j > self.frontier or not self.checked[j // self.every]:
             return False
         old = self.values[j // self.every]
         if fingerprint(leaves)[0] == old:  # the common case: no tolerance to work out
@@ -173,10 +180,14 @@ class Fingerprints:
             return
         if j // self.every >= self.cap:  # full: keep every second value, check half as often
             self.values[:self.cap // 2] = self.values[0:self.cap:2].copy()
+            self.checked[:self.cap // 2] = self.checked[0:self.cap:2].copy()
+            self.checked[self.cap // 2:] = False
             self.every *= 2
             if j % self.every:
                 return
-        self.values[j // self.every] = fingerprint(leaves)[0]
+        self.checked[j // self.every] = leaves is not None
+        if leaves is not None:
+            self.values[j // self.every] = fingerprint(leaves)[0]
 
     def _error(self, j) -> TransformError:
         first = self.last_ok  # the last state known good: loaded, or checked

@@ -19,12 +19,19 @@ from diffkit.errors import CompileError
 
 __all__ = [
     "Var", "Lit", "Eqn", "Guard", "Program", "ProgramTrace", "ProgramTracer",
-    "NotProgrammable", "GuardFailed",
+    "NotProgrammable", "GuardFailed", "refuse_inside",
 ]
 
 
 class NotProgrammable(CompileError):
     """A traced function did something a program cannot replay (the message says what)."""
+
+
+def refuse_inside(top, what: str) -> None:
+    """Refuse, while tracing a program, an operation a program cannot hold (a custom rule,
+    a checkpointed loop): the caller then runs the function itself."""
+    if isinstance(top, ProgramTrace):
+        raise NotProgrammable(f"{what} is called inside it (a program holds primitives only)")
 
 
 class GuardFailed(Exception):
