@@ -255,6 +255,13 @@ def disk(backend):
     g_ram = dk.grad(lambda u: dnp.sum(dk.checkpoint.loop(heat_step, u, 30, (0.1,)) ** 2))(u0)
     close(g, g_ram, f"disk gradient {backend}")
     assert seen and f"rank{R}" in seen[0], f"rank {R}: no rank{R} directory in {seen}"
+    mixed = budget if R == 0 else {"budget": {"memory": "1MiB"}}  # a disk on rank 0 only
+    try:
+        dk.grad(lambda u: dnp.sum(dk.checkpoint.loop(heat_step, u, 30, (0.1,), mixed)))(u0)
+    except dkd.DistributedError as e:
+        assert "list different numbers of storage tiers (0 to 1)" in str(e), str(e)
+    else:
+        raise AssertionError(f"rank {R}: budgets with different tiers were accepted")
     ok(f"disk tier in {path}/rank{R} {backend}")
 
 

@@ -29,20 +29,34 @@ def communicator():
     return comm if comm.world_size() > 1 else None
 
 
+_MAX_TIERS = 8  # storage tiers below RAM whose sizes are agreed (a budget has one or two)
+
+
 def agree_plan(state_bytes: int, tape: int, reverse: int, budget):
     """(state_bytes, tape, reverse, budget) agreed across ranks: the largest measurements and
-    the smallest memory (and disk size) of any rank."""
+    the smallest memory, disk and tier sizes of any rank (one all_reduce)."""
     comm = communicator()
     if comm is None:
         return state_bytes, tape, reverse, budget
+    tiers = tuple(getattr(budget, "tiers", ()))
     disk = budget.disk.size if budget.disk is not None else 0
-    v = comm.all_reduce(np.array([state_bytes, tape, reverse, -budget.memory, -disk],
-                                 dtype=np.int64), "max")
-    budget = dataclasses.replace(budget, memory=int(-v[3]))
+    sizes = [t.size for t in tiers[:_MAX_TIERS]]
+    v = comm.all_reduce(np.array(
+        [state_bytes, tape, reverse, -budget.memory, -disk, len(tiers), -len(tiers)]
+        + [-x for x in sizes] + [0] * (_MAX_TIERS - len(sizes)), dtype=np.int64), "max")
+    if v[5] != -v[6]:
+        from diffkit.distributed.comm import DistributedError
+
+        raise DistributedError(
+            f"the ranks' budgets ({budget.source} here) list different numbers of storage "
+            f"tiers ({-v[6]} to {v[5]}); give every rank the same tiers (sizes may differ)")
+    agreed = {"memory": int(-v[3])}
     if budget.disk is not None:
-        budget = dataclasses.replace(budget, disk=dataclasses.replace(budget.disk,
-                                                                      size=int(-v[4])))
-    return int(v[0]), int(v[1]), int(v[2]), budget
+        agreed["disk"] = dataclasses.replace(budget.disk, size=int(-v[4]))
+    if tiers:
+        agreed["tiers"] = tuple(dataclasses.replace(t, size=int(-v[7 + k]))
+                                if k < _MAX_TIERS else t for k, t in enumerate(tiers))
+    return int(v[0]), int(v[1]), int(v[2]), dataclasses.replace(budget, **agreed)
 
 
 def agree_cond(value, i: int, name: str = "checkpoint.while_loop") -> bool:
