@@ -62,7 +62,7 @@ class NamespaceTable(SphinxDirective):
         table = nodes.table(classes=["longtable"])
         group = nodes.tgroup(cols=2)
         table += group
-        group += [nodes.colspec(colwidth=1), nodes.colspec(colwidth=4)]
+        group += [nodes.colspec(colwidth=20), nodes.colspec(colwidth=80)]
         body = nodes.tbody()
         group += body
         for name, obj in rows:
