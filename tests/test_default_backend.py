@@ -96,8 +96,10 @@ def test_a_gradient_of_a_program_with_constants_under_the_torch_default():
     with dk.default_backend("torch"):
         g = dk.grad(lambda w: dnp.sum((dnp.eye(2) @ w - dnp.array([1.0, 2.0])) ** 2))(
             np.array([0.0, 0.0]))  # a NumPy input meets torch constants: it follows them
-    assert isinstance(g, torch.Tensor)
-    np.testing.assert_allclose(g.numpy(), [-2.0, -4.0])
+        gt = dk.grad(lambda w: dnp.sum((dnp.eye(2) @ w - dnp.array([1.0, 2.0])) ** 2))(
+            torch.zeros(2, dtype=torch.float64))
+    np.testing.assert_allclose(to_numpy(g), [-2.0, -4.0])
+    assert isinstance(gt, torch.Tensor) and gt.tolist() == [-2.0, -4.0]
 
 
 @pytest.mark.parametrize("args, kwargs, match", [
@@ -126,6 +128,15 @@ def test_the_environment_sets_the_initial_default():
     out = _run("import diffkit.numpy as dnp; dnp.zeros(1)", DIFFKIT_DEFAULT_BACKEND="nope")
     assert "the default backend 'nope' (set by $DIFFKIT_DEFAULT_BACKEND) is not available" in \
         out.stderr
+
+
+def test_the_environment_can_make_torch_the_default():
+    pytest.importorskip("torch")
+    out = _run("import diffkit.numpy as dnp; x = dnp.eye(2); print(type(x).__name__, x.dtype, "
+               "x.device)", DIFFKIT_DEFAULT_BACKEND="torch", DIFFKIT_DEFAULT_DEVICE="meta",
+               DIFFKIT_DEFAULT_DTYPE="float32")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["Tensor", "torch.float32", "meta"]
 
 
 def test_the_configuration_file_sets_the_initial_default(tmp_path):
