@@ -133,8 +133,18 @@ def test_gammainc_derivative_in_a_against_mpmath(backend, to_backend):
                                             else a[:3].float())), want[:3], rtol=1e-5)
 
 
-def test_gammainc_derivative_in_a_at_x_zero_is_zero():
-    np.testing.assert_array_equal(dk.grad(lambda v: dsp.gammainc(v, 0.0))(np.array(2.0)), 0.0)
+def test_shape_derivatives_at_the_edges():
+    """0 where the function is constant in the shape (x at an end of its range); nan where
+    the value itself is nan (a shape <= 0), never a finite number from a meaningless sum."""
+    def d(f):
+        return float(dk.grad(f)(np.array(2.0)))
+
+    assert d(lambda v: dsp.gammainc(v, 0.0)) == 0.0
+    assert d(lambda v: dsp.betainc(v, 2.0, 1.0)) == 0.0
+    assert d(lambda v: dsp.betainc(1.5, v, 0.0)) == 0.0
+    assert np.isnan(d(lambda v: dsp.gammainc(v - 3.0, 1.5)))
+    assert np.isnan(d(lambda v: dsp.betainc(v - 3.0, 2.0, 0.3)))
+    assert np.isnan(d(lambda v: dsp.betainc(2.0, -v, 0.3)))
 
 
 # dI_x(a, b)/da and /db by mpmath (40 digits): both sides of x = (a+1)/(a+b+2), both tails,

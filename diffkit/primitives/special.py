@@ -186,14 +186,16 @@ def _gammainc_da(a, x):
     """dP(a, x)/da, P the regularized lower incomplete gamma function: the series where
     x <= max(a, 1), minus dQ/da by the continued fraction above (each accurate relative to
     its own side, as SciPy's P and Q). Written with primitives, so it is differentiated again
-    for higher orders. 0 at x = 0; nan on a side whose iteration has not settled in 2000
-    steps (never an unsettled value)."""
+    for higher orders. 0 at x = 0; nan for a <= 0 and on a side whose iteration has not
+    settled in 2000 steps (never an unsettled value)."""
     series = logical_or(less_equal(x, 1), less_equal(x, a))
-    inside = greater(x, 0)
+    inside = logical_and(greater(x, 0), greater(a, 0))  # a <= 0: nan, as SciPy's P
     # each side computes on the other side's elements too: give them values it handles
-    lower = _series_da(where(series, a, 1.0), where(logical_and(series, inside), x, 0.5))
-    upper = _fraction_da(where(series, 1.0, a), where(series, 2.0, x))
-    return where(inside, where(series, lower, -upper), where(equal(x, 0), 0.0, math.nan))
+    lower = _series_da(where(logical_and(series, inside), a, 1.0),
+                       where(logical_and(series, inside), x, 0.5))
+    upper = _fraction_da(where(series, 1.0, where(inside, a, 1.0)), where(series, 2.0, x))
+    edge = where(logical_and(equal(x, 0), greater(a, 0)), 0.0, math.nan)
+    return where(inside, where(series, lower, -upper), edge)
 
 
 gammainc = elementwise("gammainc", lambda _ans, a, x: _gammainc_da(a, x), _gamma_density,
@@ -286,14 +288,17 @@ def _beta_fraction(a, b, x):
 def _betainc_dab(a, b, x):
     """(dI/da, dI/db) of the regularized incomplete beta function: the fraction for I_x(a, b)
     where x < (a+1)/(a+b+2), else for 1 - I_{1-x}(b, a) (each side keeps its relative
-    accuracy, as Cephes' incbet); 0 at x = 0 and 1, nan outside [0, 1]."""
-    inside = logical_and(greater(x, 0), less(x, 1))
+    accuracy, as Cephes' incbet); 0 at x = 0 and 1; nan outside [0, 1] and for shapes <= 0."""
+    inside = logical_and(logical_and(greater(x, 0), less(x, 1)),
+                         logical_and(greater(a, 0), greater(b, 0)))  # else nan, as SciPy
     direct = logical_and(inside, less(x, (a + 1) / (a + b + 2)))
     swap = logical_and(inside, logical_not(direct))
     da, db = _beta_fraction(where(direct, a, 1.0), where(direct, b, 1.0),
                             where(direct, x, 0.25))  # 0.25: the other side's stand-in
     jb, ja = _beta_fraction(where(swap, b, 1.0), where(swap, a, 1.0), where(swap, 1 - x, 0.25))
-    edge = where(logical_or(equal(x, 0), equal(x, 1)), 0.0, math.nan)
+    ends = logical_and(logical_or(equal(x, 0), equal(x, 1)),
+                       logical_and(greater(a, 0), greater(b, 0)))
+    edge = where(ends, 0.0, math.nan)
     return (where(direct, da, where(swap, -ja, edge)), where(direct, db, where(swap, -jb, edge)))
 
 
