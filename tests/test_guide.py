@@ -175,3 +175,11 @@ def test_scipy_recipe_works_on_every_backend(backend, to_backend):
     fitted = unravel(res.x)
     assert type(fitted["a"]) is type(t) and res.success
     assert np.allclose([float(fitted["a"]), float(fitted["b"])], [2.0, 0.7], atol=1e-4)
+
+
+def test_readme_links_the_guide_and_the_reference_and_its_links_resolve():
+    readme = (ROOT / "README.md").read_text()
+    links = re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", readme)
+    assert {"docs/guide/index.md", "docs/api/index.md"} <= set(links)
+    broken = [link for link in links if "://" not in link and not (ROOT / link).exists()]
+    assert not broken, f"README.md links to files that do not exist: {broken}"
