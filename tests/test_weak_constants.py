@@ -128,3 +128,9 @@ def test_two_strong_backends_are_an_error_naming_both():
 def test_two_devices_are_still_an_error():
     with pytest.raises(BackendMismatchError, match=r"two devices.*cpu.*meta"):
         dk.grad(lambda x: dnp.sum(x * torch.ones(2, device="meta")))(torch.ones(2))
+
+
+def test_a_numpy_value_that_cannot_move_is_named():
+    with pytest.raises(BackendMismatchError, match=r"argument 1 of 'add', a ndarray of dtype "
+                                                   r"<U1, cannot move to torch\.Tensor"):
+        dnp.add(torch.ones(2), np.array(["a", "b"]))

@@ -105,9 +105,8 @@ def dispatch_slow(prim, args: tuple, params: dict):
                 f"and {b.describe(a)}; convert one with dk.asarray(x, backend=...)"
             )
     if backend is not None:
-        device = getattr(first, "device", None)
         for i in weak:
-            args[i] = backend.asarray(args[i], device=device)
+            args[i] = _move(prim, i, args[i], backend, first)
     elif weak:
         backend = reg.default_backend
     else:
@@ -123,6 +122,18 @@ def dispatch_slow(prim, args: tuple, params: dict):
         if better is e:
             raise
         raise better from e
+
+
+def _move(prim, position: int, value, backend, strong):
+    """Weak constant `value` on the backend and device of the strong array `strong`."""
+    try:
+        return backend.asarray(value, device=getattr(strong, "device", None))
+    except Exception as e:
+        raise BackendMismatchError(
+            f"argument {position} of {prim.name!r}, a {type(value).__name__} of dtype "
+            f"{getattr(value, 'dtype', '?')}, cannot move to {backend.describe(strong)} "
+            f"like the other arguments: {e}"
+        ) from None
 
 
 def default_backend(reg=None):
