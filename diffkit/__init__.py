@@ -16,7 +16,7 @@ __version__ = "0.1.0"
 __all__ = [
     "grad", "value_and_grad", "vjp", "jvp", "linearize", "jacfwd", "jacrev", "hessian", "hvp",
     "custom_vjp", "custom_jvp", "stop_gradient", "tree", "asarray", "checkpoint", "remat",
-    "default_backend", "DiffkitError",
+    "default_backend", "make_program", "DiffkitError",
 ]
 
 _LAZY = {  # public name -> the module that defines it
@@ -25,7 +25,7 @@ _LAZY = {  # public name -> the module that defines it
     "custom_vjp": "diffkit.custom", "custom_jvp": "diffkit.custom",
     "asarray": "diffkit.convert", "checkpoint": "diffkit.checkpoint", "tree": "diffkit.tree",
     "remat": "diffkit.checkpoint", "torch": "diffkit.torch",
-    "default_backend": "diffkit.defaults",
+    "default_backend": "diffkit.defaults", "make_program": "diffkit.programs",
 }
 
 

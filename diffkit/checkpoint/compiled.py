@@ -20,6 +20,7 @@ import weakref
 
 import numpy as np
 
+from diffkit.checkpoint.stepcheck import RngState
 from diffkit.core import pytree
 from diffkit.core.program import GuardFailed, NotProgrammable, ProgramTrace, ProgramTracer
 from diffkit.core.program_passes import peak_bytes, ref, split
@@ -160,6 +161,13 @@ class CompiledStep:
 
     # -- tracing ----------------------------------------------------------------------
     def _trace_new(self, leaves, i, sig):
+        rng = RngState()  # tracing must not consume the global generators' draws
+        try:
+            return self._trace_checked(leaves, i, sig)
+        finally:
+            rng.restore()
+
+    def _trace_checked(self, leaves, i, sig):
         try:
             entry, outs, residuals = self._trace(leaves, i, sig)
             if not self.entries:  # the first program: trace again, expect the same program

@@ -328,7 +328,8 @@ class Executor:
                          + self.io.nbytes(n))  # after step 0: a scan's y_i is known
         compiled = self.compiled if self.compiled is not None and self.compiled.on else None
         eager = None
-        if compiled is None or not compiled.entries:  # tape step 0: what running eagerly takes
+        if compiled is None or not (compiled.entries or compiled.insist):  # tape step 0:
+            # what running it eagerly takes (compile=True traces without asking)
             first = self._tape(self.state0, 0, LiveBytesTrace)
             tape = first[1].tape
             kept, live = tape.nbytes(), tape.stop()
