@@ -34,7 +34,9 @@ class Backend:
         inexact: `inexact(dtype) -> bool | None`: whether values of one of its dtypes carry
             derivatives (floating or complex); None for a dtype that is not its own.
         default: lists, tuples and Python numbers become arrays of this backend (diffkit's
-            NumPy backend); at most one backend is the default.
+            NumPy backend) unless `dk.default_backend` names another, and its arrays are weak
+            constants: next to another backend's array they move to it; at most one backend
+            is the default.
     """
 
     name: str
@@ -174,7 +176,8 @@ class Registry:
     # -- types -------------------------------------------------------------------------
     @property
     def default_backend(self) -> Backend:
-        """The backend that lists, tuples and Python numbers become arrays of."""
+        """The backend whose arrays are weak (NumPy's); lists and numbers become its arrays
+        unless `dk.default_backend` names another (`core.dispatch.default_backend`)."""
         for b in self.backends.values():
             if b.default:
                 return b
