@@ -153,3 +153,32 @@ def test_loop_under_the_exact_plan_matches_store_all(tmp_path, to_backend, w, r)
     for a, b in zip(g, g_all, strict=True):
         np.testing.assert_allclose(to_numpy(a), to_numpy(b), rtol=1e-12, atol=1e-14)
     assert os.listdir(tmp_path) == []
+
+
+def test_loop_over_three_tiers_matches_store_all(tmp_path, to_backend):
+    """RAM, a small 'host' directory tier and a large 'disk': the plan writes to both."""
+    u0 = to_backend(np.linspace(0.1, 1.0, 64))
+    g_all = dk.grad(_loss({"budget": {"memory": "1GiB"}}, 30))(u0, 1.3)
+
+    def budget(memory):
+        return {"budget": {"memory": memory, "tiers": [
+            {"name": "host", "path": str(tmp_path / "host"), "size": 3000, "write": 0.2,
+             "read": 0.2},
+            {"name": "disk", "path": str(tmp_path / "disk"), "size": "1MiB", "write": 4.0,
+             "read": 0.3}]}, "schedule": "multilevel"}
+
+    with pytest.raises(BudgetError, match="at least") as info:
+        dk.grad(_loss(budget(1), 30))(u0, 1.3)
+    least = int(re.search(r"at least ([\d,]+) bytes", str(info.value)).group(1).replace(",", ""))
+    for extra in range(0, 64 * 2**10, 256):
+        try:
+            g = dk.grad(_loss(budget(least + extra), 30))(u0, 1.3)
+            break
+        except BudgetError:
+            continue
+    rep = dk.checkpoint.last_report()
+    assert isinstance(rep.plan.schedule, Optimal)
+    held = rep.plan.slots
+    assert held["host"] > 0 and held["disk"] > 0
+    np.testing.assert_allclose(to_numpy(g), to_numpy(g_all), rtol=1e-12, atol=1e-14)
+    assert not any(any(p.iterdir()) for p in tmp_path.iterdir())  # every run dir removed
