@@ -11,6 +11,7 @@ import pytest
 
 import diffkit as dk
 import diffkit.numpy as dnp
+from diffkit.core.tracer import Tracer
 from diffkit.scipy.special import logsumexp
 from diffkit.testing import check_grads, to_numpy
 
@@ -150,3 +151,33 @@ def test_program_gradients_agree_on_torch(name, to_backend):
                    argnums=tuple(range(n)))(*[conv(a) for a in diff_args])
     for a, b in zip(g_be, g_np, strict=True):
         np.testing.assert_allclose(to_numpy(a), to_numpy(b), rtol=1e-10, atol=1e-12)
+
+
+METHODS = {
+    "repeat": lambda a: a.repeat(2, axis=0), "argsort": lambda a: a.argsort(axis=0),
+    "itemsize": lambda a: a.itemsize, "nbytes": lambda a: a.nbytes,
+    "std-ddof": lambda a: a.std(ddof=1), "T": lambda a: a.T, "mT": lambda a: a.mT,
+    "negative-step": lambda a: a[::-1, :, ::-2], "mixed-index": lambda a: a[1, :, [0, 2]],
+    "astype": lambda a: a.astype(np.float32), "flatten": lambda a: a.flatten(),
+    "cumprod": lambda a: a.cumprod(), "argmax": lambda a: a.argmax(axis=1),
+}
+
+
+@pytest.mark.parametrize("method", METHODS.values(), ids=METHODS.keys())
+def test_traced_values_have_numpys_methods_on_every_backend(method, backend, to_backend):
+    """A traced tensor answers NumPy's methods as an ndarray does (a raw tensor keeps torch's:
+    docs/conventions.md), so the same program runs on every backend."""
+    x = rng.uniform(0.1, 1.0, size=(2, 3, 4))
+    seen = []
+
+    def f(a):
+        seen.append(method(a))
+        return dnp.sum(a)
+
+    dk.grad(f)(to_backend(x))
+    got = seen[0]
+    got = got._base() if isinstance(got, Tracer) else got
+    want = method(x)
+    np.testing.assert_allclose(to_numpy(got) if hasattr(got, "shape") else got, want,
+                               rtol=1e-6)
+    assert np.shape(to_numpy(got) if hasattr(got, "shape") else got) == np.shape(want)

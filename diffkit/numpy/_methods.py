@@ -142,6 +142,11 @@ class _Methods:
     conjugate = lambda self: _el.conj(self)
     round = lambda self, decimals=0, out=None: _el.round(self, decimals, out)
     diagonal = lambda self, offset=0, axis1=0, axis2=1: _ix.diagonal(self, offset, axis1, axis2)
+    repeat = lambda self, repeats, axis=None: _sh.repeat(self, repeats, axis)
+    argsort = lambda self, axis=-1, kind=None, order=None, *, stable=None: _ix.argsort(
+        self, axis, kind, order, stable=stable)
+    itemsize = property(lambda self: self.dtype.itemsize)  # NumPy's and torch's dtypes have it
+    nbytes = property(lambda self: self.size * self.dtype.itemsize)
 
 
 def install_tracer_methods() -> None:
