@@ -28,7 +28,7 @@ from diffkit.primitives.elementwise import (
     subtract,
     where,
 )
-from diffkit.primitives.reductions import any as any_
+from diffkit.primitives.reductions import all as all_
 from diffkit.primitives.sampling import SHAPES, away_from, cases, uniform
 
 _2_SQRTPI = 2 / math.sqrt(math.pi)
@@ -128,30 +128,51 @@ def _eps(x) -> float:
     return 2.0 ** -23 if "float32" in kind else 2.0 ** -10 if "float16" in kind else 2.0 ** -52
 
 
-def _settled(eps, value, *derivatives) -> bool:
-    """Each argument a pair (change, size): every value's change within eps of its size,
-    every derivative's within 32 eps (the convergents' derivatives jitter by a few eps once
-    settled). Products, not quotients: a size may be 0."""
-    return not (bool(any_.bind(greater(abs(value[0]), eps * abs(value[1]))))
-                or any(bool(any_.bind(greater(abs(d), 32 * eps * abs(size))))
-                       for d, size in derivatives))
+def _settled(eps, value, *derivatives):
+    """Each argument a pair (change, size): where the value's change is within eps of its
+    size and every derivative's within 32 eps (the convergents' derivatives jitter by a few
+    eps once settled). Products, not quotients: a size may be 0."""
+    ok = less_equal(abs(value[0]), eps * abs(value[1]))
+    for d, size in derivatives:
+        ok = logical_and(ok, less_equal(abs(d), 32 * eps * abs(size)))
+    return ok
+
+
+class _Settling:
+    """Keeps each element's values from the step its iteration settled (later steps only
+    jitter it), and says when every element has; the unsettled ones end as nan."""
+
+    def __init__(self):
+        self.kept, self.done = None, None
+
+    def step(self, values, now) -> bool:
+        if self.done is None:
+            self.kept, self.done = list(values), now
+        else:
+            self.kept = [where(self.done, k, v) for k, v in zip(self.kept, values, strict=True)]
+            self.done = logical_or(self.done, now)
+        return bool(all_.bind(self.done))
+
+    def result(self, out):
+        return where(self.done, out, math.nan)
 
 
 def _series_da(a, x):
     """dP/da where x <= max(a, 1): P = x^a e^-x / Gamma(a+1) * sum_n x^n / ((a+1)...(a+n)),
     differentiated term by term (Cephes' series, as XLA's IgammaSeries derivative mode)."""
     r, c, s, dc, ds, eps = a, 1.0, 1.0, 0.0, 0.0, _eps(x)
+    settling = _Settling()
     for _ in range(_MAX_TERMS):
         r = r + 1
         dc = dc * (x / r) - c * x / (r * r)
         ds = ds + dc
         c = c * (x / r)
         s = s + c
-        if _settled(eps, (c, s), (dc, ds)):
+        if settling.step((s, ds), _settled(eps, (c, s), (dc, ds))):
             break
-    else:
-        return math.nan
-    return exp(a * log(x) - x - gammaln.bind(a + 1)) * (s * (log(x) - digamma.bind(a + 1)) + ds)
+    s, ds = settling.kept
+    return settling.result(exp(a * log(x) - x - gammaln.bind(a + 1))
+                           * (s * (log(x) - digamma.bind(a + 1)) + ds))
 
 
 def _fraction_da(a, x):
@@ -162,6 +183,7 @@ def _fraction_da(a, x):
     dp2, dq2, dp1, dq1 = 0.0, 0.0, 0.0, -x
     f = p1 / q1
     df = (dp1 - f * dq1) / q1
+    settling = _Settling()
     for _ in range(_MAX_TERMS):
         c, y, z = c + 1, y + 1, z + 2
         yc = y * c
@@ -169,25 +191,25 @@ def _fraction_da(a, x):
         dp, dq = dp1 * z - p1 - dp2 * yc + p2 * c, dq1 * z - q1 - dq2 * yc + q2 * c
         f_new = p / q
         df_new = (dp - f_new * dq) / q
-        change, dchange = (f - f_new, f_new), (df - df_new, df_new)
+        now = _settled(eps, (f - f_new, f_new), (df - df_new, df_new))
         f, df = f_new, df_new
         p2, q2, p1, q1, dp2, dq2, dp1, dq1 = p1, q1, p, q, dp1, dq1, dp, dq
         scale = where(greater(abs(p), 1 / eps), eps, 1.0)  # keeps p, q finite
         p2, q2, p1, q1 = p2 * scale, q2 * scale, p1 * scale, q1 * scale
         dp2, dq2, dp1, dq1 = dp2 * scale, dq2 * scale, dp1 * scale, dq1 * scale
-        if _settled(eps, change, dchange):
+        if settling.step((f, df), now):
             break
-    else:
-        return math.nan
-    return exp(a * log(x) - x - gammaln.bind(a)) * (f * (log(x) - digamma.bind(a)) + df)
+    f, df = settling.kept
+    return settling.result(exp(a * log(x) - x - gammaln.bind(a))
+                           * (f * (log(x) - digamma.bind(a)) + df))
 
 
 def _gammainc_da(a, x):
     """dP(a, x)/da, P the regularized lower incomplete gamma function: the series where
     x <= max(a, 1), minus dQ/da by the continued fraction above (each accurate relative to
     its own side, as SciPy's P and Q). Written with primitives, so it is differentiated again
-    for higher orders. 0 at x = 0; nan for a <= 0 and on a side whose iteration has not
-    settled in 2000 steps (never an unsettled value)."""
+    for higher orders. 0 at x = 0; nan for a <= 0 and where the iteration has not settled
+    in 2000 steps (never an unsettled value)."""
     series = logical_or(less_equal(x, 1), less_equal(x, a))
     inside = logical_and(greater(x, 0), greater(a, 0))  # a <= 0: nan, as SciPy's P
     # each side computes on the other side's elements too: give them values it handles
@@ -263,7 +285,7 @@ def _beta_fraction(a, b, x):
     eps = _eps(x)
     pa, pb = _Dual(a, 1.0, 0.0), _Dual(b, 0.0, 1.0)
     c, d = _Dual(1.0), 1 / (1 - (pa + pb) * x / (pa + 1))
-    h = d
+    h, settling = d, _Settling()
     for m in range(1, _MAX_TERMS):
         aa = m * (pb - m) * x / ((pa + (2 * m - 1)) * (pa + 2 * m))
         d, c = 1 / (1 + aa * d), 1 + aa / c
@@ -271,18 +293,17 @@ def _beta_fraction(a, b, x):
         aa = -1.0 * (pa + m) * (pa + pb + m) * x / ((pa + 2 * m) * (pa + (2 * m + 1)))
         d, c = 1 / (1 + aa * d), 1 + aa / c
         new = h * d * c
-        settled = _settled(eps, (new.v - h.v, new.v), (new.da - h.da, new.da),
-                           (new.db - h.db, new.db))
+        now = _settled(eps, (new.v - h.v, new.v), (new.da - h.da, new.da),
+                       (new.db - h.db, new.db))
         h = new
-        if settled:
+        if settling.step((h.v, h.da, h.db), now):
             break
-    else:
-        return math.nan, math.nan
+    h = _Dual(*settling.kept)
     both = digamma.bind(a + b)
     front = exp(subtract(xlogy.bind(a, x) + xlog1py.bind(b, -x), betaln.bind(a, b))) / a
     da = front * (h.v * (log(x) - digamma.bind(a) + both - 1 / a) + h.da)
     db = front * (h.v * (log1p(-x) - digamma.bind(b) + both) + h.db)
-    return da, db
+    return settling.result(da), settling.result(db)
 
 
 def _betainc_dab(a, b, x):
