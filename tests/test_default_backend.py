@@ -20,6 +20,7 @@ CREATED = {
     "full": lambda: dnp.full(2, 1.5), "arange": lambda: dnp.arange(0.0, 1.0, 0.5),
     "linspace": lambda: dnp.linspace(0, 1, 3), "array": lambda: dnp.array([1.0, 2.0]),
     "tri": lambda: dnp.tri(2), "numbers": lambda: dnp.sin(1.0),
+    "list-operand": lambda: dnp.sin([1.0, 2.0]),
 }
 
 

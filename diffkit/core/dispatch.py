@@ -194,4 +194,6 @@ def _coerce(reg, prim, position: int, value):
             f"argument {position} of {prim.name!r} is a {type(value).__name__} that does "
             f"not convert to a numeric array: {value!r}"
         )
+    if d.dtype is not None and str(out.dtype).endswith("float64"):  # Python floats
+        out = backend.asarray(out, dtype=d.dtype)
     return out
