@@ -288,7 +288,8 @@ def killed():
 
 def main(cases):
     global R, N
-    dkd.init(timeout_s=float(os.environ.get("DIFFKIT_TEST_TIMEOUT", "60")))
+    dkd.init(communicator=os.environ.get("DIFFKIT_TEST_COMM", "torch"),
+             timeout_s=float(os.environ.get("DIFFKIT_TEST_TIMEOUT", "60")))
     R, N = dkd.rank(), dkd.world_size()
     for case in cases:
         if case == "killed":

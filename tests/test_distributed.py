@@ -102,6 +102,29 @@ def test_a_killed_rank_is_named_by_the_others_within_the_timeout():
     assert time.monotonic() - t0 < 60
 
 
+def _mpi_runtime() -> str | None:
+    """mpiexec, when mpi4py and an MPI library are installed (pip install 'diffkit[mpi]')."""
+    import importlib.util
+    import shutil
+
+    return shutil.which("mpiexec") if importlib.util.find_spec("mpi4py") else None
+
+
+@needs_torch
+@pytest.mark.skipif(_mpi_runtime() is None,
+                    reason="no MPI runtime (pip install mpi4py mpich to test the mpi plugin)")
+def test_the_mpi_communicator_plugin_passes_the_same_checks(tmp_path):
+    """The same checks with `dkd.init(communicator="mpi")` under `mpiexec -n 2`: the
+    communicator is a plugin (entry point `mpi`), the transport mpi4py's."""
+    env = {**os.environ, "DIFFKIT_TEST_COMM": "mpi", "DIFFKIT_TEST_DISK": str(tmp_path),
+           "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([_mpi_runtime(), "-n", "2", sys.executable, str(CASES),
+                           "collectives", "halos", "loops", "disk"],
+                          capture_output=True, text=True, timeout=240, env=env)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    assert proc.stdout.count("ok ") == 2 * CHECKS, proc.stdout[-3000:]
+
+
 # -- one process: the same API, every collective the identity --------------------------------
 def test_one_rank_without_a_process_group(to_backend):
     x = to_backend(np.arange(6.0).reshape(2, 3))
@@ -128,9 +151,9 @@ def test_bad_arguments_are_errors_naming_them():
     with pytest.raises(dkd.DistributedError, match=r"halo_exchange: width=4 must be an int "
                                                    r"from 0 to the block's length along axis 0"):
         dkd.halo_exchange(x, 4)
-    with pytest.raises(dkd.DistributedError, match=r"no communicator 'mpi'; installed "
-                                                   r"plugins provide \['local', 'torch'\]"):
-        dkd.init(communicator="mpi")
+    with pytest.raises(dkd.DistributedError, match=r"no communicator 'shmem'; installed "
+                                                   r"plugins provide \['local', 'mpi', 'torch'\]"):
+        dkd.init(communicator="shmem")
 
 
 def test_reduce_scatter_needs_equal_blocks(monkeypatch):
@@ -164,3 +187,10 @@ def test_heat_example_under_torchrun_matches_one_process():
     assert diff and float(diff.group(1)) < 1e-12, runs[2]
     err = [re.search(r"recovered initial field: (\S+);", runs[n]).group(1) for n in (1, 2)]
     assert err[0] == err[1], runs
+
+
+def test_the_mpi_communicator_without_mpi4py_says_what_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "mpi4py", None)  # as if not installed
+    with pytest.raises(dkd.DistributedError, match=r"communicator 'mpi' needs mpi4py and an "
+                                                   r"MPI library: pip install 'diffkit\[mpi\]'"):
+        dkd.init(communicator="mpi")
