@@ -23,7 +23,7 @@ import numpy as np
 from diffkit.checkpoint.stepcheck import RngState
 from diffkit.core import pytree
 from diffkit.core.program import GuardFailed, NotProgrammable, ProgramTrace, ProgramTracer
-from diffkit.core.program_passes import peak_bytes, ref, split
+from diffkit.core.program_passes import cse, peak_bytes, ref, split
 from diffkit.core.program_run import compile_program
 from diffkit.core.program_vjp import transpose
 from diffkit.core.tracer import Tracer
@@ -251,10 +251,12 @@ class _Entry:
     def __init__(self, body, n_fwd, inputs, outs, in_cts, slots, sig):
         ins = [t.var for t in inputs]
         bwd_outs = [None if c is None else ref(c) for c in in_cts]
+        flows = [r for r in bwd_outs if r is not None]
+        self.traced = body[:n_fwd]  # as recorded: the determinism check compares traces
+        body, renamed, n_fwd = cse(body, [ref(o) for o in outs] + flows, n_fwd)
         fwd, plain, bwd, self.residuals = split(
-            body, n_fwd, ins, [ref(o) for o in outs], [c.var for c in slots.values()],
-            [r for r in bwd_outs if r is not None])
-        self.traced = body[:n_fwd]  # for the determinism check
+            body, n_fwd, ins, renamed[:len(outs)], [c.var for c in slots.values()],
+            renamed[len(outs):])
         self.sig, self.n_out = sig, len(outs)
         self.ct_slots = list(slots)  # output positions that take a cotangent
         self.zeros = {k: _zero_maker(_primal(outs[k])) for k in self.ct_slots}

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from diffkit.core.program import Eqn, Guard, Lit, Program, Var
 
-__all__ = ["ref", "prune", "split", "last_uses", "peak_bytes"]
+__all__ = ["ref", "prune", "split", "last_uses", "peak_bytes", "cse"]
 
 
 def ref(x):
@@ -16,6 +16,55 @@ def ref(x):
 
 def _reads(item):
     return (item.var,) if type(item) is Guard else item.ins
+
+
+def cse(body, outs, boundary: int):
+    """Common subexpressions merged: an equation applying the same primitive, with the same
+    parameters, to the same inputs as an earlier one reuses its outputs (VJP rules often
+    compute one term twice). Items before and after `boundary` (the forward and the
+    backward part) are merged only among themselves, so that merging never turns a
+    recomputation into a kept residual. Returns (new body, `outs` renamed, new boundary)."""
+    alias: dict[int, Var] = {}
+    seen: dict = {}
+    new = []
+    rename = lambda v: alias.get(v.n, v) if type(v) is Var else v  # noqa: E731
+    cut = None
+    for k, item in enumerate(body):
+        if k == boundary:
+            seen, cut = {}, len(new)
+        if type(item) is Guard:
+            new.append(Guard(rename(item.var), item.kind, item.expected, item.what))
+            continue
+        ins = [rename(v) for v in item.ins]
+        key = _key(item.prim, ins, item.params)
+        first = seen.get(key) if key is not None else None
+        if first is not None:
+            alias.update((o.n, f) for o, f in zip(item.outs, first.outs, strict=True))
+            continue
+        eqn = Eqn(item.prim, ins, item.params, item.outs, item.kernel)
+        if key is not None:
+            seen[key] = eqn
+        new.append(eqn)
+    return new, [rename(v) for v in outs], len(new) if cut is None else cut
+
+
+def _key(prim, ins, params):
+    """A hashable identity of an application, or None when a parameter or constant is not
+    simple enough to compare cheaply (arrays)."""
+    parts = []
+    for v in ins:
+        if type(v) is Var:
+            parts.append(v.n)
+        elif type(v.value) in (int, float, complex, bool):
+            parts.append((type(v.value), v.value))
+        else:
+            parts.append(("id", id(v.value)))
+    try:
+        frozen = tuple(sorted(params.items()))
+        hash(frozen)
+    except TypeError:
+        return None
+    return prim, tuple(parts), frozen
 
 
 def prune(body, outs, guards: bool = True, skip: frozenset = frozenset()) -> list:
