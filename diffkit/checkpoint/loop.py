@@ -49,6 +49,10 @@ def loop(step: Callable, state0, n_steps: int, args: tuple = (),
     the same result when a state is recomputed: `check_recompute` compares a fingerprint of
     every recomputed state with the forward sweep's (an error names the step);
     `preserve_rng_state` replays the global NumPy and torch generators on recomputation.
+
+    Under a gradient the step is traced once into forward and backward programs that every
+    step replays (`compile="auto"`, the default; True makes a step that cannot be compiled
+    an error, False runs its Python at every step; docs/checkpointing.md, "Compiled steps").
     With a budget whose plan stores states on disk, `resume=True` (or a run id) keeps the
     forward sweep's disk snapshots across a kill, and running the same program again
     continues from the last one (`diffkit.checkpoint.resume`).
