@@ -113,7 +113,7 @@ def online_grid():
 
     for s, n_max in TABLE_RANGE.items():
         t = time.perf_counter()
-        best, _ = search(s, n_max, 1.05 if s > 3 else 1.2)
+        best, _ = search(s, n_max, {2: 1.2, 3: 1.2, 4: 1.04, 5: 1.03}.get(s, 1.02))
         costs = online_costs(s, n_max, set(range(1, n_max + 1)))
         ours = max(costs[n] / predict(n, s).forward_advances for n in costs)
         print(f"  s={s} n<={n_max}: Online {ours:.4f}, best achievable {best:.4f} "

@@ -28,7 +28,9 @@ Comput. 31(4)) does, choosing the move by its cost:
   worst ratio any online schedule of this protocol reaches there, the offline optimum kept
   for ``n <= C(s+2, 2)``: 1.075 for s = 2 on n <= 15 (the greedy rule: 1.100), 1.0353 for
   s = 3 on n <= 35 (1.0435), 1.0216 for s = 4 on n <= 70 (1.0270), 1.0156 for s = 5 on
-  n <= 56 (1.0260). The greedy rule takes over after the table.
+  n <= 56 (1.0260). The greedy rule takes over after the table. (s = 6 reaches 1.0119 on
+  n <= 84, against 1.0233, but the greedy rule after that table's end is worse on n <= 210,
+  1.041 against 1.032, so s = 6 has no table.)
 At the end, each segment is reversed with offline Revolve using the slots freed so far.
 
 Executor contract (a ``while_loop``)::
