@@ -4,6 +4,7 @@ step, every file removed."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 
@@ -74,6 +75,10 @@ def test_plan_with_io_falls_back_when_the_room_does_not_fit(tmp_path):
     assert io == io_bytes(state) and p.peak_bytes <= roomy.memory
     p, io = plan_with_io(plan, 100, state, roomy, state, 1024, overlap=False)
     assert io == 0
+    exact = load_budget(_budget(tmp_path, memory=100 * state + 1024))
+    exact = dataclasses.replace(exact, schedule="auto")
+    p, io = plan_with_io(plan, 100, state, exact, state, 1024)  # store-all fits, not with room
+    assert type(p.schedule).__name__ == "StoreAll" and io == 0
 
 
 def test_a_failed_background_write_is_an_error_naming_its_step(tmp_path, monkeypatch):

@@ -30,22 +30,31 @@ def io_bytes(state_bytes: int) -> int:
 
 
 def plan_with_io(make_plan, n, state_bytes, budget, tape, reverse, overlap=True):
-    """(plan, io bytes): the plan made with room for overlapped I/O when it stores states below
-    RAM; a plan that stores none, or a budget too small for the room, gets none (the I/O then
-    runs in the caller's thread)."""
-    if overlap and _tiers(budget) and getattr(budget.disk, "overlap", True):
-        io = io_bytes(state_bytes)
-        try:
-            p = make_plan(n, state_bytes, budget, step_tape_bytes=tape, reverse_bytes=reverse + io)
-        except BudgetError:
-            p = None
-        if p is not None and any(v for k, v in p.slots.items() if k != RAM):
-            return p, io
-    return make_plan(n, state_bytes, budget, step_tape_bytes=tape, reverse_bytes=reverse), 0
+    """(plan, io bytes): the plan, made with room for overlapped I/O when the plan without it
+    stores states below RAM and the room fits and pays: the plan with room (fewer RAM slots),
+    its disk time hidden, is predicted no slower. Otherwise no room (the I/O then runs in the
+    caller's thread)."""
+    plain = make_plan(n, state_bytes, budget, step_tape_bytes=tape, reverse_bytes=reverse)
+    if not (overlap and _stores_below_ram(plain) and getattr(budget.disk, "overlap", True)):
+        return plain, 0
+    io = io_bytes(state_bytes)
+    try:
+        roomy = make_plan(n, state_bytes, budget, step_tape_bytes=tape, reverse_bytes=reverse + io)
+    except BudgetError:
+        return plain, 0
+    if not _stores_below_ram(roomy):
+        return plain, 0
+    if plain.time is not None and roomy.time is not None:
+        c = budget.costs
+        hidden = (c.disk_write * roomy.disk_bytes_written
+                  + c.disk_read * roomy.disk_bytes_read) / state_bytes
+        if roomy.time - hidden > plain.time:
+            return plain, 0
+    return roomy, io
 
 
-def _tiers(budget) -> bool:
-    return budget.disk is not None or bool(getattr(budget, "tiers", ()))
+def _stores_below_ram(p) -> bool:
+    return any(v for k, v in p.slots.items() if k != RAM)
 
 
 class DiskIO:
