@@ -30,6 +30,7 @@ __all__ = ["DistributedError", "Communicator", "Local", "TorchCommunicator", "ac
            "set_active", "HEARTBEAT_S"]
 
 HEARTBEAT_S = 0.5  # a rank whose counter stands still for 3 beats is gone
+LINGER_S = 5.0  # how long a failing store host waits for the other survivors to read why
 
 
 class DistributedError(DiffkitError, RuntimeError):
@@ -291,15 +292,30 @@ class _Heartbeat(threading.Thread):
             self.join(timeout=10)
 
     def stopped(self, size: int) -> list[int] | None:
-        """The ranks whose counter did not move over 3 beats (None: store unreachable)."""
+        """The ranks whose counter did not move over 3 beats (None: store unreachable).
+
+        The first rank to find out posts its verdict; later ones read it. A rank that hosts
+        the store (rank 0, launched without torchrun's agent) waits up to `LINGER_S` for the
+        other survivors to know before it may exit and take the store with it."""
+        verdict, readers = f"{self.prefix}verdict", f"{self.prefix}readers"
         try:
             store = self._connect()
-            before = [store.add(f"{self.prefix}{r}", 0) for r in range(size)]
-            time.sleep(3 * HEARTBEAT_S)
-            after = [store.add(f"{self.prefix}{r}", 0) for r in range(size)]
+            if store.check([verdict]):
+                gone = [int(r) for r in store.get(verdict).decode().split(",") if r]
+            else:
+                before = [store.add(f"{self.prefix}{r}", 0) for r in range(size)]
+                time.sleep(3 * HEARTBEAT_S)
+                after = [store.add(f"{self.prefix}{r}", 0) for r in range(size)]
+                gone = [r for r in range(size) if after[r] == before[r]]
+                store.set(verdict, ",".join(map(str, gone)))
+            store.add(readers, 1)  # one more survivor knows
+            if self.rank == 0 and os.environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True":
+                end = time.monotonic() + LINGER_S
+                while store.add(readers, 0) < size - len(gone) and time.monotonic() < end:
+                    time.sleep(0.1)
+            return gone
         except Exception:
             return None
-        return [r for r in range(size) if after[r] == before[r]]
 
 
 _LOCAL = Local()
