@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -248,3 +249,28 @@ def test_a_scan_resumes_with_the_ys_of_the_steps_before(tmp_path, every):
     for a, b in zip(g, g_full, strict=True):
         assert np.array_equal(a, b)
     assert os.listdir(tmp_path) == []
+
+
+def _kind_step(s, i, a):
+    if i == _step.crash_at:
+        raise Crash(i)
+    u, k = s
+    return 0.5 * dnp.sin(u) * a + 0.5 * u, np.int64(k) + 1  # k: an int, then NumPy's
+
+
+def test_a_state_unlike_state0_makes_no_resume_point(tmp_path, caplog):
+    budget = _budget(tmp_path)
+
+    def J(u, crash_at=-1, resume="t"):
+        _step.crash_at = crash_at
+        s = dk.checkpoint.loop(_kind_step, (u, 0), 300, (1.5,), budget, resume=resume)
+        return dnp.sum(s[0])
+
+    u0 = np.linspace(0, 1, 1000)
+    with pytest.raises(Crash), caplog.at_level("WARNING", logger="diffkit"):
+        dk.grad(lambda u: J(u, 200))(u0)
+    assert re.search(r"checkpoint\.loop run 't': the state at step 1 differs from state0 in "
+                     r"structure or leaf types.*no resume point from there on", caplog.text)
+    g = dk.grad(J)(u0)  # started over
+    assert dk.checkpoint.last_report().resumed_from is None
+    np.testing.assert_array_equal(g, dk.grad(lambda u: J(u, resume=False))(u0))

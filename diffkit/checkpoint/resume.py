@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import re
 import shutil
@@ -206,7 +207,12 @@ class Run:
         if self.stopped:
             return
         if entry.tree != self.tree or entry.kinds != self.kinds:
-            self._log({"stop": f"the state at step {key[1]} differs in structure from state0"})
+            why = (f"the state at step {key[1]} differs from state0 in structure or leaf "
+                   f"types, so it could not be rebuilt on resume")
+            self._log({"stop": why})
+            logging.getLogger("diffkit").warning("%s run %r: %s; no resume point from there "
+                                                 "on (keep the state's leaf types fixed)",
+                                                 self.name, self.id, why)
             self.stopped = True
             return
         self.written_keys.add(key)
