@@ -236,12 +236,6 @@ def test_cholesky_cotangent_on_the_read_triangle():
 
 
 # -- errors ------------------------------------------------------------------------------------
-def test_real_only_rules_say_so():
-    h = AC + AC.conj().T + 10 * np.eye(3)
-    with pytest.raises(RuleError, match="cholesky supports real input only"):
-        dk.vjp(L.cholesky, h)[1](np.ones((3, 3), complex))
-
-
 def test_svd_full_matrices_derivative_error():
     with pytest.raises(RuleError, match="full_matrices=True.*non-square 5x3"):
         dk.jvp(lambda a: L.svd(a)[0], (TALL,), (TALL,))

@@ -2,13 +2,16 @@
 
 Everything is batched over leading axes (the matrix is the last two). Complex numbers
 follow JAX: a VJP is the plain transpose (no conjugation) of the R-linear JVP under the
-pairing Re(sum(u * v)). inv, solve, det, slogdet and pinv accept complex input; the
-rules of cholesky, eigh, svd and qr are real-only and say so when given complex input.
+pairing Re(sum(u * v)); every rule here accepts complex input. Eigen- and singular vectors
+of complex matrices are unique up to a phase each: the JVPs fix it as JAX does (v_i^H dv_i
+real for eigh and for svd's V, the imaginary diagonal term in U), so only phase-invariant
+losses (|v|^2, U diag(s) V^H, projectors) have a meaningful derivative.
 
 The decompositions that read one triangle (cholesky, eigh) are differentiated as the
-kernels compute them: a perturbation of the unread triangle changes nothing, so the
-tangent seen is the symmetric completion of the read triangle, and a cotangent lands on
-the read triangle only (off-diagonal entries doubled, for a symmetric cotangent).
+kernels compute them: a perturbation of the unread triangle changes nothing (nor, for
+complex input, of the diagonal's imaginary part: LAPACK ignores it), so the tangent seen
+is the Hermitian completion of the read triangle, and a cotangent lands on the read
+triangle only (off-diagonal entries doubled, for a Hermitian cotangent).
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from diffkit.core.zeros import is_zero
 from diffkit.errors import RuleError
 from diffkit.primitives.creation import eye, ones_like
 from diffkit.primitives.elementwise import abs as absolute
-from diffkit.primitives.elementwise import conj, is_complex, real, stop_gradient, where
+from diffkit.primitives.elementwise import conj, imag, is_complex, real, stop_gradient, where
 from diffkit.primitives.indexing import getitem
 from diffkit.primitives.reductions import _others, prod, sum_over
 from diffkit.primitives.reductions import max as amax
@@ -53,32 +56,30 @@ def _diag(x):
     return getitem.bind(x, idx=(Ellipsis, i, i))
 
 
-def _diag_embed(v):
-    return v[..., None, :] * _eye(v.shape[-1], v)
+def _diag_embed(v, like=None):
+    """diag(v), batched, of `like`'s dtype if given (torch's matmul wants equal dtypes)."""
+    return v[..., None, :] * _eye(v.shape[-1], v if like is None else like)
 
 
-def _real_only(name, *xs):
-    for x in xs:
-        if is_complex(x):
-            raise RuleError(
-                f"the derivative of linalg.{name} supports real input only; got dtype "
-                f"{x.dtype}. Split the problem into real and imaginary parts, or use a "
-                f"real-symmetric embedding [[Re, -Im], [Im, Re]]."
-            )
+def _real_diag(x):
+    """x with the imaginary part of its diagonal dropped (a no-op for real x)."""
+    if not is_complex(x):
+        return x
+    return x - 1j * _diag_embed(imag(_diag(x)))
 
 
 def _sym_from(t, uplo):
-    """The symmetric matrix the kernel sees when it reads only the `uplo` triangle of t."""
+    """The Hermitian matrix the kernel sees when it reads only the `uplo` triangle of t."""
     if uplo == "L":
-        return tril.bind(t, k=0) + _T(tril.bind(t, k=-1))
-    return triu.bind(t, k=0) + _T(triu.bind(t, k=1))
+        return _real_diag(tril.bind(t, k=0) + _H(tril.bind(t, k=-1)))
+    return _real_diag(triu.bind(t, k=0) + _H(triu.bind(t, k=1)))
 
 
 def _sym_from_T(s, uplo):
     """Transpose of `_sym_from`: the cotangent lands on the read triangle."""
     if uplo == "L":
-        return tril.bind(s, k=0) + tril.bind(_T(s), k=-1)
-    return triu.bind(s, k=0) + triu.bind(_T(s), k=1)
+        return _real_diag(tril.bind(s, k=0) + tril.bind(_H(s), k=-1))
+    return _real_diag(triu.bind(s, k=0) + triu.bind(_H(s), k=1))
 
 
 def _inv_gap(w):
@@ -154,6 +155,13 @@ def _adjugate(a, d):
     s_j) U^H, which has no division (JAX uses an LU cofactor solve to the same end)."""
     if not _near_singular(a, d):
         return d[..., None, None] * inv.bind(a)
+    if is_complex(a) and isinstance(a, Tracer):
+        # phase and V diag(..) U^H each turn as 1/s_min there (|det| is not smooth at 0),
+        # cancelling only to ~1e-3: refuse rather than return a wrong second derivative
+        raise RuleError(
+            f"the second derivative of det at a (near-)singular complex matrix (shape "
+            f"{tuple(a.shape)}) is not supported; the first derivative is. Perturb the "
+            f"matrix away from singularity, or differentiate det of a real matrix.")
     u, s, vh = svd.bind(a, full_matrices=False)
     phase = det.bind(u) * det.bind(vh)
     return phase[..., None, None] * (_H(vh) * _others(s, -1)[..., None, :]) @ _H(u)
@@ -204,15 +212,13 @@ def _phi(x):
 
 
 def _cholesky_jvp(t, ans, a):
-    _real_only("cholesky", a)
     linv = inv.bind(ans)
-    return ans @ _phi(linv @ _sym_from(t, "L") @ _T(linv))
+    return ans @ _phi(linv @ _sym_from(t, "L") @ _H(linv))
 
 
 def _cholesky_vjp(g, ans, a):
-    _real_only("cholesky", a)
     linv = inv.bind(ans)
-    return _sym_from_T(_T(linv) @ _phi(_T(ans) @ g) @ linv, "L")
+    return _sym_from_T(_T(linv) @ _phi(_T(ans) @ g) @ _conj(linv), "L")
 
 
 def _spd(r, shape):
@@ -227,22 +233,21 @@ cholesky = Primitive(
 
 
 def _eigh_jvp(tangents, ans, a, UPLO="L"):
-    _real_only("eigh", a)
     w, v = ans
-    m = _T(v) @ _sym_from(tangents[0], UPLO) @ v
-    return _diag(m), v @ (_inv_gap(w) * m)
+    m = _H(v) @ _sym_from(tangents[0], UPLO) @ v
+    dw = _diag(m)
+    return real(dw) if is_complex(dw) else dw, v @ (_inv_gap(w) * m)
 
 
 def _eigh_vjp(g, ans, a, UPLO="L"):
-    _real_only("eigh", a)
     w, v = ans
     gw, gv = g
     inner = 0
     if not is_zero(gw):
-        inner = _diag_embed(gw)
+        inner = _diag_embed(gw, like=v)
     if not is_zero(gv):
         inner = inner + _inv_gap(w) * (_T(v) @ gv)
-    return (_sym_from_T(v @ inner @ _T(v), UPLO),)
+    return (_sym_from_T(_conj(v) @ inner @ _T(v), UPLO),)
 
 
 def _sym(r, shape):
@@ -261,7 +266,6 @@ eigh = Primitive(
 
 # -- SVD, QR ----------------------------------------------------------------------------------
 def _check_svd(a, full_matrices):
-    _real_only("svd", a)
     m, n = a.shape[-2:]
     if full_matrices and m != n:
         raise RuleError(
@@ -272,45 +276,55 @@ def _check_svd(a, full_matrices):
 
 
 def _svd_jvp(tangents, ans, a, full_matrices=False):
-    """Townsend (2016), "Differentiating the singular value decomposition"; JAX's form."""
+    """Townsend (2016), "Differentiating the singular value decomposition"; JAX's form,
+    with its phase choice for complex input: Im diag(U^H dA V) / s goes to U alone."""
     m, n = _check_svd(a, full_matrices)
     u, s, vh = ans
     t = tangents[0]
-    v = _T(vh)
+    v = _H(vh)
     tv = t @ v
-    ds_mat = _T(u) @ tv
+    ds_mat = _H(u) @ tv
     f = _inv_gap(s * s)
     dss = ds_mat * s[..., None, :]
     sds = s[..., :, None] * ds_mat
-    du = u @ (f * (dss + _T(dss)))
-    dv = v @ (f * (sds + _T(sds)))
+    ou = f * (dss + _H(dss))
+    ds = _diag(ds_mat)
+    if is_complex(ds):
+        ds = real(ds)
+        ou = ou + 1j * _diag_embed(imag(_diag(ds_mat)) / s)
+    du = u @ ou
+    dv = v @ (f * (sds + _H(sds)))
     if m > n:
-        du = du + (tv - u @ (_T(u) @ tv)) / s[..., None, :]
+        du = du + (tv - u @ (_H(u) @ tv)) / s[..., None, :]
     if n > m:
-        tu = _T(t) @ u
+        tu = _H(t) @ u
         dv = dv + (tu - v @ (vh @ tu)) / s[..., None, :]
-    return du, _diag(ds_mat), _T(dv)
+    return du, ds, _H(dv)
 
 
 def _svd_vjp(g, ans, a, full_matrices=False):
+    """The transpose of `_svd_jvp`; for complex input A-bar = conj(U) K V^T (K the
+    cotangent of U^H dA V), written as the real case with conjugations."""
     m, n = _check_svd(a, full_matrices)
     u, s, vh = ans
     gu, gs, gvh = g
     inner = 0
     if not is_zero(gs):
-        inner = _diag_embed(gs)
+        inner = _diag_embed(gs, like=u)
     if not is_zero(gu):
         utgu = _T(u) @ gu
-        inner = inner + (_inv_gap(s * s) * (utgu - _T(utgu))) * s[..., None, :]
+        inner = inner + (_inv_gap(s * s) * (utgu - _H(utgu))) * s[..., None, :]
+        if is_complex(utgu):
+            inner = inner + 1j * _diag_embed(imag(_diag(utgu)) / s)
     if not is_zero(gvh):
-        v, gv = _T(vh), _T(gvh)
-        vtgv = vh @ gv
-        inner = inner + s[..., :, None] * (_inv_gap(s * s) * (vtgv - _T(vtgv)))
-    ga = u @ inner @ vh
+        v, gv = _H(vh), _H(gvh)
+        vtgv = _conj(vh) @ gv
+        inner = inner + s[..., :, None] * (_inv_gap(s * s) * (vtgv - _H(vtgv)))
+    ga = _conj(u) @ inner @ _conj(vh)
     if m > n and not is_zero(gu):
-        ga = ga + ((gu - u @ (_T(u) @ gu)) / s[..., None, :]) @ vh
+        ga = ga + ((gu - _conj(u) @ (_T(u) @ gu)) / s[..., None, :]) @ _conj(vh)
     if n > m and not is_zero(gvh):
-        ga = ga + u @ _T((gv - v @ (vh @ gv)) / s[..., None, :])
+        ga = ga + _conj(u) @ _H((gv - _conj(v) @ (_T(v) @ gv)) / s[..., None, :])
     return (ga,)
 
 
@@ -325,7 +339,6 @@ svd = Primitive(
 
 
 def _check_qr(a):
-    _real_only("qr", a)
     m, n = a.shape[-2:]
     if m < n:
         raise RuleError(
@@ -335,17 +348,22 @@ def _check_qr(a):
 
 
 def _qr_jvp(tangents, ans, a):
+    """JAX's rule; for complex input R's diagonal stays real, as LAPACK returns it, by
+    the imaginary diagonal term of Q^H dQ."""
     _check_qr(a)
     q, r = ans
     t_rinv = _T(solve.bind(_T(r), _T(tangents[0])))
-    qt = _T(q) @ t_rinv
+    qt = _H(q) @ t_rinv
     low = tril.bind(qt, k=-1)
-    do = low - _T(low)
+    do = low - _H(low)
+    if is_complex(qt):
+        do = do + 1j * _diag_embed(imag(_diag(qt)))
     return q @ (do - qt) + t_rinv, (qt - do) @ r
 
 
 def _qr_vjp(g, ans, a):
-    """Walter & Lehmann (2018); Liao et al. (2019): Ā = (Q̄ + Q copyltu(M)) R⁻ᵀ."""
+    """Walter & Lehmann (2018); Liao et al. (2019): Ā = (Q̄ + conj(Q copyltu(M))) R⁻ᵀ,
+    copyltu(M) Hermitian from M's lower triangle with a real diagonal."""
     _check_qr(a)
     q, r = ans
     gq, gr = g
@@ -354,7 +372,7 @@ def _qr_vjp(g, ans, a):
         m = r @ _T(gr)
     if not is_zero(gq):
         m = m - _T(gq) @ q
-    x = q @ (tril.bind(m, k=0) + _T(tril.bind(m, k=-1)))
+    x = _conj(q @ _real_diag(tril.bind(m, k=0) + _H(tril.bind(m, k=-1))))
     if not is_zero(gq):
         x = x + gq
     return (_T(solve.bind(r, _T(x))),)
