@@ -327,3 +327,14 @@ def test_dnp_functions_on_raw_tensors_give_numpys_result(call, dtype):
     assert diffkit_torch.to_numpy(got).dtype == want.dtype and tuple(got.shape) == want.shape
     tol = 1e-12 if dtype == "float64" else 1e-5
     np.testing.assert_allclose(diffkit_torch.to_numpy(got), want, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("name", ["arctan2", "hypot", "logaddexp", "logaddexp2"])
+def test_float_valued_binary_functions_of_integers_are_float64_as_in_numpy(name):
+    i, f = np.arange(1, 4), np.linspace(0.5, 1.5, 3).astype(np.float32)
+    for args in ((i, 2), (i, i), (i, f)):
+        want = getattr(np, name)(*args)
+        got = getattr(dnp, name)(*(torch.from_numpy(a) if isinstance(a, np.ndarray) else a
+                                   for a in args))
+        assert diffkit_torch.to_numpy(got).dtype == want.dtype
+        np.testing.assert_allclose(diffkit_torch.to_numpy(got), want, rtol=1e-6)

@@ -45,6 +45,21 @@ def _tensors(f):
     return kernel
 
 
+def _real_tensors(f):
+    """`f` of tensors, integer and boolean ones as float64: NumPy's loop for these
+    float-valued binary functions (torch refuses integers or gives float32); not on the
+    hot path (arctan2, hypot, logaddexp)."""
+
+    def kernel(*args):
+        device = _device(args)
+        args = [_as_tensor(a, device) for a in args]
+        return f(*(a if a.is_floating_point() or a.is_complex() else a.to(torch.float64)
+                   for a in args))
+
+    kernel.__name__ = f.__name__
+    return kernel
+
+
 def _promoted(f):
     """`f` on arguments cast to their common dtype (for torch functions that refuse mixed
     dtypes, e.g. heaviside)."""
@@ -164,11 +179,16 @@ OWN = {  # kernels written here
 }
 
 
+REAL_OF_INTEGERS = {"arctan2", "hypot", "logaddexp", "logaddexp2"}  # NumPy: float64 of ints
+
+
 def _kernel(name: str):
     """The kernel of primitive `name`: its own, or torch's function of its (torch) name."""
     if name in OWN:
         return OWN[name]
     f = getattr(torch, RENAMED.get(name, name), None)
+    if f is not None and name in REAL_OF_INTEGERS:
+        return _real_tensors(f)
     return _tensors(f) if f is not None and name in SCALARS_AS_TENSORS else f
 
 
