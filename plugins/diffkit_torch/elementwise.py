@@ -6,7 +6,8 @@ torch functions that refuse a Python scalar argument (`torch.maximum(t, 0.0)`, l
 `SCALARS_AS_TENSORS`) go through `_tensors`, which turns the scalar into a 0-d tensor of its
 category's widest dtype (float64, complex128, int64) on the other argument's device: torch
 lets 0-d tensors take part in promotion as weakly as scalars, so NumPy 2's rule (Python
-scalars are weak) still holds.
+scalars are weak) still holds. The float-valued binary functions in `REAL_OF_INTEGERS` take
+integer tensors as float64, NumPy's loop for them.
 """
 
 from __future__ import annotations
