@@ -25,6 +25,9 @@ import diffkit.distributed as dkd
 from .conftest import HAS_TORCH
 
 CASES = Path(__file__).with_name("distributed_cases.py")
+ROOT = Path(__file__).resolve().parents[1]
+# the ranks import the diffkit this test runs (a checkout's), not whatever is installed
+PYTHONPATH = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
 needs_torch = pytest.mark.skipif(not HAS_TORCH, reason="torch is not installed")
 
 
@@ -37,8 +40,9 @@ def free_port() -> int:
 def launch(n: int, cases: list[str], deadline: float, env: dict | None = None):
     """Run `n` ranks of distributed_cases.py; [(returncode, output)] per rank, in `deadline`
     seconds or the test fails (every rank killed)."""
-    base = {**os.environ, "WORLD_SIZE": str(n), "MASTER_ADDR": "127.0.0.1",
-            "MASTER_PORT": str(free_port()), "OMP_NUM_THREADS": "1", **(env or {})}
+    base = {**os.environ, "PYTHONPATH": PYTHONPATH, "WORLD_SIZE": str(n),
+            "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port()), "OMP_NUM_THREADS": "1",
+            **(env or {})}
     procs = [subprocess.Popen([sys.executable, str(CASES), *cases],
                               env={**base, "RANK": str(r), "LOCAL_RANK": str(r)},
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -116,8 +120,8 @@ def _mpi_runtime() -> str | None:
 def test_the_mpi_communicator_plugin_passes_the_same_checks(tmp_path):
     """The same checks with `dkd.init(communicator="mpi")` under `mpiexec -n 2`: the
     communicator is a plugin (entry point `mpi`), the transport mpi4py's."""
-    env = {**os.environ, "DIFFKIT_TEST_COMM": "mpi", "DIFFKIT_TEST_DISK": str(tmp_path),
-           "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "PYTHONPATH": PYTHONPATH, "DIFFKIT_TEST_COMM": "mpi",
+           "DIFFKIT_TEST_DISK": str(tmp_path), "OMP_NUM_THREADS": "1"}
     proc = subprocess.run([_mpi_runtime(), "-n", "2", sys.executable, str(CASES),
                            "collectives", "halos", "loops", "disk"],
                           capture_output=True, text=True, timeout=240, env=env)
@@ -172,9 +176,9 @@ def test_reduce_scatter_needs_equal_blocks(monkeypatch):
 def test_heat_example_under_torchrun_matches_one_process():
     """`torchrun --nproc-per-node 2 examples/heat_distributed.py`, shortened: rank 0's check
     of the gathered gradient against one process, and CG's answer equal to one rank's."""
-    example = Path(__file__).resolve().parents[1] / "examples" / "heat_distributed.py"
+    example = ROOT / "examples" / "heat_distributed.py"
     short = ["--steps", "30", "--grid", "12", "--iters", "2", "--no-plot"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "PYTHONPATH": PYTHONPATH, "OMP_NUM_THREADS": "1"}
     runs = {}
     for n in (1, 2):
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
