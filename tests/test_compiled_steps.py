@@ -280,3 +280,28 @@ def test_make_program_prints_and_replays():
     np.testing.assert_array_equal(prog(np.ones(4), np.int64(6)), 2 * np.ones(4))
     with pytest.raises(CompileError, match=r"decided on a value \(bool\)"):
         prog(np.ones(4), np.int64(3))
+
+
+def test_a_step_that_differentiates_inside_compiles_to_every_order(to_backend):
+    """A symplectic Euler step whose force is dk.grad of a potential: the inner gradient is
+    recorded into the program, and the program's own VJP differentiates it again."""
+    potential = lambda q: dnp.sum(q ** 4 - q ** 2)
+
+    def step(s, i, dt):
+        q, p = s
+        p = p - dt * dk.grad(potential)(q)
+        return q + dt * p, p
+
+    q0 = to_backend(np.linspace(-1.0, 1.0, 16))
+
+    def run(compile):
+        f = lambda q, dt: dnp.sum(dk.checkpoint.loop(step, (q, q * 0.0), 30, (dt,), TIGHT,
+                                                     compile=compile)[0] ** 2)
+        g = dk.grad(f, argnums=(0, 1))(q0, 0.05)
+        h = dk.hvp(lambda q: f(q, 0.05), (q0,), (q0 * 0.0 + 1.0,))
+        return [*g, h]
+
+    got = run(True)
+    assert dk.checkpoint.last_report().compiled.startswith("compiled")
+    for a, b in zip(got, run(False), strict=True):
+        np.testing.assert_allclose(to_numpy(a), to_numpy(b), rtol=1e-11, atol=1e-13)
