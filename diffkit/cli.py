@@ -1,6 +1,6 @@
 """The `diffkit` command: `plugins` (what is registered), `check PLUGIN` (the generic
 rule checks on one plugin's primitives), `plan` (a checkpointing plan for a budget),
-`budgets` (the installed budget presets)."""
+`budgets` (the installed budget presets), `coverage` (docs/coverage.md's table)."""
 
 from __future__ import annotations
 
@@ -101,6 +101,13 @@ def _check(args) -> int:
     return 1 if failures else 0
 
 
+def _coverage(args) -> int:
+    from diffkit.coverage import table
+
+    sys.stdout.write(table())
+    return 0
+
+
 def _plugin_name(name: str) -> str:
     """Accept a plugin's registered name (`stencil`) or its module (`diffkit_stencil`)."""
     from diffkit import plugins
@@ -155,6 +162,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.set_defaults(run=_check)
     sub.add_parser("budgets", help="list the installed budget presets").set_defaults(
         run=_budgets)
+    sub.add_parser("coverage", help="print docs/coverage.md: each public function's "
+                   "backends and derivative modes (Markdown)").set_defaults(run=_coverage)
     from diffkit.checkpoint.cli_plan import add_plan_parser, run_plan
 
     add_plan_parser(sub).set_defaults(run=run_plan)
