@@ -221,14 +221,16 @@ def _cholesky_vjp(g, ans, a):
     return _sym_from_T(_T(linv) @ _phi(_T(ans) @ g) @ _conj(linv), "L")
 
 
-def _spd(r, shape):
-    x = r.normal(size=shape)
-    return x @ x.swapaxes(-1, -2) + shape[-1] * np.eye(shape[-1])
+def _spd(r, shape, cplx=False):
+    """Symmetric (Hermitian, for cplx) positive definite."""
+    x = r.normal(size=shape) + (1j * r.normal(size=shape) if cplx else 0)
+    return x @ x.swapaxes(-1, -2).conj() + shape[-1] * np.eye(shape[-1])
 
 
 cholesky = Primitive(
     "cholesky", jvp=(_cholesky_jvp,), vjp=(_cholesky_vjp,),
-    sample=cases((lambda r: (_spd(r, (3, 3)),), {}), (lambda r: (_spd(r, (2, 3, 3)),), {})),
+    sample=cases((lambda r: (_spd(r, (3, 3)),), {}), (lambda r: (_spd(r, (2, 3, 3)),), {}),
+                 (lambda r: (_spd(r, (3, 3), cplx=True),), {})),
 )
 
 
@@ -381,7 +383,8 @@ def _qr_vjp(g, ans, a):
 qr = Primitive(
     "qr", jvp=_qr_jvp, vjp=_qr_vjp, multiple_results=True,  # mode="reduced"
     sample=cases((lambda r: (r.normal(size=(3, 3)),), {}),
-                 (lambda r: (r.normal(size=(2, 4, 3)),), {})),
+                 (lambda r: (r.normal(size=(2, 4, 3)),), {}),
+                 (lambda r: (r.normal(size=(3, 2)) + 1j * r.normal(size=(3, 2)),), {})),
 )
 
 
