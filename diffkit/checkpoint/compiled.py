@@ -96,6 +96,7 @@ class CompiledStep:
         self.traces = self.replays = 0
         self.trace_peak = 0  # most bytes of traced values alive at once while tracing
         self.on_trace = lambda outs, i: None  # checks a new program's outputs (the executor's)
+        self.accepts = lambda leaves: True  # whether to trace for new inputs (the executor's)
 
     @property
     def on(self) -> bool:
@@ -153,6 +154,8 @@ class CompiledStep:
             self.replays += 1
             n = entry.n_out
             return (list(out[:n]), entry, out[n:]) if taped else (list(out),)
+        if not self.accepts(leaves):
+            return None  # inputs the programs were not made for (the executor decides)
         if len(self.entries) >= MAX_PROGRAMS:
             self.give_up(f"its guards took more than {MAX_PROGRAMS} different outcomes "
                          f"(last: {self.entries[0].guard_summary})")

@@ -136,6 +136,7 @@ class Executor:
                                 len(self.flat_args), self._diff_pos(leaves),
                                 insist=compile is True)
         compiled.on_trace = self._check_outputs
+        compiled.accepts = lambda leaves: self._diff_pos(leaves) == compiled.diff_pos
         return compiled
 
     def _check_outputs(self, outs, i):
@@ -246,10 +247,8 @@ class Executor:
 
     def _tape_compiled(self, leaves, s_tree, ns, na, i):
         """`_tape` by the step's forward and backward programs (None: run it eagerly)."""
-        pos = self._diff_pos(leaves)
-        if pos != self.compiled.diff_pos:
-            return None
-        got = self.compiled.taped(leaves, i)
+        got = self.compiled.taped(leaves, i)  # programs exist only for inputs that get
+        pos = self.compiled.diff_pos  # cotangents at `diff_pos` (`accepts`)
         if got is None:
             return None
         self.calls += 1
