@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -166,3 +167,23 @@ def test_the_budget_turns_overlap_off(tmp_path):
     budget["budget"]["disk"]["overlap"] = "no"
     with pytest.raises(BudgetError, match=r"budget\.disk\.overlap = 'no' is not true or false"):
         dk.grad(J)(np.linspace(0, 1, 1000))
+
+
+def test_an_abandoned_gradient_stops_its_io_thread_and_removes_its_files(tmp_path):
+    import gc
+    import threading
+
+    def io_threads():
+        return [t for t in threading.enumerate() if t.name.startswith("diffkit-disk-io")]
+
+    before = len(io_threads())
+    J = lambda u: dnp.sum(dk.checkpoint.loop(_step, u, 300, (1.5,), _budget(tmp_path)))
+    out, f_vjp = dk.vjp(J, np.linspace(0, 1, 1000))  # the forward sweep ran; never reversed
+    assert len(io_threads()) == before + 1 and os.listdir(tmp_path)
+    del out, f_vjp
+    gc.collect()  # the storage may go in its own I/O thread: that thread then ends by itself
+    for _ in range(100):
+        if len(io_threads()) == before:
+            break
+        time.sleep(0.05)
+    assert len(io_threads()) == before and os.listdir(tmp_path) == []

@@ -75,6 +75,8 @@ class Storage:
         self._cleanups: list = []
         self._lock = threading.Lock()  # the byte counters, updated from the I/O thread
         self.io = DiskIO() if overlap and self._paths else None
+        if self.io is not None:  # an abandoned storage stops its thread too
+            self._cleanups.append(weakref.finalize(self, self.io.close))
         self.run = run
 
     # -- memory ----------------------------------------------------------------------

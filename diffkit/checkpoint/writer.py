@@ -11,6 +11,7 @@ overlap off: every write and read in the caller's thread.
 
 from __future__ import annotations
 
+import threading
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from itertools import islice
@@ -61,7 +62,8 @@ class DiskIO:
     """One background thread for a `Storage`: writes and reads in submission order."""
 
     def __init__(self):
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="diffkit-disk-io")
+        self._name = f"diffkit-disk-io-{id(self):x}"
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix=self._name)
         self._writes: dict[tuple, Future] = {}  # (tier, step) -> its write, oldest first
         self._ahead: tuple | None = None  # ((tier, step), Future of the state read ahead)
         self.overlapped = self.read_ahead = 0  # counts, for the report
@@ -109,8 +111,10 @@ class DiskIO:
             self._ahead = None
 
     def close(self) -> None:
-        """Let the running job finish, cancel the queued ones, stop the thread (idempotent)."""
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        """Let the running job finish, cancel the queued ones, stop the thread (idempotent).
+        Called from that thread (a storage collected there), it does not wait for itself."""
+        own = threading.current_thread().name.startswith(self._name)
+        self._pool.shutdown(wait=not own, cancel_futures=True)
         self._writes.clear()
         self._ahead = None
 
