@@ -227,11 +227,11 @@ def _scan_step(c, x, i, a):
     return c, dnp.sum(c * c)
 
 
-def _scan_grad(path, u0, every, crash_at=-1, resume="t"):
+def _scan_grad(path, u0, every, crash_at=-1, resume="t", top=0.01):
     _step.crash_at = crash_at
 
     def J(u, a):
-        c, ys = dk.checkpoint.scan(_scan_step, u, np.linspace(0, 0.01, 300), (a,),
+        c, ys = dk.checkpoint.scan(_scan_step, u, np.linspace(0, top, 300), (a,),
                                    _budget(path), save_every=every, resume=resume)
         return dnp.sum(c) + dnp.sum(ys * ys)
 
@@ -244,6 +244,8 @@ def test_a_scan_resumes_with_the_ys_of_the_steps_before(tmp_path, every):
     g_full = _scan_grad(tmp_path, u0, every, resume=False)
     with pytest.raises(Crash):
         _scan_grad(tmp_path, u0, every, crash_at=200)
+    with pytest.raises(ResumeError, match=r"what differs: xs \(xs\[0\]: was \(300,\) float64"):
+        _scan_grad(tmp_path, u0, every, top=0.02)  # other xs: refused
     g = _scan_grad(tmp_path, u0, every)
     assert 150 < dk.checkpoint.last_report().resumed_from <= 200
     for a, b in zip(g, g_full, strict=True):
