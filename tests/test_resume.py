@@ -63,8 +63,7 @@ def _child(path, mode, kill_at=None, n=300, sig="SIGTERM"):
     return proc, out
 
 
-@pytest.mark.parametrize("mode, sig", [("rng", "SIGTERM"), ("plain", "SIGTERM"),
-                                       ("plain", "SIGKILL")])
+@pytest.mark.parametrize("mode, sig", [("rng", "SIGTERM"), ("plain", "SIGKILL")])
 def test_a_run_killed_by_sigterm_resumes_to_the_same_gradient(tmp_path, mode, sig):
     full_dir, run_dir = tmp_path / "full", tmp_path / "run"
     proc, full = _child(full_dir, mode)
