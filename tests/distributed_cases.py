@@ -288,9 +288,10 @@ def killed():
 
 def main(cases):
     global R, N
-    dkd.init(communicator=os.environ.get("DIFFKIT_TEST_COMM", "torch"),
-             timeout_s=float(os.environ.get("DIFFKIT_TEST_TIMEOUT", "60")))
+    name = os.environ.get("DIFFKIT_TEST_COMM", "torch")
+    dkd.init(communicator=name, timeout_s=float(os.environ.get("DIFFKIT_TEST_TIMEOUT", "60")))
     R, N = dkd.rank(), dkd.world_size()
+    assert dkd.init(communicator=name) is dkd.communicator()  # a second init changes nothing
     for case in cases:
         if case == "killed":
             killed()

@@ -38,6 +38,9 @@ def init(backend: str | None = None, *, communicator: str = "torch",
     MASTER_ADDR, MASTER_PORT); gloo unless CUDA is present (then NCCL) or `backend` says.
     An already initialized torch.distributed group is adopted as is; without torchrun's
     environment this process is one rank alone. `timeout_s` bounds every collective."""
+    current = active()
+    if current.name == communicator and current.world_size() > 1:
+        return current  # already joined: a second init changes nothing
     if communicator == "torch" and "WORLD_SIZE" in os.environ:
         import torch
         import torch.distributed as dist
