@@ -343,6 +343,8 @@ class MultiLevel:
         self.predicted = MultiLevelPrediction(
             n_steps, seg.advances, {self.disk.name: writes}, {self.disk.name: reads}, time)
 
+    nbytes = 0  # no tables: its plan is closed forms (the stream's frames are stream_bytes')
+
     def __repr__(self) -> str:
         return (f"MultiLevel(n_steps={self.n_steps}, {self.ram.name}={self.ram.slots}, "
                 f"{self.disk.name}={self.disk.slots}, segments={len(self.lengths)})")

@@ -89,6 +89,7 @@ class Online:
     """
 
     n_steps = None  # unknown until reverse(n): validate calls actions(n)
+    nbytes = 0  # no tables (its cost cache is bounded and counted in stream_bytes)
 
     def __init__(self, snapshots: int, tier: str = RAM) -> None:
         if not isinstance(snapshots, int) or snapshots < 1:

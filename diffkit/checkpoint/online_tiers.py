@@ -29,7 +29,7 @@ import numpy as np
 from diffkit.checkpoint.actions import RAM, Action, Advance, Discard, Load, Reverse, Save
 from diffkit.checkpoint.multilevel import StepCosts, Tier
 from diffkit.checkpoint.online import Online
-from diffkit.checkpoint.optimal import tally
+from diffkit.checkpoint.optimal import _Tables, tally
 from diffkit.checkpoint.revolve import predict, reverse_segment
 from diffkit.checkpoint.segmented import segment_costs
 from diffkit.errors import ScheduleError
@@ -58,12 +58,16 @@ class OnlineTiered:
             raise ScheduleError(f"OnlineTiered: tier {tier.name!r} needs >= 1 slot, got "
                                 f"{tier.slots!r}")
         self.ram, self.tier, self.costs, self.ram_name = ram, tier, costs or StepCosts(), ram_name
-        made = segment_costs(_HORIZON, (Tier(ram_name, ram), replace(tier, slots=1)),
-                             self.costs)
-        self._table, seg = made if made is not None else (None, np.full(2, np.inf))
+        inner = (Tier(ram_name, ram), replace(tier, slots=1))
+        made = segment_costs(_HORIZON, inner, self.costs)
+        table, seg = made if made is not None else (None, np.full(2, np.inf))
         rates = seg[1:] / np.arange(1, len(seg))
         self.period = int(np.argmin(rates)) + 1
         self.first = max(self.period, _ram_reach(ram, float(rates.min()) / self.costs.forward))
+        keep = 4 * self.first  # the segments it will reverse exactly; longer ones by Revolve
+        if table is not None and keep < len(seg) - 1:
+            table = _Tables(keep, inner, self.costs.forward)  # small: held while the loop runs
+        self._table = table
         self._reset()
 
     def _reset(self) -> None:
@@ -73,6 +77,11 @@ class OnlineTiered:
         self.base, self.step_length = 0, self.first
         self.inner = Online(self.ram, self.ram_name)
         self._next = 0
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes this schedule holds while a loop runs it (its segment tables)."""
+        return 0 if self._table is None else self._table.nbytes
 
     def __repr__(self) -> str:
         return (f"OnlineTiered({self.ram_name}={self.ram}, {self.tier.name}={self.tier.slots}, "

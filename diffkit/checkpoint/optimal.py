@@ -121,6 +121,11 @@ class _Tables:
         self.members, self.names = members, [t.name for t in tiers]
         self.cheapest = [min(m, key=lambda t: tiers[t].read) if m else -1 for m in members]
 
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the tables kept (the emitter needs only ``split`` and ``pick``)."""
+        return sum(a.nbytes for a in (self.F, self.split, self.pick) if a is not None)
+
     def emit(self, s: int, a: int, l: int, c: tuple[int, ...]) -> Iterator[Action]:
         """Reverse steps ``a .. a + l - 1`` from the current state ``a``, held in the set ``s``
         of tiers, with slot counts ``c``; the copies of ``a`` are discarded at the end."""
@@ -186,6 +191,7 @@ class Optimal:
                                 f"{[t.name for t in tiers]} of {[t.slots for t in tiers]} slots; "
                                 "give some tier at least one slot")
         self.optimum = best + self.costs.reverse * n_steps
+        self._t.F = None  # the stream reads only the choices
         self.predicted, self.slots = self._count()
 
     def __repr__(self) -> str:
@@ -194,6 +200,11 @@ class Optimal:
 
     def __iter__(self) -> Iterator[Action]:
         return self.actions()
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes this schedule holds while a loop runs it (its choice tables)."""
+        return self._t.nbytes
 
     def actions(self) -> Iterator[Action]:
         """The optimal actions, traced back through the tables with an explicit stack."""

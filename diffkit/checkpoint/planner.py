@@ -182,11 +182,11 @@ def candidates(n_steps: int | None, state_bytes: int, budget: Budget,
     lower = [Tier(t.name, t.size // state_bytes, t.write, t.read) for t in storage_tiers(budget)
              if t.size >= state_bytes]
     make = _Maker(n_steps, state_bytes, work, budget, lower)
+    spare = memory - work - ram * state_bytes  # what tables held by a schedule may take
     if n_steps is None:  # a while loop: Online, over RAM and the slowest tier if any
-        sched = (OnlineTiered(ram, lower[-1], StepCosts(budget.costs.forward,
-                                                         budget.costs.reverse))
-                 if lower else Online(ram))
-        return {"online": make(sched, sched.slots, ram * state_bytes + work + reverse_bytes)}
+        sched = _online(ram, lower, budget, state_bytes, spare)
+        held = sched.slots[RAM] * state_bytes
+        return {"online": make(sched, sched.slots, held + work + reverse_bytes + sched.nbytes)}
     out = {}
     if n_steps * work <= memory:
         out["store_all"] = make(StoreAll(n_steps), {RAM: 0}, n_steps * work + reverse_bytes)
@@ -198,16 +198,45 @@ def candidates(n_steps: int | None, state_bytes: int, budget: Budget,
     r = Revolve(n_steps, min(ram, n_steps))
     out["revolve"] = make(r, r.slots, r.slots[RAM] * state_bytes + work + reverse_bytes)
     if lower:
-        tiered = _tiered(n_steps, min(ram, n_steps), lower, budget)
+        tiered = _tiered(n_steps, min(ram, n_steps), lower, budget, state_bytes, spare)
         out["multilevel"] = make(tiered, tiered.slots, tiered.slots[RAM] * state_bytes + work
-                                 + reverse_bytes)
+                                 + reverse_bytes + getattr(tiered, "nbytes", 0))
     return out
 
 
-def _tiered(n: int, ram: int, lower: list[Tier],
-            budget: Budget) -> Optimal | Segmented | MultiLevel:
+def _online(ram: int, lower: list[Tier], budget: Budget, state: int,
+            spare: int) -> Online | OnlineTiered:
+    """OnlineTiered over RAM and the slowest tier, with fewer RAM slots if its segment tables
+    need the room; Online in RAM alone without a tier below or without room."""
+    if not lower:
+        return Online(ram)
     steps = StepCosts(budget.costs.forward, budget.costs.reverse)
-    return tiered_schedule(n, [Tier(RAM, ram), *lower], steps)
+    sched = OnlineTiered(ram, lower[-1], steps)
+    fewer = ram - -(-(sched.nbytes - spare) // state) if sched.nbytes > spare else ram
+    if fewer < ram and fewer >= 1:
+        sched = OnlineTiered(fewer, lower[-1], steps)  # its tables only shrink
+    return sched if fewer >= 1 else Online(ram)
+
+
+def _tiered(n: int, ram: int, lower: list[Tier], budget: Budget, state: int,
+            spare: int) -> Optimal | Segmented | MultiLevel:
+    """The fastest multi-tier plan whose tables fit in the memory as well: ``spare`` bytes
+    beside ``ram`` slots, or fewer slots to make room for them, or else MultiLevel's."""
+    steps = StepCosts(budget.costs.forward, budget.costs.reverse)
+    best = tiered_schedule(n, [Tier(RAM, ram), *lower], steps)
+    if best.nbytes <= spare:
+        return best
+    options = [MultiLevel(n, [Tier(RAM, ram), t], steps) for t in lower]
+    need = best.nbytes
+    for _ in range(2):  # fewer slots, smaller tables: estimate from the last tables' size
+        fewer = ram - -(-(need - spare) // state)
+        if fewer < 1:
+            break
+        other = tiered_schedule(n, [Tier(RAM, fewer), *lower], steps)
+        if other.nbytes <= spare + (ram - fewer) * state:
+            options.append(other)
+        need = other.nbytes
+    return min(options, key=lambda s: s.predicted.time)
 
 
 def tiered_schedule(n: int, tiers: list[Tier],

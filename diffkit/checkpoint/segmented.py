@@ -61,6 +61,11 @@ class Segmented:
         self.predicted, self.slots = self._count()
 
     @property
+    def nbytes(self) -> int:
+        """Bytes this schedule holds while a loop runs it (its segment tables)."""
+        return self._t.nbytes
+
+    @property
     def segments(self) -> int:
         """Segments whose start the slowest tier holds (all but the last)."""
         return sum(k for _, k in self.runs)

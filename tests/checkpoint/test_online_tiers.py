@@ -70,9 +70,17 @@ def test_bad_arguments():
 
 
 def test_planner_gives_while_loops_the_disk(tmp_path):
-    p = plan(None, 1000, {"budget": {"memory": 4000, "disk": {"path": str(tmp_path),
-                                                              "size": 10**6}}})
+    tables = OnlineTiered(3, Tier("disk", 1000, 0.5, 0.5)).nbytes
+    budget = {"budget": {"memory": 4 * 10**6 + tables, "disk": {"path": str(tmp_path),
+                                                               "size": 10**9}}}
+    p = plan(None, 10**6, budget)
     assert isinstance(p.schedule, OnlineTiered) and p.slots == {"ram": 3, "disk": 1000}
+    assert p.peak_bytes == 4 * 10**6 + tables  # the segment tables counted in
+    tight = plan(None, 10**6, {**budget, "budget": {**budget["budget"], "memory": 4 * 10**6}})
+    assert isinstance(tight.schedule, OnlineTiered) and tight.slots["ram"] == 2  # room made
+    assert tight.peak_bytes <= 4 * 10**6
+    least = plan(None, 10**6, {**budget, "budget": {**budget["budget"], "memory": 2 * 10**6}})
+    assert type(least.schedule).__name__ == "Online"  # one slot and no room: RAM only
 
 
 def test_while_loop_with_a_disk_tier_matches_unrolled(tmp_path, to_backend):
@@ -82,8 +90,8 @@ def test_while_loop_with_a_disk_tier_matches_unrolled(tmp_path, to_backend):
     def step(state, i, tol):
         return state * 0.97 - 0.001 * dnp.sin(state)
 
-    budget = {"budget": {"memory": "24KiB", "disk": {"path": str(tmp_path), "size": "1MiB"}},
-              "costs": {"disk_write": 0.2, "disk_read": 0.2}}
+    budget = {"budget": {"memory": "2MiB", "disk": {"path": str(tmp_path), "size": "16MiB"}},
+              "costs": {"disk_write": 0.01, "disk_read": 0.01}}
 
     def J(x0):
         return dnp.sum(dk.checkpoint.while_loop(cond, step, x0, (1e-2,), budget=budget) ** 2)
@@ -94,7 +102,7 @@ def test_while_loop_with_a_disk_tier_matches_unrolled(tmp_path, to_backend):
             x, i = step(x, i, 1e-2), i + 1
         return dnp.sum(x ** 2)
 
-    x0 = to_backend(np.array([0.8, -0.3, 0.5]))
+    x0 = to_backend(np.linspace(-0.8, 0.8, 4096))  # 32 KiB states, ~50 in RAM
     g = dk.grad(J)(x0)
     rep = dk.checkpoint.last_report()
     assert isinstance(rep.plan.schedule, OnlineTiered) and rep.reversed == rep.n_steps > 100

@@ -12,7 +12,7 @@ import yaml
 
 import diffkit as dk
 import diffkit.numpy as dnp
-from diffkit.checkpoint import load_budget, plan, validate
+from diffkit.checkpoint import MultiLevel, Tier, load_budget, plan, validate
 from diffkit.checkpoint.budget import Budget, Disk, StorageTier
 from diffkit.checkpoint.optimal import Optimal
 from diffkit.checkpoint.planner import candidates, storage_tiers
@@ -88,24 +88,36 @@ def test_periodic_period_by_predicted_time():
 
 
 def test_planner_uses_the_exact_plan_where_multilevel_falls_short(tmp_path):
-    """n=120, one RAM slot, w=r=50: MultiLevel 2005 (1.094x), the optimum 1832."""
-    b = load_budget({"budget": {"memory": 2000, "disk": {"path": str(tmp_path), "size": 10**9}},
-                     "costs": {"disk_write": 50, "disk_read": 50}})
-    p = candidates(120, 1000, b)["multilevel"]
+    """n=120, one RAM slot, w=r=50: MultiLevel 2005 (1.094x), the optimum 1832. Its tables
+    count in the plan's memory: without room for them, the plan is MultiLevel's."""
+    state, tables = 10**6, Optimal(120, [Tier("ram", 1), Tier("disk", 120, 50, 50)]).nbytes
+
+    def budget(memory):
+        return load_budget({"budget": {"memory": memory, "disk": {"path": str(tmp_path),
+                                                                  "size": 10**12}},
+                            "costs": {"disk_write": 50, "disk_read": 50}})
+
+    p = candidates(120, state, budget(2 * state + tables))["multilevel"]
     assert isinstance(p.schedule, Optimal) and p.time == 1832.0
+    assert p.peak_bytes == 2 * state + tables
+    assert isinstance(candidates(120, state, budget(2 * state))["multilevel"].schedule,
+                      MultiLevel)
     s = validate(p.schedule, 120)
     assert p.time == s.forward_advances + 2 * 120 + 50 * (s.saves["disk"] + s.loads["disk"])
 
 
 def test_three_tier_plan_uses_every_tier(tmp_path):
-    b = load_budget({"budget": {"memory": 3000, "tiers": _tiers(
-        tmp_path, ("host", 3000, {"write": 0.2, "read": 0.2}),
-        ("disk", 10**6, {"write": 4.0, "read": 0.3}))}})
-    p = plan(60, 1000, b)
+    state = 10**7  # larger than the tables
+    tables = Optimal(60, [Tier("ram", 3), Tier("host", 3, 0.2, 0.2),
+                          Tier("disk", 60, 4.0, 0.3)]).nbytes
+    b = load_budget({"budget": {"memory": 4 * state + tables, "tiers": _tiers(
+        tmp_path, ("host", 3 * state, {"write": 0.2, "read": 0.2}),
+        ("disk", 10**9, {"write": 4.0, "read": 0.3}))}})
+    p = plan(60, state, b)
     assert isinstance(p.schedule, Optimal)
     s = validate(p.schedule, 60)
     assert set(s.saves) == {"ram", "host", "disk"} and s.peak["host"] <= 3
-    assert p.disk_bytes_written == 1000 * (s.saves["host"] + s.saves["disk"])
+    assert p.disk_bytes_written == state * (s.saves["host"] + s.saves["disk"])
     assert p.time == pytest.approx(s.forward_advances + 120 + 0.2 * (
         s.saves["host"] + s.loads["host"]) + 4.0 * s.saves["disk"] + 0.3 * s.loads["disk"])
 
@@ -128,57 +140,66 @@ def _loss(budget, n):
     return lambda u0, k: dnp.sum(dk.checkpoint.loop(_step, u0, n, (k,), budget=budget) ** 2)
 
 
-@pytest.mark.parametrize("w,r", [(4.0, 0.3), (0.3, 4.0)])
-def test_loop_under_the_exact_plan_matches_store_all(tmp_path, to_backend, w, r):
-    u0 = to_backend(np.linspace(0.1, 1.0, 64))
-    g_all = dk.grad(_loss({"budget": {"memory": "1GiB"}}, 40), argnums=(0, 1))(u0, 1.3)
-    assert type(dk.checkpoint.last_report().plan.schedule).__name__ == "StoreAll"
-    def budget(memory):
-        return {"budget": {"memory": memory, "tiers": [
-            {"name": "disk", "path": str(tmp_path), "size": "1MiB", "write": w, "read": r}]},
-            "schedule": "multilevel"}
+@pytest.fixture(autouse=False)
+def no_overlap(monkeypatch):
+    """Disk I/O in the caller's thread: no read-ahead room in the working set to search."""
+    from diffkit.checkpoint.executor import Executor
 
-    with pytest.raises(BudgetError, match="at least") as info:  # the least memory: 1 RAM slot
-        dk.grad(_loss(budget(1), 40))(u0, 1.3)
+    monkeypatch.setattr(Executor, "overlap_io", False)
+
+
+def _tightest(budget, n, u0, tiers, argnums=0):
+    """The gradient under ``budget(memory)`` with the least memory whose plan is the exact
+    one: one RAM slot (states larger than the plan's tables) and the tables."""
+    with pytest.raises(BudgetError, match="at least") as info:  # one RAM slot, nothing else
+        dk.grad(_loss(budget(1), n))(u0, 1.3)
     least = int(re.search(r"at least ([\d,]+) bytes", str(info.value)).group(1).replace(",", ""))
-    for extra in range(0, 64 * 2**10, 256):  # plus what the executor keeps for disk I/O
+    tables = Optimal(n, tiers).nbytes
+    for extra in range(tables, tables + 16 * 2**10, 1024):
         try:
-            g = dk.grad(_loss(budget(least + extra), 40), argnums=(0, 1))(u0, 1.3)
-            break
+            g = dk.grad(_loss(budget(least + extra), n), argnums=argnums)(u0, 1.3)
         except BudgetError:
             continue
+        if isinstance(dk.checkpoint.last_report().plan.schedule, Optimal):
+            return g
+    raise AssertionError("no memory in the range gives the exact plan")
+
+
+@pytest.mark.parametrize("w,r", [(4.0, 0.3), (0.3, 4.0)])
+def test_loop_under_the_exact_plan_matches_store_all(tmp_path, to_backend, no_overlap, w, r):
+    u0 = to_backend(np.linspace(0.1, 1.0, 16384))  # 128 KiB states: more than the tables
+    g_all = dk.grad(_loss({"budget": {"memory": "1GiB"}}, 40), argnums=(0, 1))(u0, 1.3)
+    assert type(dk.checkpoint.last_report().plan.schedule).__name__ == "StoreAll"
+
+    def budget(memory):
+        return {"budget": {"memory": memory, "tiers": [
+            {"name": "disk", "path": str(tmp_path), "size": "64MiB", "write": w, "read": r}]},
+            "schedule": "multilevel"}
+
+    g = _tightest(budget, 40, u0, [Tier("ram", 1), Tier("disk", 40, w, r)], (0, 1))
     rep = dk.checkpoint.last_report()
-    assert isinstance(rep.plan.schedule, Optimal) and rep.plan.slots["ram"] == 1
-    assert rep.disk_written > 0 and rep.disk_read > 0
+    assert rep.plan.slots["ram"] == 1 and rep.disk_written > 0 and rep.disk_read > 0
+    assert rep.plan.peak_bytes <= rep.plan.budget.memory  # the tables counted in
     for a, b in zip(g, g_all, strict=True):
         np.testing.assert_allclose(to_numpy(a), to_numpy(b), rtol=1e-12, atol=1e-14)
     assert os.listdir(tmp_path) == []
 
 
-def test_loop_over_three_tiers_matches_store_all(tmp_path, to_backend):
+def test_loop_over_three_tiers_matches_store_all(tmp_path, to_backend, no_overlap):
     """RAM, a small 'host' directory tier and a large 'disk': the plan writes to both."""
-    u0 = to_backend(np.linspace(0.1, 1.0, 64))
+    u0 = to_backend(np.linspace(0.1, 1.0, 65536))  # 512 KiB states: more than the tables
     g_all = dk.grad(_loss({"budget": {"memory": "1GiB"}}, 30))(u0, 1.3)
 
     def budget(memory):
         return {"budget": {"memory": memory, "tiers": [
-            {"name": "host", "path": str(tmp_path / "host"), "size": 3000, "write": 0.2,
+            {"name": "host", "path": str(tmp_path / "host"), "size": "2100KiB", "write": 0.2,
              "read": 0.2},
-            {"name": "disk", "path": str(tmp_path / "disk"), "size": "1MiB", "write": 4.0,
+            {"name": "disk", "path": str(tmp_path / "disk"), "size": "64MiB", "write": 4.0,
              "read": 0.3}]}, "schedule": "multilevel"}
 
-    with pytest.raises(BudgetError, match="at least") as info:
-        dk.grad(_loss(budget(1), 30))(u0, 1.3)
-    least = int(re.search(r"at least ([\d,]+) bytes", str(info.value)).group(1).replace(",", ""))
-    for extra in range(0, 64 * 2**10, 256):
-        try:
-            g = dk.grad(_loss(budget(least + extra), 30))(u0, 1.3)
-            break
-        except BudgetError:
-            continue
-    rep = dk.checkpoint.last_report()
-    assert isinstance(rep.plan.schedule, Optimal)
-    held = rep.plan.slots
+    tiers = [Tier("ram", 1), Tier("host", 4, 0.2, 0.2), Tier("disk", 30, 4.0, 0.3)]
+    g = _tightest(budget, 30, u0, tiers)
+    held = dk.checkpoint.last_report().plan.slots
     assert held["host"] > 0 and held["disk"] > 0
     np.testing.assert_allclose(to_numpy(g), to_numpy(g_all), rtol=1e-12, atol=1e-14)
     assert not any(any(p.iterdir()) for p in tmp_path.iterdir())  # every run dir removed
