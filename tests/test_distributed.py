@@ -85,10 +85,9 @@ def test_two_ranks_collectives_halos_and_checkpointed_loops(tmp_path):
 
 
 @needs_torch
-def test_four_ranks_collectives_halos_and_checkpointed_loops(tmp_path):
-    results = launch(4, ["collectives", "halos", "loops", "disk"], deadline=300,
-                     env={"DIFFKIT_TEST_DISK": str(tmp_path)})
-    expect_ok(results, CHECKS)
+def test_four_ranks_collectives_halos_and_checkpointed_loops():
+    """The same on 4 ranks (non-neighbours, uneven blocks 4-3-3-3), less the disk case."""
+    expect_ok(launch(4, ["collectives", "halos", "loops"], deadline=300), CHECKS - 2)
 
 
 @needs_torch
