@@ -258,7 +258,7 @@ def planning_times():
     print(f"slowest MultiLevel over 756 plans (n <= 1e9, ram 1-254, disk 1-5e9 slots): "
           f"{worst[0] * 1e3:.1f} ms at (n, ram, disk, w, u_b) = {worst[1]}")
     print("plan() with tiers (CPU time of one plan; Segmented's tables are cached by length, "
-          "so the first plan of each row pays for them)")
+          "so the first plan of each row pays for them; with 64 KiB of memory they do not fit)")
     tier_budgets = {
         "disk (w 4, r 0.3)": [{"name": "disk", "path": "/tmp", "size": "100TiB", "write": 4.0,
                                "read": 0.3}],
@@ -267,12 +267,13 @@ def planning_times():
                         {"name": "disk", "path": "/tmp", "size": "100TiB", "write": 4.0,
                          "read": 0.3}]}
     for label, tiers in tier_budgets.items():
-        for memory in ("64KiB", "1MiB"):
+        for memory, state in (("64KiB", 8 * kib), ("64MiB", 8 * mib), ("1GiB", 8 * mib)):
             budget = {"budget": {"memory": memory, "tiers": tiers}}
             for n in (10**6, 10**7, 10**8):
                 t = time.process_time()
-                p = plan(n, 8 * kib, budget)
-                print(f"  {label:<18} memory {memory:>5} n={n:.0e}: {type(p.schedule).__name__:>10}"
+                p = plan(n, state, budget)
+                print(f"  {label:<18} {state:>7} B states, memory {memory:>5} n={n:.0e}: "
+                      f"{type(p.schedule).__name__:>10}"
                       f" {(time.process_time() - t) * 1e3:7.1f} ms, {p.relative_time:.3f}x "
                       "store-all", flush=True)
 
