@@ -305,3 +305,32 @@ def test_a_step_that_differentiates_inside_compiles_to_every_order(to_backend):
     assert dk.checkpoint.last_report().compiled.startswith("compiled")
     for a, b in zip(got, run(False), strict=True):
         np.testing.assert_allclose(to_numpy(a), to_numpy(b), rtol=1e-11, atol=1e-13)
+
+
+def test_numpy_programs_write_large_temporaries_into_reused_buffers():
+    """Backend.program_buffers: only ufunc temporaries that no view can keep get a buffer;
+    the program's outputs stay fresh arrays, its values equal the unbuffered program's."""
+    from diffkit.checkpoint.compiled import CompiledStep
+    from diffkit.checkpoint.executor import LoopIO
+    from diffkit.core import pytree
+    from diffkit.core.program_run import compile_program
+
+    def step(u, i, k):
+        lap = dnp.roll(u, 1, axis=0) + dnp.roll(u, -1, axis=0) - 2 * u
+        return u + k * lap - 0.01 * u * u
+
+    u = np.random.default_rng(0).standard_normal((128, 128))
+    cs = CompiledStep(LoopIO(), step, pytree.structure(u), pytree.structure((0.2,)), 1, [0],
+                      True)
+    cs.taped([u, 0.2], 0)
+    entry, index = cs.entries[0], np.asarray(1)
+    assert cs.pool and "out=" in entry.plain.source and "out=" in entry.backward.source
+    first = entry.plain(u, index)[0]
+    kept = first.copy()
+    second = entry.plain(2 * u, index)[0]  # reuses the buffers: `first` must not change
+    np.testing.assert_array_equal(first, kept)
+    np.testing.assert_array_equal(second, compile_program(entry.programs[1])(2 * u, index)[0])
+    res = entry.forward(u, index)[1:]
+    g = np.ones_like(u)
+    np.testing.assert_array_equal(entry.backward(*res, g)[0],
+                                  compile_program(entry.programs[2])(*res, g)[0])

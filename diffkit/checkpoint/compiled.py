@@ -95,6 +95,7 @@ class CompiledStep:
         self.reason: str | None = None  # why the step runs eagerly (None: compiled)
         self.traces = self.replays = 0
         self.trace_peak = 0  # most bytes of traced values alive at once while tracing
+        self.pool: dict = {}  # preallocated outputs the programs share (Backend.program_buffers)
         self.on_trace = lambda outs, i: None  # checks a new program's outputs (the executor's)
         self.accepts = lambda leaves: True  # whether to trace for new inputs (the executor's)
 
@@ -222,7 +223,7 @@ class CompiledStep:
         finally:
             trace.active = False
         inputs = [b for b in boxed if type(b) is ProgramTracer] + [index]
-        entry = _Entry(trace.body, n_fwd, inputs, outs, in_cts, slots, sig)
+        entry = _Entry(trace.body, n_fwd, inputs, outs, in_cts, slots, sig, self.pool)
         pick = [k for k, b in enumerate(boxed) if type(b) is ProgramTracer]
         entry.pick = None if len(pick) == len(leaves) else pick  # the rest are constants
         entry.trace_peak = trace.peak
@@ -238,8 +239,9 @@ class CompiledStep:
         e = self.entries[0]
         lines = sum(len(p.body) for p in e.programs)
         objects = _ITEM_BYTES * lines
+        pool = sum(a.nbytes for row in self.pool.values() for a in row)
         return (e.kept_nbytes, e.forward_peak + objects, e.backward_peak + objects,
-                max(self.trace_peak, e.trace_peak) + _tracing_bytes(lines))
+                max(self.trace_peak, e.trace_peak) + _tracing_bytes(lines) + pool)
 
     @staticmethod
     def estimate(tape_nodes: int) -> int:
@@ -251,7 +253,7 @@ class CompiledStep:
 class _Entry:
     """One traced program set: forward (with residuals), plain forward, backward."""
 
-    def __init__(self, body, n_fwd, inputs, outs, in_cts, slots, sig):
+    def __init__(self, body, n_fwd, inputs, outs, in_cts, slots, sig, pool):
         ins = [t.var for t in inputs]
         bwd_outs = [None if c is None else ref(c) for c in in_cts]
         flows = [r for r in bwd_outs if r is not None]
@@ -265,8 +267,9 @@ class _Entry:
         self.zeros = {k: _zero_maker(_primal(outs[k])) for k in self.ct_slots}
         self.flows = [r is not None for r in bwd_outs]  # diff input positions that get one
         self.programs = (fwd, plain, bwd)
-        self.forward, self.plain = compile_program(fwd), compile_program(plain)
-        self.backward = compile_program(bwd)  # now: not in a reverse sweep's memory
+        run = _runner(inputs, pool)
+        self.forward, self.plain = run(fwd), run(plain)
+        self.backward = run(bwd)  # now: not in a reverse sweep's memory
         self._backward_bind = None
         self.kept_nbytes = _PROGRAM_TAPE_BYTES + sum(v.nbytes for v in self.residuals)
         made = {v.n for v in ins}
@@ -283,6 +286,19 @@ class _Entry:
         if self._backward_bind is None:
             self._backward_bind = compile_program(self.programs[2], through_bind=True)
         return self._backward_bind
+
+def _runner(inputs, pool: dict):
+    """How the programs run: the generic runner, with preallocated outputs where the inputs'
+    backend offers them (`Backend.program_buffers`; not for values of outer transforms)."""
+    from diffkit.core.dispatch import registry
+
+    kinds = [v.kind for v in (t.var for t in inputs) if v.shape]
+    backend = registry().backend_of(kinds[0]) if kinds else None
+    offer = getattr(backend, "program_buffers", None)
+    if offer is None or any(isinstance(_primal(t), Tracer) for t in inputs):
+        return compile_program
+    return lambda program: compile_program(program, buffers=offer(program, pool))
+
 
 def _step_vjp(entry: _Entry, residuals):
     """The VJP closure of one replayed (or traced) taped step."""

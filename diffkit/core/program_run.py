@@ -16,10 +16,13 @@ from diffkit.core.program_passes import last_uses
 __all__ = ["compile_program"]
 
 
-def compile_program(program: Program, through_bind: bool = False):
+def compile_program(program: Program, through_bind: bool = False, buffers=None):
     """A Python function `run(*inputs) -> tuple of outputs` executing `program`; with
-    `through_bind`, every equation goes through `Primitive.bind` (inputs of outer traces)."""
+    `through_bind`, every equation goes through `Primitive.bind` (inputs of outer traces).
+    `buffers` ({equation index: array}, from a backend's `program_buffers`) are preallocated
+    outputs: that equation's kernel is called with `out=` the array."""
     env: dict[str, object] = {"GuardFailed": GuardFailed}
+    buffers = {} if through_bind or buffers is None else buffers
     names: dict[int, str] = {}
     lines = []
 
@@ -41,6 +44,9 @@ def compile_program(program: Program, through_bind: bool = False):
             if item.params:
                 env[f"p{k}"] = item.params
                 call_args += (", " if call_args else "") + f"**p{k}"
+            if k in buffers:
+                env[f"b{k}"] = buffers[k]
+                call_args += f", out=b{k}"
             for o in item.outs:
                 names[o.n] = f"v{o.n}"
             if item.prim.multiple_results:

@@ -37,6 +37,10 @@ class Backend:
             NumPy backend) unless `dk.default_backend` names another, and its arrays are weak
             constants: next to another backend's array they move to it; at most one backend
             is the default.
+        program_buffers: `program_buffers(program, pool) -> {equation index: array}`: the
+            equations of a compiled program (`core.program`) whose kernel may write into a
+            preallocated output, with the arrays (taken from `pool`, which the programs of
+            one loop share). None: every output is allocated by its kernel.
     """
 
     name: str
@@ -47,6 +51,7 @@ class Backend:
     explain: Callable[..., BaseException | None] | None = None
     inexact: Callable[[Any], bool | None] | None = None
     default: bool = False
+    program_buffers: Callable[..., dict] | None = None
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from diffkit_numpy import (
     shape,
     special,
 )
+from diffkit_numpy.programs import program_buffers
 
 FAMILIES = (creation, elementwise, special, reductions, products, shape, indexing, linalg, fft)
 
@@ -49,6 +50,7 @@ BACKEND = Backend(
     describe=lambda x: f"numpy.ndarray of dtype {x.dtype}",
     inexact=lambda dt: dt.kind in "fc" if isinstance(dt, np.dtype) else None,
     default=True,
+    program_buffers=program_buffers,
 )
 
 
