@@ -92,6 +92,12 @@ def collectives(backend):
               c)
     check(f"broadcast {backend}", lambda x: dkd.broadcast(x, src=N - 1),
           lambda X, s: X[N - 1] + 0.0, (4,), (4,), c)
+    for off in (1, -1):
+        for periodic in (True, False):
+            check(f"shift offset={off} periodic={periodic} {backend}",
+                  lambda x, o=off, p=periodic: dkd.shift(x, o, p),
+                  lambda X, s, o=off, p=periodic: X[(s - o) % N] * 1.0
+                  if p or 0 <= s - o < N else X[0] * 0.0, (3,), (3,), c)
     top = dkd.all_reduce(np.float64(R), "max")  # a NumPy scalar comes back as one
     assert type(top) is np.float64 and top == N - 1, f"rank {R}: {top!r}"
 

@@ -67,9 +67,9 @@ def expect_ok(results, cases_per_rank):
 
 
 # -- across processes -----------------------------------------------------------------------
-# per backend: 6 all_reduce + 2 all_gather + 2 reduce_scatter + 1 broadcast, 8 halos,
-# 4 loop checks (3 with one rank), 1 disk
-CHECKS = 2 * (11 + 8 + 4 + 1)
+# per backend: 6 all_reduce + 2 all_gather + 2 reduce_scatter + 1 broadcast + 4 shifts,
+# 8 halos, 4 loop checks (3 with one rank), 1 disk
+CHECKS = 2 * (15 + 8 + 4 + 1)
 
 
 @needs_torch

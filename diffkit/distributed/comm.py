@@ -73,6 +73,11 @@ class Communicator:
     def shift(self, x, offset: int, periodic: bool):
         raise NotImplementedError
 
+    def exchange(self, a, b, periodic: bool):
+        """(b of rank - 1, a of rank + 1): a goes left and b right. Two shifts here; a
+        transport overrides it to send both at once (one latency instead of two)."""
+        return self.shift(b, 1, periodic), self.shift(a, -1, periodic)
+
 
 def _zeros(x):
     return np.zeros_like(x) if isinstance(x, np.ndarray | np.generic) else x.new_zeros(x.shape)
@@ -223,8 +228,23 @@ class TorchCommunicator(Communicator):
         if 0 <= src < n:
             ops.append(self.dist.P2POp(self.dist.irecv, out, src))
         if ops:
-            self._guard("shift (halo_exchange)", _exchange, self.dist, ops, self.timeout_s)
+            self._guard("shift", _exchange, self.dist, ops, self.timeout_s)
         return self._out(out, x)
+
+    def exchange(self, a, b, periodic):
+        n, r = self._size, self._rank
+        left, right = (r - 1) % n if periodic else r - 1, (r + 1) % n if periodic else r + 1
+        if n == 1:
+            return Communicator.exchange(self, a, b, periodic)
+        ta, tb = self._in(a), self._in(b)
+        got_l, got_r = self.torch.zeros_like(tb), self.torch.zeros_like(ta)
+        p2p, send, recv, ops = self.dist.P2POp, self.dist.isend, self.dist.irecv, []
+        if 0 <= left < n:  # tags: with two ranks, left and right are the same peer
+            ops += [p2p(send, ta, left, tag=1), p2p(recv, got_l, left, tag=2)]
+        if 0 <= right < n:
+            ops += [p2p(send, tb, right, tag=2), p2p(recv, got_r, right, tag=1)]
+        self._guard("exchange (halo_exchange)", _exchange, self.dist, ops, self.timeout_s)
+        return self._out(got_l, b), self._out(got_r, a)
 
     # -- failures -----------------------------------------------------------------------
     def _guard(self, what, fn, *args, **kw):

@@ -102,6 +102,19 @@ class MPICommunicator(Communicator):
         return self._out(out, x)
 
 
+    def exchange(self, a, b, periodic):
+        n, r, null = self._size, self._rank, self.MPI.PROC_NULL
+        left, right = (r - 1) % n if periodic else r - 1, (r + 1) % n if periodic else r + 1
+        left, right = left if 0 <= left < n else null, right if 0 <= right < n else null
+        sa, sb = self._in(a), self._in(b)
+        got_l, got_r = np.zeros_like(sb), np.zeros_like(sa)
+        reqs = [self.comm.Irecv(got_l, source=left, tag=2),
+                self.comm.Irecv(got_r, source=right, tag=1),
+                self.comm.Isend(sa, dest=left, tag=1), self.comm.Isend(sb, dest=right, tag=2)]
+        self.MPI.Request.Waitall(reqs)
+        return self._out(got_l, b), self._out(got_r, a)
+
+
 @hookimpl
 def diffkit_communicators():
     return {"mpi": MPICommunicator}

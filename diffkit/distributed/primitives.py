@@ -6,6 +6,7 @@ collective, so every VJP is one communication in which every rank takes part:
 
     psum (sum, mean)  <->  itself          all_gather  <->  reduce_scatter
     broadcast(src)    <->  reduce(dst=src) shift(+k)   <->  shift(-k)
+    exchange (a halo's two shifts at once) <-> itself
 
 `pmax` (max/min over ranks) sends the tangent or cotangent to the ranks holding the extreme;
 ties split it equally (the 0.5/0.5 of `maximum`, generalized to k ranks). Kernels are the
@@ -16,11 +17,11 @@ one rank every collective is the identity, so `check_primitive` sweeps them like
 from __future__ import annotations
 
 from diffkit.distributed import comm
-from diffkit.extend import Primitive, cases, hookimpl, linear
+from diffkit.extend import Primitive, cases, hookimpl, instantiate, linear
 from diffkit.primitives.elementwise import where
 
 __all__ = ["PRIMITIVES", "psum", "pmax", "all_gather", "reduce_scatter", "broadcast",
-           "reduce", "shift"]
+           "reduce", "shift", "exchange"]
 
 
 def _normal(*shapes):
@@ -72,7 +73,28 @@ shift = linear("dist_shift",
                             (_normal((4,)), {"offset": -1, "periodic": False})),
                doc="x of rank - offset (sent to rank + offset); zeros off a non-periodic end.")
 
-PRIMITIVES = (psum, pmax, all_gather, reduce_scatter, broadcast, reduce, shift)
+
+
+def _exchange_jvp(tangents, _ans, a, b, periodic):
+    return exchange.bind(instantiate(tangents[0], a), instantiate(tangents[1], b),
+                         periodic=periodic)
+
+
+def _exchange_vjp(g, ans, _a, _b, periodic):
+    # exchange is its own transpose in this arrangement: the cotangent of the ghost that
+    # came from the left goes back left, where it belongs to that rank's b, and so on. Both
+    # are sent even when one is a symbolic zero: every rank must take part.
+    return exchange.bind(instantiate(g[0], ans[0]), instantiate(g[1], ans[1]),
+                         periodic=periodic)
+
+
+exchange = Primitive(
+    "dist_exchange", jvp=_exchange_jvp, vjp=_exchange_vjp, multiple_results=True,
+    sample=cases((_normal((2, 3), (2, 3)), {"periodic": True}),
+                 (_normal((1, 4), (1, 4)), {"periodic": False})),
+    doc="(b of rank - 1, a of rank + 1), both sent at once: the two halves of a halo.")
+
+PRIMITIVES = (psum, pmax, all_gather, reduce_scatter, broadcast, reduce, shift, exchange)
 
 
 def _kernels() -> dict:
@@ -85,6 +107,7 @@ def _kernels() -> dict:
         "dist_broadcast": lambda x, src: a().broadcast(x, src),
         "dist_reduce": lambda x, dst: a().reduce(x, dst),
         "dist_shift": lambda x, offset, periodic: a().shift(x, offset, periodic),
+        "dist_exchange": lambda x, y, periodic: a().exchange(x, y, periodic),
     }
 
 
