@@ -249,7 +249,12 @@ def tiered_schedule(n: int, tiers: list[Tier],
     segmented = Segmented.make(n, tiers, steps) if not exact else None
     options = [*exact, *(MultiLevel(n, [tiers[0], t], steps) for t in lower),
                *([segmented] if segmented else [])]
-    return min(options, key=lambda s: s.predicted.time)  # ties: exact, then the lighter
+    return min(options, key=_time)  # ties: exact, then the lighter
+
+
+def _time(schedule: object) -> float:
+    """Predicted time, rounded so that sums in another order tie (the first option wins)."""
+    return round(schedule.predicted.time, 6)
 
 
 _STREAM_FIXED = 16 * 2**10  # the executor's and a schedule's own Python objects
