@@ -11,6 +11,7 @@ import re
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -53,8 +54,12 @@ print(json.dumps({"calls": len(calls), "g": g[0].tolist() + [float(g[1])],
 """
 
 
+ROOT = Path(__file__).resolve().parent.parent
+
+
 def _child(path, mode, kill_at=None, n=300, sig="SIGTERM"):
-    env = dict(os.environ)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(  # the tree under test, plugins too
+        filter(None, [str(ROOT), str(ROOT / "plugins"), os.environ.get("PYTHONPATH")]))}
     if kill_at is not None:
         env["KILL_AT"], env["KILL_SIG"] = str(kill_at), sig
     proc = subprocess.run([sys.executable, "-c", CHILD, str(path), str(n), mode], env=env,
