@@ -45,7 +45,8 @@ def _timed(comm):
 
         return method
 
-    for name in ("all_reduce", "all_gather", "reduce_scatter", "broadcast", "reduce", "shift"):
+    for name in ("all_reduce", "all_gather", "reduce_scatter", "broadcast", "reduce", "shift",
+                 "exchange"):
         setattr(Timed, name, timing(getattr(type(comm), name)))
     return Timed()
 
