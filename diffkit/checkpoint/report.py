@@ -123,6 +123,7 @@ class Report:
     overlapped_writes: int = 0  # disk writes run in the background thread
     read_ahead: int = 0  # disk loads read ahead in the background thread
     resumed_from: int | None = None  # the state a resumed forward sweep restarted from
+    compiled: str = "?"  # "compiled: ..." (the step's programs), or why it ran eagerly
 
     @property
     def peak_bytes(self) -> int:
@@ -142,7 +143,7 @@ class Report:
             "n_steps", "advances", "reversed", "state_bytes", "work_bytes", "reverse_bytes",
             "peak_held", "peak_bytes", "disk_written", "disk_read", "forward_seconds",
             "reverse_seconds", "replans", "io_bytes", "overlapped_writes", "read_ahead",
-            "resumed_from")}
+            "resumed_from", "compiled")}
         return {"plan": plan_dict(self.plan),
                 "done": {**done, "peak_snapshots": dict(self.peak_snapshots)}}
 
@@ -170,6 +171,7 @@ class Report:
             ("time", _rel(p.relative_time), f"{total:.3f} s ({self.forward_seconds:.3f} s "
                                             f"forward + {self.reverse_seconds:.3f} s reverse)"),
         ]
+        rows.append(("step", "", self.compiled))
         if self.io_bytes:
             rows.append(("overlapped I/O", _b(self.io_bytes), f"{self.overlapped_writes} writes "
                          f"in the background, {self.read_ahead} reads ahead"))
