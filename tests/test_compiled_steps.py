@@ -334,3 +334,58 @@ def test_numpy_programs_write_large_temporaries_into_reused_buffers():
     g = np.ones_like(u)
     np.testing.assert_array_equal(entry.backward(*res, g)[0],
                                   compile_program(entry.programs[2])(*res, g)[0])
+
+
+def test_the_program_corpus_inside_a_compiled_step_gives_the_eager_gradient(to_backend):
+    """Each of tests/program_corpus.py's programs drives a step (constants made inside,
+    indexing, linalg, FFT, Python loops): compiled (or, where a program cannot hold it,
+    run eagerly) it must give the eager gradient; most must compile."""
+    from tests.program_corpus import PROGRAMS, inputs
+
+    compiled = 0
+    for name, (fn, *_) in PROGRAMS.items():
+        x = [to_backend(a) for a in inputs(name, 0)]
+
+        def step(s, i, *rest, fn=fn):
+            return s * (1.0 + 1e-3 * dnp.tanh(fn(s, *rest)))
+
+        def J(*a, compile):
+            s = dk.checkpoint.loop(step, a[0], 4, a[1:], BIG, compile=compile)
+            return dnp.sum(s ** 2)
+
+        nums = tuple(range(len(x)))
+        want = dk.grad(lambda *a: J(*a, compile=False), argnums=nums)(*x)
+        got = dk.grad(lambda *a: J(*a, compile="auto"), argnums=nums)(*x)
+        compiled += dk.checkpoint.last_report().compiled.startswith("compiled")
+        for a, b in zip(got, want, strict=True):
+            np.testing.assert_allclose(to_numpy(a), to_numpy(b), rtol=1e-10, atol=1e-12,
+                                       err_msg=name)
+    assert compiled >= 35
+
+
+def test_a_traced_index_used_as_data_is_never_frozen_into_a_program():
+    """Indices, sizes and masks are data with no derivative: under a program being traced
+    their use is recorded (a guard, or the step runs eagerly), never their traced value."""
+    obs = np.random.default_rng(0).standard_normal((40, 16))
+
+    def f(u, i):
+        return u - dnp.take(obs, i, axis=0)
+
+    prog = dk.make_program(f)(np.ones(16), np.asarray(3))
+    with pytest.raises(CompileError, match="decided on a value"):
+        prog(np.ones(16), np.asarray(5))
+
+    def step(s, i, k):
+        u, m = s
+        u = heat(u, i, k)
+        j = dnp.argsort(u)[:3]
+        d = u - dnp.take(obs, i, axis=0)
+        return u, m + dnp.sum(d * d) + dnp.sum(u[j] ** 2)
+
+    u0 = np.random.default_rng(1).standard_normal(16)
+    J = lambda c: lambda u, k: dk.checkpoint.loop(step, (u, u[0] * 0.0), 40, (k,), BIG,
+                                                  compile=c)[1]
+    got = dk.grad(J("auto"), argnums=(0, 1))(u0, 0.2)
+    assert dk.checkpoint.last_report().compiled.startswith("eager (not compiled")
+    for a, b in zip(got, dk.grad(J(False), argnums=(0, 1))(u0, 0.2), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-12)

@@ -184,9 +184,8 @@ class CompiledStep:
         except (NotProgrammable, GuardFailed) as e:
             self.give_up(str(e), e)
             return None
-        except TransformError:
-            raise  # the step is wrong in any mode: say so now
-        except Exception as e:  # anything a program trace cannot follow: run it eagerly
+        except Exception as e:  # anything a program trace cannot follow (a traced index
+            # array used as data, ...): run it eagerly, which raises again if the step is wrong
             self.give_up(f"tracing it raised {type(e).__name__}: {e}", e)
             return None
         self.entries.insert(0, entry)
@@ -228,6 +227,9 @@ class CompiledStep:
         entry.pick = None if len(pick) == len(leaves) else pick  # the rest are constants
         entry.trace_peak = trace.peak
         known = {t.var.n: t for t in inputs} | trace.keep
+        for old, new in entry.alias.items():  # merged by cse: the same value
+            if old in known:
+                known.setdefault(new.n, known[old])
         residuals = [known[v.n].primal for v in entry.residuals]
         return entry, [_primal(o) for o in outs], residuals
 
@@ -258,7 +260,7 @@ class _Entry:
         bwd_outs = [None if c is None else ref(c) for c in in_cts]
         flows = [r for r in bwd_outs if r is not None]
         self.traced = body[:n_fwd]  # as recorded: the determinism check compares traces
-        body, renamed, n_fwd = cse(body, [ref(o) for o in outs] + flows, n_fwd)
+        body, renamed, n_fwd, self.alias = cse(body, [ref(o) for o in outs] + flows, n_fwd)
         fwd, plain, bwd, self.residuals = split(
             body, n_fwd, ins, renamed[:len(outs)], [c.var for c in slots.values()],
             renamed[len(outs):])

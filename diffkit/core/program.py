@@ -149,6 +149,8 @@ class ProgramTracer(Tracer):
     def _mine(self) -> bool:
         return self._trace.active
 
+    _records_values = property(_mine)
+
     def __bool__(self):
         value = bool(self._base())
         if self._mine():

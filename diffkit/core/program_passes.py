@@ -23,7 +23,8 @@ def cse(body, outs, boundary: int):
     parameters, to the same inputs as an earlier one reuses its outputs (VJP rules often
     compute one term twice). Items before and after `boundary` (the forward and the
     backward part) are merged only among themselves, so that merging never turns a
-    recomputation into a kept residual. Returns (new body, `outs` renamed, new boundary)."""
+    recomputation into a kept residual. Returns (new body, `outs` renamed, new boundary,
+    {removed variable number: the variable that replaces it})."""
     alias: dict[int, Var] = {}
     seen: dict = {}
     new = []
@@ -45,7 +46,7 @@ def cse(body, outs, boundary: int):
         if key is not None:
             seen[key] = eqn
         new.append(eqn)
-    return new, [rename(v) for v in outs], len(new) if cut is None else cut
+    return new, [rename(v) for v in outs], len(new) if cut is None else cut, alias
 
 
 def _key(prim, ins, params):

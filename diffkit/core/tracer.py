@@ -76,9 +76,23 @@ class Tracer:
         raise NotImplementedError
 
     def _base(self):
-        """The raw array under every level of tracing."""
+        """The raw array under every level of tracing (for its type, shape, dtype, device)."""
         v = self
         while isinstance(v, Tracer):
+            v = v.primal
+        return v
+
+    _records_values = False  # a program trace's tracers: uses of their values are recorded
+
+    def _value(self):
+        """What code that uses the value with no derivative (a Python decision, an index, a
+        mask, a parameter) must see: the raw value, except under a program being traced,
+        whose tracer it keeps, so that the program records the use (a guard, equations)
+        instead of freezing the traced value into it."""
+        v = self
+        while isinstance(v, Tracer):
+            if v._records_values:
+                return v
             v = v.primal
         return v
 

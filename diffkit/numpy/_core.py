@@ -40,9 +40,16 @@ defaults.set_loader(_configured_defaults)
 
 
 def _base(x):
+    """The raw array under every tracer: for its type, shape, dtype and device."""
     while isinstance(x, Tracer):
         x = x.primal
     return x
+
+
+def _value(x):
+    """`x` as data with no derivative (a decision, a size, an index): the raw value, or the
+    tracer of a program being traced, which records the use (`Tracer._value`)."""
+    return x._value() if isinstance(x, Tracer) else x
 
 
 def _has_tracer(seq) -> bool:
@@ -73,7 +80,7 @@ def concrete(v, fn: str, arg: str, why: str):
         )
     if isinstance(v, list | tuple):
         return type(v)(concrete(e, fn, arg, why) for e in v)
-    return _base(v)
+    return _value(v)
 
 
 def _flat(v) -> list:

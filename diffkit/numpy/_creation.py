@@ -16,7 +16,7 @@ from diffkit.core.tracer import Tracer
 from diffkit.numpy import _core as _co
 from diffkit.numpy import _elementwise as _el
 from diffkit.numpy import _shape as _sh
-from diffkit.numpy._core import _base, _has_tracer, is_traced
+from diffkit.numpy._core import _base, _has_tracer, _value, is_traced
 from diffkit.primitives import creation as P
 
 __all__ = ["zeros", "ones", "full", "empty", "eye", "identity", "tri", "arange", "linspace",
@@ -81,7 +81,7 @@ def _composed(*values) -> bool:
 def _scalar(v):
     """A concrete Python number for a bound, size or step given as a 0-d array (callers
     take the traced-float path first: this drops a derivative)."""
-    v = _base(v)
+    v = _value(v)
     return v.item() if hasattr(v, "item") else v
 
 

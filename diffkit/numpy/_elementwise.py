@@ -13,7 +13,7 @@ import inspect
 import numpy
 
 from diffkit.core.tracer import Tracer
-from diffkit.numpy._core import _arr, _base, _has_tracer, concrete
+from diffkit.numpy._core import _arr, _has_tracer, concrete
 from diffkit.primitives import elementwise as P
 from diffkit.primitives import indexing as _indexing_p
 
@@ -108,7 +108,7 @@ def where(condition, x=None, y=None):
     """Like `numpy.where`: `where(c, x, y)` picks elementwise (differentiable in x and y);
     `where(c)` is `nonzero(c)`."""
     if x is None and y is None:
-        return _indexing_p.nonzero.bind(_base(_arr(condition)))  # `_indexing.nonzero`
+        return _indexing_p.nonzero.bind(_raw(_arr(condition)))  # `_indexing.nonzero`
     if x is None or y is None:
         raise TypeError("dnp.where takes either one argument (condition) or three "
                         "(condition, x, y)")
@@ -182,9 +182,8 @@ def array_equal(a1, a2, equal_nan=False) -> bool:
 
 
 def _raw(x):
-    while isinstance(x, Tracer):
-        x = x.primal
-    return x
+    """A value as data (no derivative; recorded by a program being traced)."""
+    return x._value() if isinstance(x, Tracer) else x
 
 
 def _nin(name: str) -> int:

@@ -16,7 +16,7 @@ from diffkit.numpy import _elementwise as _el
 from diffkit.numpy import _indexing as _ix
 from diffkit.numpy import _reductions as _rd
 from diffkit.numpy import _shape as _sh
-from diffkit.numpy._core import _arr, _base, asarray, iscomplexobj, shape
+from diffkit.numpy._core import _arr, _value, asarray, iscomplexobj, shape
 
 __all__ = ["select", "piecewise", "iscomplex", "isreal", "real_if_close", "gradient"]
 
@@ -68,8 +68,8 @@ def piecewise(x, condlist, funclist, *args, **kw):
         if not callable(f):
             out = _el.where(cond, _el.astype(asarray(f, like=x), out.dtype), out)
             continue
-        mask = _base(_el.stop_gradient(cond))
-        if not bool(_base(_rd.any(mask))):
+        mask = _value(_el.stop_gradient(cond))
+        if not bool(_value(_rd.any(mask))):
             continue
         vals = f(_ix._getitem(x, mask), *args, **kw)
         out = _ix.at(out)[mask].set(_el.astype(asarray(vals, like=x), out.dtype))
@@ -107,7 +107,7 @@ def real_if_close(a, tol=100):
         return a
     if tol > 1:
         tol = np.finfo(_np_dtype(_el.real(_el.stop_gradient(a)))).eps * tol
-    if bool(_base(_rd.all(_el.abs(_el.imag(_el.stop_gradient(a))) < tol))):
+    if bool(_value(_rd.all(_el.abs(_el.imag(_el.stop_gradient(a))) < tol))):
         return _el.real(a)
     return a
 

@@ -33,7 +33,8 @@ __all__ = ["_getitem", "_at", "at", "take", "take_along_axis", "sort", "argsort"
 
 
 def _base(x):
-    return x._base() if isinstance(x, Tracer) else x
+    """An index or mask as data (no derivative; recorded by a program being traced)."""
+    return x._value() if isinstance(x, Tracer) else x
 
 
 def _entry(i):
@@ -274,7 +275,7 @@ def diag(v, k=0):
         raise ValueError(f"dnp.diag: input must be 1-d or 2-d, got shape {tuple(v.shape)}")
     n = v.shape[0] + abs(k)
     rows, cols = _diag_indices(n, n, k)
-    return P.index_add.bind(zeros((n, n), dtype=v.dtype, like=_base(v)), v, idx=(rows, cols))
+    return P.index_add.bind(zeros((n, n), dtype=v.dtype, like=v), v, idx=(rows, cols))
 
 
 # -- padding --------------------------------------------------------------------------------

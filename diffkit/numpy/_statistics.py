@@ -18,7 +18,7 @@ from diffkit.numpy import _products as _pr
 from diffkit.numpy import _reductions as _rd
 from diffkit.numpy import _sets as _st
 from diffkit.numpy import _shape as _sh
-from diffkit.numpy._core import _arr, _base, asarray, iscomplexobj, ndim
+from diffkit.numpy._core import _arr, _value, asarray, iscomplexobj, ndim
 
 __all__ = ["cov", "corrcoef", "histogram"]
 
@@ -60,7 +60,7 @@ def cov(m, y=None, rowvar=True, bias=False, ddof=None, fweights=None, aweights=N
         fact = w_sum - ddof
     else:
         fact = w_sum - ddof * _rd.sum(w * aw) / w_sum
-    if float(_base(fact)) <= 0:
+    if float(_value(fact)) <= 0:
         fact = 0.0  # NumPy warns "Degrees of freedom <= 0" and divides by 0 too
     x = x - avg[:, None]
     xt = _sh.transpose(x if w is None else x * w)
@@ -75,7 +75,7 @@ def _weights(w, n: int, name: str, like):
     if w.shape[0] != n:
         raise RuntimeError(f"dnp.cov: incompatible numbers of samples and {name} "
                            f"({w.shape[0]} != {n})")
-    if bool(_base(_rd.any(_el.stop_gradient(w) < 0))):
+    if bool(_value(_rd.any(_el.stop_gradient(w) < 0))):
         raise ValueError(f"dnp.cov: {name} cannot be negative")
     return w if is_inexact(w) else _el.astype(w, "float64")
 
@@ -125,24 +125,24 @@ def _edges(a, bins, range):  # noqa: A002
         raise NotImplementedError(f"dnp.histogram: bin estimator {bins!r} is not supported; "
                                   f"pass a number of bins or the edges")
     if getattr(bins, "ndim", 0) == 0 and not isinstance(bins, list | tuple):
-        nbins = operator.index(_base(bins))
+        nbins = operator.index(_value(bins))
         if nbins < 1:
             raise ValueError("dnp.histogram: `bins` must be positive, when an integer")
         if range is not None:
             lo, hi = range
-            if float(_base(lo)) > float(_base(hi)):
+            if float(_value(lo)) > float(_value(hi)):
                 raise ValueError("dnp.histogram: max must be larger than min in range "
                                  "parameter.")
         elif a.shape[0] == 0:
             lo, hi = 0.0, 1.0
         else:
             lo, hi = _rd.min(a), _rd.max(a)
-        if float(_base(lo)) == float(_base(hi)):
+        if float(_value(lo)) == float(_value(hi)):
             lo, hi = lo - 0.5, hi + 0.5
         dt = a.dtype if "float" in str(a.dtype) else "float64"
         return _cr.linspace(lo, hi, nbins + 1, dtype=dt, like=a)
     edges = asarray(bins, like=a)
     e = _el.stop_gradient(edges)
-    if ndim(edges) != 1 or bool(_base(_rd.any(e[1:] < e[:-1]))):
+    if ndim(edges) != 1 or bool(_value(_rd.any(e[1:] < e[:-1]))):
         raise ValueError("dnp.histogram: `bins` must increase monotonically, when an array")
     return edges

@@ -19,7 +19,7 @@ from diffkit.numpy import _elementwise as _el
 from diffkit.numpy import _products as _pr
 from diffkit.numpy import _reductions as _rd
 from diffkit.numpy import _shape as _sh
-from diffkit.numpy._core import _base, concrete, is_traced
+from diffkit.numpy._core import _value, concrete, is_traced
 from diffkit.primitives import linalg as P
 from diffkit.primitives import linalg_extra as PX
 
@@ -166,7 +166,7 @@ def matrix_rank(A, tol=None, hermitian=False, *, rtol=None):
 def _threshold(t):
     """A rank threshold as plain data: the results change with it only in steps (when a
     singular value crosses it), so its derivative is 0 and dropping it is exact."""
-    return _base(t)
+    return _value(t)
 
 
 # -- decompositions ---------------------------------------------------------------------------
@@ -247,7 +247,7 @@ def eig(a) -> EigResult:
     divides by their gaps)."""
     a = _float(a)
     w, v = PX.eig.bind(a)
-    if not _co.iscomplexobj(a) and not bool(_base(_rd.any(_el.imag(_el.stop_gradient(w))
+    if not _co.iscomplexobj(a) and not bool(_value(_rd.any(_el.imag(_el.stop_gradient(w))
                                                           != 0))):
         w, v = _el.real(w), _el.real(v)
     return EigResult(w, v)
@@ -307,7 +307,7 @@ def matrix_norm(x, /, *, keepdims=False, ord="fro"):
 
 def _vector_norm(x, ord, axis, keepdims):
     if is_traced(ord):  # differentiable in the order p, by the general formula
-        p = float(_base(ord))
+        p = float(_value(ord))
         if p in (0, _INF, -_INF):
             concrete(ord, "dnp.linalg.norm", "ord", f"ord = {p} is a count, a max or a min, "
                      f"with no derivative in the order")

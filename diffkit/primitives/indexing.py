@@ -34,7 +34,8 @@ def has_int_array(idx: tuple) -> bool:
 
 
 def _raw(x):
-    return x._base() if isinstance(x, Tracer) else x
+    """A value as data (no derivative; recorded by a program being traced)."""
+    return x._value() if isinstance(x, Tracer) else x
 
 
 def _winners(like, idx):

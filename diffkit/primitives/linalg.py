@@ -134,7 +134,8 @@ def _trace_inv_t(a, t):
 
 
 def _raw(x):
-    return x._base() if isinstance(x, Tracer) else x
+    """A value as data (no derivative; recorded by a program being traced)."""
+    return x._value() if isinstance(x, Tracer) else x
 
 
 def _near_singular(a, d) -> bool:

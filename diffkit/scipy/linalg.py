@@ -14,7 +14,7 @@ import math
 import numpy as np  # static indices and dtype bookkeeping
 
 import diffkit.numpy as dnp
-from diffkit.numpy._core import _base
+from diffkit.numpy._core import _value
 from diffkit.primitives import linalg_extra as PX
 
 __all__ = ["solve_triangular", "cho_factor", "cho_solve", "lu_factor", "lu_solve",
@@ -176,7 +176,7 @@ def expm(A):
     the Pade degree that the 1-norm allows, as SciPy."""
     a = _float(A)
     _square("expm", a)
-    norm = float(_base(dnp.max(dnp.sum(dnp.abs(dnp.stop_gradient(a)), axis=-2))))
+    norm = float(_value(dnp.max(dnp.sum(dnp.abs(dnp.stop_gradient(a)), axis=-2))))
     for m, theta in _THETA:
         if norm <= theta:
             return _pade(a, m)
