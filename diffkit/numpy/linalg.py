@@ -186,7 +186,8 @@ def _uplo(UPLO):
 
 
 def eigh(a, UPLO="L") -> EighResult:
-    """Eigenvalues (ascending) and eigenvectors of a symmetric matrix (one triangle read).
+    """Eigenvalues (ascending) and eigenvectors of a symmetric (complex: Hermitian) matrix
+    (one triangle read; a complex input's eigenvectors have JAX's phase, docs/conventions.md).
 
     Eigenvector gradients divide by eigenvalue gaps (F = 1/(w_j - w_i)). At exactly
     repeated eigenvalues that block's terms are taken as 0, which is right for losses
