@@ -226,19 +226,7 @@ class Online:
         """
         if not isinstance(n_steps, int) or n_steps < 1:
             raise ScheduleError(f"Online.actions needs n_steps >= 1 (an int), got {n_steps!r}")
-        fresh = Online(self.snapshots, self.tier)
-        fresh.forward_step(0)
-        start = 0  # a pending untaped advance from `start`, emitted as one action
-        for i in range(1, n_steps):
-            todo = fresh.forward_step(i)
-            if todo:
-                if start < i - 1:
-                    yield Advance(start, i - 1)
-                    start = i - 1
-                yield from todo
-        if start < n_steps - 1:
-            yield Advance(start, n_steps - 1)
-        yield from fresh.reverse(n_steps)
+        return whole_stream(Online(self.snapshots, self.tier), n_steps)
 
     def count(self, n_steps: int) -> int:
         """Forward advances of ``actions(n_steps)`` from the closed form, without the stream."""
@@ -252,3 +240,21 @@ class Online:
             if b > a:
                 total += predict(b - a, self.snapshots - j).forward_advances
         return total
+
+
+def whole_stream(fresh, n_steps: int) -> Iterator[Action]:
+    """The actions an online schedule `fresh` (just started) gives a loop of `n_steps`
+    steps: its forward steps, untaped advances between saves merged into one `Advance`,
+    then its reverse sweep."""
+    fresh.forward_step(0)
+    start = 0  # a pending untaped advance from `start`, emitted as one action
+    for i in range(1, n_steps):
+        todo = fresh.forward_step(i)
+        if todo:
+            if start < i - 1:
+                yield Advance(start, i - 1)
+                start = i - 1
+            yield from todo
+    if start < n_steps - 1:
+        yield Advance(start, n_steps - 1)
+    yield from fresh.reverse(n_steps)

@@ -28,7 +28,7 @@ import numpy as np
 
 from diffkit.checkpoint.actions import RAM, Action, Advance, Discard, Load, Reverse, Save
 from diffkit.checkpoint.multilevel import StepCosts, Tier
-from diffkit.checkpoint.online import Online
+from diffkit.checkpoint.online import Online, whole_stream
 from diffkit.checkpoint.optimal import _Tables, tally
 from diffkit.checkpoint.revolve import predict, reverse_segment
 from diffkit.checkpoint.segmented import segment_costs
@@ -177,18 +177,7 @@ class OnlineTiered:
         fresh = object.__new__(OnlineTiered)
         fresh.__dict__.update(self.__dict__)
         fresh._reset()
-        fresh.forward_step(0)
-        start = 0
-        for i in range(1, n_steps):
-            todo = fresh.forward_step(i)
-            if todo:
-                if start < i - 1:
-                    yield Advance(start, i - 1)
-                    start = i - 1
-                yield from todo
-        if start < n_steps - 1:
-            yield Advance(start, n_steps - 1)
-        yield from fresh.reverse(n_steps)
+        return whole_stream(fresh, n_steps)
 
 
 def _ram_reach(ram: int, rate: float) -> int:
