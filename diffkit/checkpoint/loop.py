@@ -16,7 +16,8 @@ import numpy as np
 
 from diffkit.checkpoint import ranks
 from diffkit.checkpoint.budget import Budget
-from diffkit.checkpoint.executor import Checks, Executor
+from diffkit.checkpoint.compiled_forward import run_pairs
+from diffkit.checkpoint.executor import Checks, Executor, LoopIO
 from diffkit.checkpoint.stepcheck import call_step, owned_tensors
 from diffkit.core import pytree
 from diffkit.core.forward import JVPTrace, JVPTracer
@@ -150,7 +151,8 @@ def _refuse_closure(state) -> None:
 
 def _forward_mode(trace, step, state0, args, budget, progress, checks, n_steps=None,
                   cond=None):
-    """JVP of a loop: a loop over (state, tangents) pairs, checkpointed at lower levels.
+    """JVP of a loop: a loop over (state, tangents) pairs, checkpointed at lower levels, or
+    with nothing traced below, a loop replaying the pair step's program (`compiled_forward`).
 
     Every state leaf that can carry a tangent gets one, Python floats included (a leaf
     untraced at first may come to depend on a traced one, as reverse mode sees); of the
@@ -178,13 +180,20 @@ def _forward_mode(trace, step, state0, args, budget, progress, checks, n_steps=N
         out, t_out = jvp(f, [s[k] for k in s_pos] + [a[k] for k in a_pos], list(pair[1]) + ta)
         return out, [pytree.leaves(t_out)[k] for k in s_pos]
 
-    if cond is None:
-        out, t_out = loop(pair_step, (pytree.unflatten(s_tree, s0), ts0), n_steps, (a0, ta),
-                          budget, progress=progress, **checks._asdict())
+    pair0 = (pytree.unflatten(s_tree, s0), ts0)
+    pair_cond = None if cond is None else (
+        lambda pair, i, a, ta: cond(pair[0], i, *pytree.unflatten(a_tree, a)))
+    if top_trace(s0 + ts0 + a0 + ta) is None:  # nothing below: no schedule, a program
+        io = LoopIO()
+        io.name = "checkpoint.loop" if cond is None else "checkpoint.while_loop"
+        out, t_out = run_pairs(io, pair_step, pair0, (a0, ta), checks, _refuse_closure,
+                               n_steps=n_steps, cond=pair_cond)
+    elif cond is None:
+        out, t_out = loop(pair_step, pair0, n_steps, (a0, ta), budget, progress=progress,
+                          **checks._asdict())
     else:
-        out, t_out = while_loop(lambda pair, i, a, ta: cond(pair[0], i, *pytree.unflatten(
-            a_tree, a)), pair_step, (pytree.unflatten(s_tree, s0), ts0), (a0, ta), budget,
-            progress=progress, **checks._asdict())
+        out, t_out = while_loop(pair_cond, pair_step, pair0, (a0, ta), budget,
+                                progress=progress, **checks._asdict())
     flat_o = pytree.leaves(out)
     for k, t in zip(s_pos, t_out, strict=True):
         flat_o[k] = JVPTracer(trace, flat_o[k], t)

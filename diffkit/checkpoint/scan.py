@@ -15,6 +15,7 @@ from collections.abc import Callable
 import numpy as np
 
 from diffkit.checkpoint.budget import Budget
+from diffkit.checkpoint.compiled_forward import run_pairs
 from diffkit.checkpoint.executor import Checks, Executor, LoopIO
 from diffkit.checkpoint.loop import _may_vary, _refuse_closure, _step_count, _tangent
 from diffkit.checkpoint.stepcheck import call_step, owned_tensors
@@ -63,7 +64,7 @@ def scan(step: Callable, carry0, xs, args: tuple = (),
     refuse_inside(top, "checkpoint.scan")
     if isinstance(top, JVPTrace):
         return _forward_mode(top, step, carry0, (x_flat, x_tree, n), args, budget, every,
-                             dict(progress=progress, **checks._asdict()))
+                             progress, checks)
     io = ScanIO(unbox(x_flat, top), x_tree, n, every)
     ex = Executor(top, step, flat_in + x_flat, in_tree, budget, progress, checks, io,
                   resume=resume)
@@ -210,9 +211,10 @@ def _plain(step, carry, x_flat, x_tree, n, args, every):
     return carry, io.stack()
 
 
-def _forward_mode(trace, step, carry0, xs, args, budget, every, kw):
+def _forward_mode(trace, step, carry0, xs, args, budget, every, progress, checks):
     """JVP of a scan: a scan over (carry, tangent) pairs, with (x_i, tangent) inputs and
-    (y_i, tangent) outputs."""
+    (y_i, tangent) outputs; with nothing traced below, one replaying the pair step's program
+    (`compiled_forward`)."""
     x_flat, x_tree, n = xs
     flat_c, c_tree = pytree.flatten(carry0)
     flat_a, a_tree = pytree.flatten(args)
@@ -249,8 +251,15 @@ def _forward_mode(trace, step, carry0, xs, args, budget, every, kw):
 
     seen = ScanIO([], None, n, every)  # the y structure, checked as in `split_output`
     inner_xs = n if x_tree is None else (x0, tx)
-    (out, t_out), (ys, t_ys) = scan(pair_step, (pytree.unflatten(c_tree, c0), tc0), inner_xs,
-                                    (a0, ta), budget, save_every=every, **kw)
+    pair0 = (pytree.unflatten(c_tree, c0), tc0)
+    if top_trace(c0 + tc0 + a0 + ta + x0 + tx) is None:  # nothing below: a program
+        io = ScanIO(*_inputs(inner_xs)[1:], n, every)
+        carry = run_pairs(io, pair_step, pair0, (a0, ta), checks, _refuse_closure, n_steps=n)
+        (out, t_out), (ys, t_ys) = carry, io.stack()
+    else:
+        (out, t_out), (ys, t_ys) = scan(pair_step, pair0, inner_xs, (a0, ta), budget,
+                                        save_every=every, progress=progress,
+                                        **checks._asdict())
     flat_o = pytree.leaves(out)
     for k, t in zip(c_pos, t_out, strict=True):
         flat_o[k] = JVPTracer(trace, flat_o[k], t)
