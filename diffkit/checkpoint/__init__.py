@@ -21,6 +21,7 @@ from diffkit.checkpoint.actions import (
 from diffkit.checkpoint.baselines import Periodic, StoreAll
 from diffkit.checkpoint.budget import Budget, Costs, Disk, load_budget, parse_bytes
 from diffkit.checkpoint.compiled import compile_steps
+from diffkit.checkpoint.compiled_forward import ForwardReport, last_forward_report
 from diffkit.checkpoint.loop import loop, while_loop
 from diffkit.checkpoint.multilevel import MultiLevel, StepCosts, Tier
 from diffkit.checkpoint.online import Online
@@ -37,6 +38,7 @@ from diffkit.checkpoint.validate import Summary, validate
 __all__ = [
     # checkpointed loops
     "loop", "while_loop", "scan", "last_report", "last_reports", "Report", "compile_steps",
+    "last_forward_report", "ForwardReport",
     # recomputation of one function (jax.checkpoint / jax.remat)
     "remat",
     # actions
