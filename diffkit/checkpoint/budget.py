@@ -8,13 +8,17 @@ a YAML file path, or a parsed dict. The format (``configs/default.yaml`` is this
     budget:
       memory: 256MiB                              # RAM for snapshots + one step's tape
       disk: {path: /tmp/diffkit, size: 20GiB}     # optional second tier (overlap: false
-                                                  # runs its I/O in the caller's thread)
+                                                  # runs its I/O in the caller's thread;
+                                                  # sync: true fsyncs each snapshot file)
     schedule: auto      # auto | store_all | periodic | revolve | online | multilevel
     costs: {forward: 1.0, reverse: 2.0, disk_write: 0.5, disk_read: 0.5}
 
 Instead of ``disk``, ``budget.tiers`` lists any number of tiers below RAM, fastest first, each
 a directory with a size and its own costs (``write``/``read`` default to ``costs.disk_write``/
-``disk_read``); ``disk: {path, size}`` is the one-tier list ``[{name: disk, ...}]``::
+``disk_read``); ``disk: {path, size}`` is the one-tier list ``[{name: disk, ...}]``.
+``sync: true`` (on ``disk`` or a tier) flushes each snapshot file to the device (``fsync``)
+before it counts as written: durable checkpoints for a resumable run that may outlive its
+node::
 
     budget:
       memory: 8GiB
@@ -104,6 +108,7 @@ class Disk:
     path: Path
     size: int
     overlap: bool = True  # writes in a background thread, loads read ahead (writer.py)
+    sync: bool = False  # each snapshot file fsync-ed before it counts as written (storage.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +121,7 @@ class StorageTier:
     size: int
     write: float
     read: float
+    sync: bool = False  # each snapshot file fsync-ed before it counts as written
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,8 +151,9 @@ class Budget:
 
 
 _KEYS = {"": ("budget", "schedule", "costs"), "budget": ("memory", "disk", "tiers"),
-         "budget.disk": ("path", "size", "overlap"), "costs": tuple(Costs.__dataclass_fields__),
-         "budget.tiers[]": ("name", "path", "size", "write", "read")}
+         "budget.disk": ("path", "size", "overlap", "sync"),
+         "costs": tuple(Costs.__dataclass_fields__),
+         "budget.tiers[]": ("name", "path", "size", "write", "read", "sync")}
 _TIER_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")
 
 
@@ -236,10 +243,11 @@ def _from_dict(data: object, source: str) -> Budget:
         raise BudgetError(f"{source}: give budget.disk or budget.tiers, not both (disk is the "
                           "tier list [{name: disk, path: ..., size: ...}])")
     if disk is not None:
-        tiers = (StorageTier("disk", disk.path, disk.size, costs.disk_write, costs.disk_read),)
+        tiers = (StorageTier("disk", disk.path, disk.size, costs.disk_write, costs.disk_read,
+                             disk.sync),)
     else:
         tiers = _tiers(section.get("tiers", []), costs, source)
-        disk = next((Disk(t.path, t.size) for t in tiers if t.name == "disk"), None)
+        disk = next((Disk(t.path, t.size, sync=t.sync) for t in tiers if t.name == "disk"), None)
     schedule = top.get("schedule", "auto")
     if schedule not in SCHEDULES:
         raise BudgetError(f"{source}: schedule {show(schedule)} is unknown; accepted: "
@@ -279,7 +287,8 @@ def _tiers(data: object, costs: Costs, source: str) -> tuple[StorageTier, ...]:
         path = _writable(_disk_path(item["path"], source, f"{key}.path"), source, f"{key}.path")
         write, read = (_cost(item.get(k, default), f"{key}.{k}", source)
                        for k, default in (("write", costs.disk_write), ("read", costs.disk_read)))
-        out.append(StorageTier(name, path, size, write, read))
+        sync = _flag(item.get("sync", False), f"{key}.sync", source, _SYNC)
+        out.append(StorageTier(name, path, size, write, read, sync))
     return tuple(out)
 
 
@@ -293,11 +302,19 @@ def _disk(data: object, source: str) -> Disk | None:
                               "both path and size")
     size = parse_bytes(section["size"], f"{source}: budget.disk.size")
     path = _writable(_disk_path(section["path"], source), source, "budget.disk.path")
-    overlap = section.get("overlap", True)
-    if not isinstance(overlap, bool):
-        raise BudgetError(f"{source}: budget.disk.overlap = {show(overlap)} is not true or "
-                          "false (false: disk writes and reads in the caller's thread)")
-    return Disk(path, size, overlap)
+    overlap = _flag(section.get("overlap", True), "budget.disk.overlap", source,
+                    "false: disk writes and reads in the caller's thread")
+    sync = _flag(section.get("sync", False), "budget.disk.sync", source, _SYNC)
+    return Disk(path, size, overlap, sync)
+
+
+_SYNC = "true: each snapshot file flushed to the device (fsync) before it counts as written"
+
+
+def _flag(value: object, key: str, source: str, meaning: str) -> bool:
+    if not isinstance(value, bool):
+        raise BudgetError(f"{source}: {key} = {show(value)} is not true or false ({meaning})")
+    return value
 
 
 def _writable(path: Path, source: str, key: str) -> Path:

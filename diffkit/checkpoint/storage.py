@@ -9,8 +9,10 @@ the tier's path, verifies a SHA-256 checksum of the leaves and their shapes and 
 every load, and removes the directory when the gradient is done, when it fails, (through
 `weakref.finalize`) when it is abandoned, and on SIGTERM; a later run in the same path removes
 those of killed processes (`cleanup`). With `overlap`, writes and reads run in a background
-thread (`writer.DiskIO`). A resumable run (`resume.Run`) gives its own directories, kept
-unless the gradient succeeds, and is told of every completed write and every discard.
+thread (`writer.DiskIO`); with a tier's ``sync: true`` each file and its directory entry are
+flushed to the device (``fsync``) before the write counts as done. A resumable run
+(`resume.Run`) gives its own directories, kept unless the gradient succeeds, and is told of
+every completed write and every discard.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from diffkit.core import pytree
 from diffkit.core.tracer import Tracer
 from diffkit.errors import CheckpointStorageError, InternalError, TransformError
 
-__all__ = ["Storage", "Entry", "tier_paths", "tree_nbytes"]
+__all__ = ["Storage", "Entry", "synced_tiers", "tier_paths", "tree_nbytes"]
 
 
 _LEAF_OVERHEAD = 192  # array header (112 B for NumPy) and its slot in a snapshot dict
@@ -61,7 +63,7 @@ class Storage:
     """The snapshots of one gradient computation, by (tier, step)."""
 
     def __init__(self, disk_path=None, *, tiers: dict | None = None, overlap: bool = False,
-                 run=None):
+                 run=None, sync=()):
         self.ram: dict[int, object] = {}
         self.versions: dict[int, list] = {}  # tensor version counters of the RAM snapshots
         self.files: dict[tuple, Entry] = {}  # (tier, step) -> file, set when written
@@ -72,6 +74,7 @@ class Storage:
         if disk_path is not None:
             self._paths.setdefault("disk", disk_path)
         self._dirs: dict[str, str] = {}
+        self._sync = frozenset(sync)  # tiers whose files are fsync-ed
         self._cleanups: list = []
         self._lock = threading.Lock()  # the byte counters, updated from the I/O thread
         self.io = DiskIO() if overlap and self._paths else None
@@ -197,6 +200,11 @@ class Storage:
                     np.lib.format.write_array(fh, a, allow_pickle=False)
                     digest.update(_raw(a))
                 size = fh.tell()
+                if tier in self._sync:
+                    fh.flush()
+                    os.fsync(fh.fileno())
+            if tier in self._sync:
+                _fsync_directory(self._dirs[tier])
         except OSError as e:
             raise CheckpointStorageError(
                 f"could not write snapshot of step {step} to {path}: {e.strerror or e}. "
@@ -256,6 +264,16 @@ class Storage:
             cleanup()
 
 
+def _fsync_directory(path: str) -> None:
+    """Make a new file's directory entry durable (a file fsync-ed alone may be unnamed after
+    a crash)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def _raw(a: np.ndarray) -> np.ndarray:
     """An array's elements as bytes in C order (no copy when already C-contiguous)."""
     return np.ascontiguousarray(a).reshape(-1).view(np.uint8)
@@ -290,3 +308,12 @@ def tier_paths(budget) -> dict:
     paths = ({t.name: t.path for t in tiers} if tiers
              else {"disk": budget.disk.path} if budget.disk is not None else {})
     return {name: ranks.disk_path(path) for name, path in paths.items()}
+
+
+def synced_tiers(budget) -> frozenset:
+    """The names of the budget's tiers below RAM whose files are fsync-ed (``sync: true``)."""
+    tiers = getattr(budget, "tiers", ())
+    if tiers:
+        return frozenset(t.name for t in tiers if getattr(t, "sync", False))
+    disk = getattr(budget, "disk", None)
+    return frozenset({"disk"} if getattr(disk, "sync", False) else ())
