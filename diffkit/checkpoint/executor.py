@@ -27,7 +27,7 @@ from diffkit.checkpoint.stepcheck import (
     owned_tensors,
     protect,
 )
-from diffkit.checkpoint.storage import Storage, tier_paths, tree_nbytes
+from diffkit.checkpoint.storage import Storage, synced_tiers, tier_paths, tree_nbytes
 from diffkit.checkpoint.writer import action_stream, plan_with_io
 from diffkit.core import pytree
 from diffkit.core.reverse import LiveBytesTrace, VJPTrace, VJPTracer
@@ -375,7 +375,8 @@ class Executor:
                              n_steps=n, replans=self.replans, io_bytes=io)
         self.run = (open_run(self, self.resume_request, n)
                     if self.resume_request not in (False, None) else None)
-        self.storage = Storage(tiers=tier_paths(self.budget), overlap=io > 0, run=self.run)
+        self.storage = Storage(tiers=tier_paths(self.budget), overlap=io > 0, run=self.run,
+                               sync=synced_tiers(self.budget))
         if not self.replans:  # a re-planned sweep counts on, on the same bar
             self.progress = Progress(self.progress_enabled, n)
         self.tapes = {}
