@@ -187,3 +187,52 @@ def test_an_abandoned_gradient_stops_its_io_thread_and_removes_its_files(tmp_pat
             break
         time.sleep(0.05)
     assert len(io_threads()) == before and os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("overlap", [True, False])
+def test_sync_fsyncs_each_snapshot_file_and_its_directory(tmp_path, to_backend, monkeypatch,
+                                                          overlap):
+    """``budget.disk.sync: true``: every snapshot file is flushed to the device before it
+    counts as written (in the I/O thread when overlapping); the gradient is unchanged."""
+    storage = sys.modules["diffkit.checkpoint.storage"]
+    synced, real = [], os.fsync
+
+    def fsync(fd):
+        synced.append(os.path.basename(os.readlink(f"/proc/self/fd/{fd}")))
+        real(fd)
+
+    monkeypatch.setattr(storage.os, "fsync", fsync)
+    u0 = to_backend(np.linspace(0, 1, 1000))
+    plain = _grad(tmp_path, u0)
+    assert synced == []  # off by default
+    budget = _budget(tmp_path)
+    budget["budget"]["disk"].update(sync=True, overlap=overlap)
+    J = lambda u, a: dnp.sum(dk.checkpoint.loop(_step, u, 300, (a,), budget))
+    g = dk.grad(J, argnums=(0, 1))(u0, 1.5)
+    rep = dk.checkpoint.last_report()
+    files = [f for f in synced if f.startswith("state_")]
+    writes = rep.disk_written // (8000 + 128)  # one array of 1000 float64 and its header
+    assert len(files) == writes > 100 and (rep.overlapped_writes == writes) == overlap
+    assert len(synced) == 2 * len(files)  # each file, then its directory entry
+    for a, b in zip(g, plain, strict=True):
+        assert np.array_equal(to_numpy(a), to_numpy(b))
+    assert os.listdir(tmp_path) == []
+
+
+def test_sync_is_a_tier_option_checked_by_the_budget(tmp_path):
+    from diffkit.checkpoint.budget import load_budget
+    from diffkit.checkpoint.storage import synced_tiers
+
+    disk = {"path": str(tmp_path), "size": "1GiB"}
+    assert synced_tiers(load_budget({"budget": {"memory": "1MiB", "disk": disk}})) == set()
+    b = load_budget({"budget": {"memory": "1MiB", "disk": {**disk, "sync": True}}})
+    assert b.disk.sync and b.tiers[0].sync and synced_tiers(b) == {"disk"}
+    tiers = [{"name": "host", **disk}, {"name": "disk", **disk, "sync": True}]
+    b = load_budget({"budget": {"memory": "1MiB", "tiers": tiers}})
+    assert synced_tiers(b) == {"disk"} and b.disk.sync
+    with pytest.raises(BudgetError, match=r"budget\.disk\.sync = 'yes' is not true or false "
+                       r"\(true: each snapshot file flushed to the device \(fsync\)"):
+        load_budget({"budget": {"memory": "1MiB", "disk": {**disk, "sync": "yes"}}})
+    tiers[0]["sync"] = 1
+    with pytest.raises(BudgetError, match=r"budget\.tiers\[0\]\.sync = 1 is not true or false"):
+        load_budget({"budget": {"memory": "1MiB", "tiers": tiers}})
