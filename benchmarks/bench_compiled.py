@@ -287,6 +287,41 @@ def main(argv=None) -> None:
     print("== 3. 2-D Burgers under a budget of 4 states ==")
     for size in sizes:
         four_states(problems(scale, size)[2])
+    print("== 4. forward mode (jvp through the loop) ==")
+    forward_mode_table(probs[0], rounds)
+
+
+# -- table 4: forward mode ---------------------------------------------------------------------
+def forward_mode_table(p: Problem, rounds: int) -> None:
+    """A jvp through the loop (nothing below it traced): the compiled pair loop against the
+    eager one (compile=False) and plain NumPy running the state and its tangent."""
+    step, hand = p.make_step(dnp), p.make_step(np)
+    t0 = np.cos(np.arange(p.u0.size))
+
+    def diffkit_jvp(compile):
+        f = lambda u0, *args: dk.checkpoint.loop(step, u0, p.n, args, compile=compile)
+        tangents = (t0, *(1.0 for _ in p.args))
+        return lambda: dk.jvp(f, (p.u0, *p.args), tangents)
+
+    def numpy_pairs():  # a linear step: its tangent step is the step itself (heat)
+        u, t = p.u0, t0
+        for i in range(p.n):
+            u, t = hand(u, i, *p.args), hand(t, i, *p.args)
+
+    fns = {"compiled": diffkit_jvp(True), "eager": diffkit_jvp(False)}
+    got, want = fns["compiled"]()[1], fns["eager"]()[1]
+    fns["compiled"]()
+    how = dk.checkpoint.last_forward_report().compiled
+    assert np.allclose(got, want, rtol=1e-12, atol=0), "compiled jvp differs from the eager one"
+    if not p.args:
+        fns["NumPy (state, tangent)"] = numpy_pairs
+    t = median_rounds(fns, rounds)
+    print(f"  jvp of {p.name}, {p.n} steps: "
+          + ", ".join(f"{k} {v * 1e3:.0f} ms" for k, v in t.items()))
+    print(f"    eager / compiled: {t['eager'] / t['compiled']:.2f}x"
+          + (f"; compiled / NumPy: {t['compiled'] / t['NumPy (state, tangent)']:.2f}x"
+             if not p.args else "")
+          + f"  ({how})")
 
 
 if __name__ == "__main__":
