@@ -2,8 +2,11 @@
 functions that gather or produce indices (take, take_along_axis, sort, nonzero, diagonal,
 pad), and `cross` (products of components picked by index).
 
-Indices are concrete: traced integer indices are unwrapped to their value (they carry no
-derivative), so Python control flow on them works.
+Indices carry no derivative: traced integer indices are unwrapped to their value, so Python
+control flow on them works. Under a program being traced (a compiled loop step), an integer
+index computed from traced values (`obs[i]`, `obs[n - 1 - i]`, `dnp.take(f, i % m)`,
+`u[dnp.argsort(u)]`) is an operand of `dynamic_getitem` instead: one equation serves every
+value, where a Python int would need one program per value.
 """
 
 from __future__ import annotations
@@ -43,6 +46,8 @@ def _entry(i):
     if i is None or i is Ellipsis:
         return i
     i = _base(i)
+    if isinstance(i, Tracer) and _is_int(i.dtype):  # a program's value: an operand
+        return i
     if isinstance(i, slice):
         return slice(*(None if v is None else operator.index(_base(v))
                        for v in (i.start, i.stop, i.step)))
@@ -96,12 +101,36 @@ def index_tuple(idx) -> tuple:
     return out
 
 
+def _operands(idx: tuple) -> list:
+    """The traced integer entries of a normal index (see `_entry`): dynamic operands."""
+    return [i for i in idx if isinstance(i, Tracer)]
+
+
+def _template(idx: tuple) -> tuple:
+    return tuple(P.OPERAND if isinstance(i, Tracer) else i for i in idx)
+
+
+def _static(idx: tuple) -> tuple:
+    """`idx` for the primitives without operands: a traced 0-d integer becomes its Python
+    value (a guard in a program being traced), as before operands existed."""
+    return tuple(operator.index(i) if isinstance(i, Tracer) and not i.shape else i
+                 for i in idx)
+
+
+def _gather(x, idx: tuple):
+    """`x[idx]` for a normal index: traced integer entries go in as operands."""
+    ops = _operands(idx)
+    if ops:
+        return P.dynamic_getitem.bind(x, *ops, idx=_template(idx))
+    return P.getitem.bind(x, idx=idx)
+
+
 def _getitem(x, idx):
     """`x[idx]` with NumPy's rules (basic, advanced and boolean indexing)."""
     idx = index_tuple(idx)
     if not idx or (len(idx) == 1 and idx[0] is Ellipsis):
         return x
-    return P.getitem.bind(x, idx=idx)
+    return _gather(x, idx)
 
 
 class _IndexUpdateRef:
@@ -114,37 +143,40 @@ class _IndexUpdateRef:
         self.idx = index_tuple(idx)
 
     def get(self):
-        return P.getitem.bind(self.x, idx=self.idx)
+        return _gather(self.x, self.idx)
 
     def set(self, values):
         """`x` with `x[idx] = values`. With repeated indices one write per element survives
         (the backend's choice; NumPy keeps the last), and only it receives a gradient."""
-        return P.index_set.bind(self.x, values, idx=self.idx)
+        return P.index_set.bind(self.x, values, idx=_static(self.idx))
 
     def add(self, values):
         """`x` with `values` added at `idx`; repeated indices accumulate."""
+        ops = _operands(self.idx)
+        if ops:
+            return P.dynamic_index_add.bind(self.x, values, *ops, idx=_template(self.idx))
         return P.index_add.bind(self.x, values, idx=self.idx)
 
     def subtract(self, values):
-        return P.index_add.bind(self.x, -values, idx=self.idx)
+        return self.add(-values)
 
     def multiply(self, values):
         """`x` with `x[idx]` multiplied by `values`; repeated indices multiply again (the
         gradient in `values` then divides by them: they must be nonzero there)."""
-        return P.index_mul.bind(self.x, values, idx=self.idx)
+        return P.index_mul.bind(self.x, values, idx=_static(self.idx))
 
     mul = multiply
 
     def divide(self, values):
-        return P.index_mul.bind(self.x, _el.divide(1.0, values), idx=self.idx)
+        return self.multiply(_el.divide(1.0, values))
 
     def min(self, values):
         """`x` with `x[idx] = minimum(x[idx], values)`, repeated indices included."""
-        return P.index_min.bind(self.x, values, idx=self.idx)
+        return P.index_min.bind(self.x, values, idx=_static(self.idx))
 
     def max(self, values):
         """`x` with `x[idx] = maximum(x[idx], values)`, repeated indices included."""
-        return P.index_max.bind(self.x, values, idx=self.idx)
+        return P.index_max.bind(self.x, values, idx=_static(self.idx))
 
 
 class _IndexUpdateHelper:
@@ -192,9 +224,7 @@ def take(a, indices, axis=None, out=None, mode=None):
         idx = idx - (idx - (n - 1)) * (idx > n - 1)
     elif mode not in (None, "raise"):
         raise ValueError(f"dnp.take: mode must be 'raise', 'wrap' or 'clip', got {mode!r}")
-    if isinstance(idx, int):
-        idx = operator.index(idx)
-    return P.getitem.bind(a, idx=(slice(None),) * axis + (idx,))
+    return _gather(a, (slice(None),) * axis + (idx,))
 
 
 def take_along_axis(arr, indices, axis=-1):
@@ -211,7 +241,7 @@ def take_along_axis(arr, indices, axis=-1):
     idx = tuple(
         indices if d == axis else np.arange(n).reshape((1,) * d + (n,) + (1,) * (nd - d - 1))
         for d, n in enumerate(arr.shape))
-    return P.getitem.bind(arr, idx=idx)
+    return _gather(arr, idx)
 
 
 def argsort(a, axis=-1, kind=None, order=None, *, stable=None):

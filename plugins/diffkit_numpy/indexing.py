@@ -1,6 +1,10 @@
 """NumPy kernels of the indexing primitives: a gather and functional scatter updates."""
 
+import operator
+
 import numpy as np
+
+from diffkit.primitives.indexing import Operand
 
 
 def _ufunc_index(idx):
@@ -38,9 +42,24 @@ def _set(x, v, idx):
     return out
 
 
+def _filled(idx, ix):
+    """`idx` with each Operand slot holding the next of `ix`; a 0-d one as the Python int
+    the eager path indexes with (NumPy raises IndexError out of range, never clamps)."""
+    it = iter(ix)
+    return tuple(_operand(next(it)) if isinstance(e, Operand) else e for e in idx)
+
+
+def _operand(i):
+    return operator.index(i) if np.ndim(i) == 0 else i
+
+
+_add = _update(np.add)
+
 KERNELS = {
     "getitem": lambda x, idx: np.asarray(x)[idx],
-    "index_add": _update(np.add),
+    "index_add": _add,
+    "dynamic_getitem": lambda x, *ix, idx: np.asarray(x)[_filled(idx, ix)],
+    "dynamic_index_add": lambda x, v, *ix, idx: _add(x, v, _filled(idx, ix)),
     "index_set": _set,
     "index_mul": _update(np.multiply),
     "index_min": _update(np.minimum),

@@ -9,8 +9,12 @@ through flat positions so every repeat applies (NumPy's `ufunc.at`).
 
 from __future__ import annotations
 
+import operator
+
 import numpy as np
 import torch
+
+from diffkit.primitives.indexing import Operand
 
 
 def _axes_taken(i) -> int:
@@ -138,9 +142,26 @@ def _argsort(x, axis=-1):
     return torch.argsort(x, dim=axis, stable=True)
 
 
+def _filled(idx, ix):
+    """`idx` with each Operand slot holding the next of `ix`; a 0-d one as the Python int
+    the eager path indexes with (a host sync on CUDA; out of range raises IndexError)."""
+    it = iter(ix)
+    return tuple(_operand(next(it)) if isinstance(e, Operand) else e for e in idx)
+
+
+def _operand(i):
+    if getattr(i, "ndim", 0) != 0:
+        return i
+    return operator.index(i.item() if isinstance(i, torch.Tensor) else i)
+
+
+_add = _update(torch.add, "sum")
+
 KERNELS = {
     "getitem": getitem,
-    "index_add": _update(torch.add, "sum"),
+    "index_add": _add,
+    "dynamic_getitem": lambda x, *ix, idx: getitem(x, _filled(idx, ix)),
+    "dynamic_index_add": lambda x, v, *ix, idx: _add(x, v, _filled(idx, ix)),
     "index_set": _set,
     "index_mul": _update(torch.mul, "prod"),
     "index_min": _update(torch.minimum, "amin"),
