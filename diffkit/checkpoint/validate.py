@@ -5,7 +5,9 @@ a current state, the saved states per tier, the kept tapes, and the next step to
 checks every rule of the action vocabulary (see :mod:`diffkit.checkpoint.actions`): each step
 is reversed exactly once, in the order ``n-1 .. 0``, from the right state; no tier ever holds
 more states than its slots; a ``Load`` reads a state that was saved and not discarded; every
-saved state is discarded by the end. The first broken rule raises a ``ScheduleError`` naming
+saved state is discarded by the end; given the sizes of a state and of a tape, RAM states
+plus kept tapes (plus the tape a tape-less ``Reverse`` makes) never exceed a byte limit.
+The first broken rule raises a ``ScheduleError`` naming
 the action index, the action, what was expected and what the machine held. On success it
 returns the measured counts, so a test can compare them with the schedule's predictions.
 It runs at ~1-2 M actions per second.
@@ -16,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from diffkit.checkpoint.actions import Advance, Discard, Forward, Load, Reverse, Save
+from diffkit.checkpoint.actions import RAM, Advance, Discard, Forward, Load, Reverse, Save
 from diffkit.errors import ScheduleError
 
 __all__ = ["Summary", "validate"]
@@ -38,13 +40,16 @@ class Summary:
     loads: dict[str, int] = field(default_factory=dict)
     peak: dict[str, int] = field(default_factory=dict)
     peak_tapes: int = 0
+    peak_bytes: int | None = None  # RAM states and tapes held, when sizes were given
 
 
 class _Machine:
     """The symbolic executor; each method applies one action or raises with the reason."""
 
-    def __init__(self, n: int, slots: Mapping[str, int] | None, tapes: int | None) -> None:
+    def __init__(self, n: int, slots: Mapping[str, int] | None, tapes: int | None,
+                 sizes: tuple[int, int] | None, memory: int | None) -> None:
         self.n, self.slots, self.max_tapes = n, slots, tapes
+        self.sizes, self.memory, self.peak_bytes = sizes, memory, 0
         self.current: int | None = 0
         self.stored: dict[str, set[int]] = {}
         self.tapes: set[int] = set()
@@ -82,6 +87,20 @@ class _Machine:
         held.add(a.step)
         self.saves[a.tier] = self.saves.get(a.tier, 0) + 1
         self.peak[a.tier] = max(self.peak.get(a.tier, 0), len(held))
+        return self.held_bytes()
+
+    def held_bytes(self, making: int = 0) -> str | None:
+        """Count RAM states and tapes held (plus ``making`` tapes being made) in bytes."""
+        if self.sizes is None:
+            return None
+        state, tape = self.sizes
+        states = len(self.stored.get(RAM, ()))
+        held = states * state + (len(self.tapes) + making) * tape
+        self.peak_bytes = max(self.peak_bytes, held)
+        if self.memory is not None and held > self.memory:
+            return (f"{states} RAM states of {state:,} bytes and {len(self.tapes) + making} "
+                    f"tapes of {tape:,} bytes hold {held:,} bytes, more than the "
+                    f"{self.memory:,} allowed")
         return None
 
     def load(self, a: Load) -> str | None:
@@ -108,7 +127,7 @@ class _Machine:
         self.peak_tapes = max(self.peak_tapes, len(self.tapes))
         self.tapings += 1
         self.current = a.step + 1
-        return None
+        return self.held_bytes()
 
     def reverse(self, a: Reverse) -> str | None:
         if a.step != self.next_reverse:
@@ -123,6 +142,8 @@ class _Machine:
             if err := self.need_current(a.step):
                 return err + f" (or a tape of step {a.step} from Forward({a.step}))"
             self.tapings += 1
+            if err := self.held_bytes(making=1):
+                return err
         self.current = None
         return None
 
@@ -135,12 +156,18 @@ def validate(
     n_steps: int,
     slots: Mapping[str, int] | None = None,
     tapes: int | None = None,
+    *,
+    sizes: tuple[int, int] | None = None,
+    memory: int | None = None,
 ) -> Summary:
     """Replay ``schedule`` for a loop of ``n_steps`` steps; raise ``ScheduleError`` if invalid.
 
     ``schedule`` is a schedule object (anything with ``actions()``, or ``actions(n)`` for
     ``Online``; its ``slots`` and ``tapes`` attributes give the limits unless passed here) or
     any iterable of actions. Without known limits, only the peaks are reported.
+    ``sizes`` (bytes of a state and of a tape; a schedule's ``state_bytes`` and
+    ``tape_bytes`` unless given) give ``Summary.peak_bytes``, held within ``memory`` (a
+    schedule's ``peak_bytes`` unless given).
 
     >>> from diffkit.checkpoint import Revolve, Save, Advance, Reverse, Load, Discard
     >>> validate(Revolve(10, 3), 10).peak
@@ -161,13 +188,17 @@ def validate(
         stream = schedule
     slots = getattr(schedule, "slots", None) if slots is None else slots
     tapes = getattr(schedule, "tapes", None) if tapes is None else tapes
-    return _replay(stream, n_steps, slots, tapes)
+    if sizes is None and hasattr(schedule, "tape_bytes"):
+        sizes = (schedule.state_bytes, schedule.tape_bytes)
+    memory = getattr(schedule, "peak_bytes", None) if memory is None else memory
+    return _replay(stream, n_steps, slots, tapes, sizes, memory if sizes else None)
 
 
 def _replay(
-    stream: Iterable[object], n: int, slots: Mapping[str, int] | None, tapes: int | None
+    stream: Iterable[object], n: int, slots: Mapping[str, int] | None, tapes: int | None,
+    sizes: tuple[int, int] | None = None, memory: int | None = None,
 ) -> Summary:
-    m = _Machine(n, slots, tapes)
+    m = _Machine(n, slots, tapes, sizes, memory)
     handlers = {Advance: m.advance, Save: m.save, Load: m.load, Discard: m.discard,
                 Forward: m.forward, Reverse: m.reverse}
     index = -1
@@ -188,4 +219,4 @@ def _replay(
         raise ScheduleError(f"the schedule ended still holding states {left} and tapes "
                             f"{sorted(m.tapes)}: every Save needs a Discard")
     return Summary(n, index + 1, m.advances + m.tapings, m.tapings, m.saves, m.loads, m.peak,
-                   m.peak_tapes)
+                   m.peak_tapes, m.peak_bytes if sizes else None)

@@ -1,0 +1,201 @@
+"""Tapes or states: the least-advance schedule that keeps, per step, a state or the step's tape.
+
+Keeping the tape of step ``a`` (``Forward(a)``, freed by ``Reverse(a)``) instead of state
+``a`` saves the re-run of step ``a`` when it is reversed; it pays when a tape is not much
+larger than a state (a compiled step's residuals are often 1-3 states). The idea is
+Maddison's mixed schedule (arXiv:2305.09568, checkpoint_schedules' ``MixedCheckpointSchedule``,
+where a checkpoint is "forward restart" or "non-linear dependency" data of one size), here
+with any sizes: states of ``s`` and tapes of ``t`` memory units in a RAM budget of ``M``.
+
+To reverse ``l`` steps from the current state ``a`` with ``m`` units free (a stored copy of
+``a`` included: it is discarded before it stops being useful), either tape step ``a`` and
+keep the tape, or save ``a``, advance ``j`` steps, reverse the right part and come back::
+
+    F(1, m) = 1                                              (m >= t: tape and reverse)
+    F(l, m) = min(1 + F(l - 1, m - t),                       (m >= t)
+                  min_j  j + F(l - j, m - s) + F(j, m))      (m >= s)
+
+It holds Revolve (no kept tapes), store-all and Periodic, so it is never slower than any of
+them with the same bytes. ``tests/checkpoint/test_mixed.py`` checks it against an exhaustive
+search over every action sequence. Cost: ``n^2 / 2 * (M + 1)`` cells of work, vectorized
+over ``m`` and ``j``; :func:`feasible` bounds it for the planner. Time is
+``forward * advances + reverse * n`` with a fixed ``n`` reversals, so least advances is least
+time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from functools import lru_cache
+from math import gcd
+
+import numpy as np
+
+from diffkit.checkpoint.actions import RAM, Action, Advance, Discard, Forward, Load, Reverse, Save
+from diffkit.checkpoint.baselines import Counts
+from diffkit.errors import ScheduleError
+
+__all__ = ["Mixed", "units", "dp_work", "feasible", "PLAN_WORK", "PLAN_CELLS"]
+
+PLAN_WORK = 6e7  # cell updates the planner allows itself (~0.2 s: n=1000 with 120 units)
+PLAN_CELLS = 2e6  # table cells (2 bytes each kept while the loop runs)
+RESOLUTION = 32  # the larger of a state and a tape in units, when their gcd is finer
+_INF = 1 << 29  # two of them still fit an int32
+
+
+def units(state_bytes: int, tape_bytes: int, memory: int) -> tuple[int, int, int, int]:
+    """``(unit, s, t, m)``: bytes per unit, a state, a tape and the memory in units.
+
+    Exact in units of ``gcd(state_bytes, tape_bytes)`` when that keeps both within
+    :data:`RESOLUTION` units; else sizes round up (a plan never holds more than it says)
+    and the memory down.
+    """
+    unit = max(gcd(state_bytes, tape_bytes), -(-max(state_bytes, tape_bytes) // RESOLUTION))
+    return unit, -(-state_bytes // unit), -(-tape_bytes // unit), memory // unit
+
+
+def _cap(n: int, s: int, t: int, m: int) -> int:
+    """Memory beyond ``n`` tapes buys nothing: store-all already runs each step once."""
+    return min(m, n * t)
+
+
+def dp_work(n: int, s: int, t: int, m: int) -> float:
+    """Cell updates of the dynamic programme: its running time up to a constant."""
+    return n * n / 2 * (_cap(n, s, t, m) + 1)
+
+
+def feasible(n: int, state_bytes: int, tape_bytes: int, memory: int) -> bool:
+    """Whether the planner may solve this (within :data:`PLAN_WORK` and :data:`PLAN_CELLS`)."""
+    _, s, t, m = units(state_bytes, tape_bytes, memory)
+    return dp_work(n, s, t, m) <= PLAN_WORK and (n + 1) * (_cap(n, s, t, m) + 1) <= PLAN_CELLS
+
+
+@lru_cache(maxsize=4)
+def _tables(n: int, s: int, t: int, m: int) -> tuple[np.ndarray, np.ndarray]:
+    """``F[l, m]`` (advances) and ``choice[l, m]`` (0: tape step a and keep it; j > 0: save a,
+    advance j), filled bottom-up in ``l`` with every ``m`` and ``j`` at once."""
+    F = np.full((n + 1, m + 1), _INF, np.int32)
+    choice = np.zeros((n + 1, m + 1), np.int16 if n < 2**15 else np.int32)
+    F[1, t:] = 1
+    for l in range(2, n + 1):
+        row = np.full(m + 1, _INF, np.int32)
+        row[t:] = 1 + F[l - 1, :m + 1 - t]  # tape step a, keep it
+        if m >= s:  # save a, advance j: right part from a + j without a's slot, then left
+            js = np.arange(1, l, dtype=np.int32)[:, None]
+            split = js + F[l - 1:0:-1, :m + 1 - s] + F[1:l, s:]
+            j = split.argmin(axis=0)
+            best = np.take_along_axis(split, j[None], 0)[0]
+            better = best < row[s:]
+            row[s:][better] = best[better]
+            choice[l, s:][better] = j[better] + 1
+        F[l] = np.minimum(row, _INF)
+    F.flags.writeable = choice.flags.writeable = False  # shared through the cache
+    return F, choice
+
+
+class Mixed:
+    """The least-advance schedule keeping states (``state_bytes``) and step tapes
+    (``tape_bytes``) within ``memory`` bytes of RAM, with at most one step being taped on
+    top of what is kept (the tape a tape-less ``Reverse`` makes counts in ``memory``).
+
+    ``predicted`` is exact (counted on the emitted stream); ``slots``/``tapes`` are the
+    peak states and kept tapes; ``peak_bytes`` the peak of states plus tapes, the least
+    memory that gives the same advances.
+
+    >>> from diffkit.checkpoint import Revolve, validate
+    >>> m = Mixed(10, state_bytes=8, tape_bytes=8, memory=32)  # Revolve: 3 slots + a tape
+    >>> m.predicted.forward_advances, Revolve(10, 3).predicted.forward_advances
+    (19, 25)
+    >>> validate(m, 10).peak_bytes <= 32
+    True
+    """
+
+    def __init__(self, n_steps: int, state_bytes: int, tape_bytes: int, memory: int) -> None:
+        if not isinstance(n_steps, int) or n_steps < 1:
+            raise ScheduleError(f"Mixed needs n_steps >= 1 (an int), got {n_steps!r}")
+        if min(state_bytes, tape_bytes) < 1:
+            raise ScheduleError(f"Mixed needs state_bytes and tape_bytes >= 1, got "
+                                f"{state_bytes!r} and {tape_bytes!r}")
+        self.n_steps, self.state_bytes, self.tape_bytes = n_steps, state_bytes, tape_bytes
+        self.unit, s, t, m = units(state_bytes, tape_bytes, memory)
+        m = _cap(n_steps, s, t, m)
+        F, self._choice = _tables(n_steps, s, t, m)
+        best = int(F[n_steps, m])
+        if best >= _INF:
+            raise ScheduleError(
+                f"Mixed: {memory:,} bytes cannot reverse {n_steps} steps with states of "
+                f"{state_bytes:,} and tapes of {tape_bytes:,} bytes: give at least one state "
+                f"plus one tape ({state_bytes + tape_bytes:,} bytes)")
+        self.memory_units = int(np.argmax(F[n_steps] == best))  # the least memory for it
+        self._s, self._t = s, t
+        self._count()
+
+    def __repr__(self) -> str:
+        return (f"Mixed(n_steps={self.n_steps}, state_bytes={self.state_bytes}, "
+                f"tape_bytes={self.tape_bytes}, memory={self.memory_units * self.unit})")
+
+    def __iter__(self) -> Iterator[Action]:
+        return self.actions()
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes this schedule holds while a loop runs it (its choice table)."""
+        return self._choice.nbytes
+
+    def actions(self) -> Iterator[Action]:
+        """The actions, traced back through the choice table with an explicit stack."""
+        n, s, t, choice = self.n_steps, self._s, self._t, self._choice
+        stack: list = [(0, n, self.memory_units, False)]
+        while stack:
+            item = stack.pop()
+            if not isinstance(item, tuple):
+                yield item
+                continue
+            a, l, m, held = item
+            if held and (l == 1 or choice[l, m] == 0):  # a's copy is done with once
+                yield Discard(a)  # step a is taped
+            if l == 1:
+                if a == n - 1:  # the forward sweep ends at state n: tape the last step
+                    yield Forward(a)
+                yield Reverse(a)
+                continue
+            j = int(choice[l, m])
+            if j == 0:
+                yield Forward(a)
+                stack.append(Reverse(a))
+                stack.append((a + 1, l - 1, m - t, False))
+                continue
+            if not held:
+                yield Save(a)
+            yield Advance(a, a + j)
+            stack.append((a, j, m, True))
+            stack.append(Load(a))
+            stack.append((a + j, l - j, m - s, False))
+
+    def _count(self) -> None:
+        """Advances, saves, loads and the peaks, counted on the emitted stream."""
+        advances = saves = loads = states = peak_s = peak_t = peak = 0
+        s, t, taped = self.state_bytes, self.tape_bytes, set()
+        for act in self.actions():
+            match act:
+                case Advance(start, stop):
+                    advances += stop - start
+                case Save():
+                    saves, states = saves + 1, states + 1
+                case Load():
+                    loads += 1
+                case Discard():
+                    states -= 1
+                case Forward(step):
+                    advances += 1
+                    taped.add(step)
+                case Reverse(step) if step in taped:
+                    taped.discard(step)
+                case Reverse():  # tapes the step, held while its VJP runs
+                    advances += 1
+                    peak = max(peak, states * s + (len(taped) + 1) * t)
+            peak_s, peak_t = max(peak_s, states), max(peak_t, len(taped))
+            peak = max(peak, states * s + len(taped) * t)
+        self.slots, self.tapes, self.peak_bytes = {RAM: peak_s}, peak_t, peak
+        self.predicted = Counts(self.n_steps, advances, {RAM: saves} if saves else {},
+                                {RAM: loads} if loads else {})

@@ -1,0 +1,119 @@
+"""Mixed (tapes or states): every schedule replays under `validate` within its bytes, its
+advance count is the exhaustive optimum on tiny loops, never above Revolve's with the same
+bytes, and a loop run with `schedule: mixed` gives store-all's gradient within its budget."""
+
+from __future__ import annotations
+
+import heapq
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from diffkit.checkpoint import Revolve, validate
+from diffkit.checkpoint.actions import Advance, Discard, Forward, Load, Reverse, Save
+from diffkit.checkpoint.mixed import Mixed, units
+from diffkit.errors import ScheduleError
+
+
+def exhaustive(n: int, s: int, t: int, memory: int) -> float:
+    """The least forward advances of any action sequence (Dijkstra over every machine
+    configuration: current state, states saved, tapes kept, next step to reverse), where
+    RAM states (s bytes) and kept tapes (t bytes), plus the tape a tape-less Reverse makes,
+    never exceed `memory`."""
+    start = (0, frozenset(), frozenset(), n - 1)
+    best, heap = {start: 0}, [(0, 0, start)]
+    tie = 0
+    while heap:
+        cost, _, node = heapq.heappop(heap)
+        if cost > best[node]:
+            continue
+        cur, saved, taped, nxt = node
+        if nxt < 0:
+            return cost
+        held = len(saved) * s + len(taped) * t
+        moves = [(0, (None, saved, taped, nxt - 1))] if nxt in taped else []
+        if cur is not None and cur < n:
+            moves.append((1, (cur + 1, saved, taped, nxt)))  # advance one step
+            if cur not in saved and held + s <= memory:
+                moves.append((0, (cur, saved | {cur}, taped, nxt)))
+            if cur not in taped and held + t <= memory:
+                moves.append((1, (cur + 1, saved, taped | {cur}, nxt)))
+        if cur == nxt and nxt not in taped and held + t <= memory:
+            moves.append((1, (None, saved, taped, nxt - 1)))  # tape and reverse at once
+        moves += [(0, (x, saved, taped, nxt)) for x in saved]
+        moves += [(0, (cur, saved - {x}, taped, nxt)) for x in saved]
+        for c, nd in moves:
+            nd = (nd[0], nd[1], nd[2] & frozenset(range(nd[3] + 1)), nd[3])  # done tapes go
+            if cost + c < best.get(nd, float("inf")):
+                best[nd] = cost + c
+                tie += 1
+                heapq.heappush(heap, (cost + c, tie, nd))
+    return float("inf")
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(1, 5), s=st.integers(1, 4), t=st.integers(1, 4), extra=st.integers(0, 9))
+def test_mixed_is_the_exhaustive_optimum_on_tiny_loops(n, s, t, extra):
+    memory = s + t + extra
+    mixed = Mixed(n, s, t, memory)
+    assert mixed.predicted.forward_advances == exhaustive(n, s, t, memory)
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(1, 120), s=st.integers(1, 5), t=st.integers(1, 12),
+       extra=st.integers(0, 40))
+def test_every_schedule_replays_within_its_bytes_as_predicted(n, s, t, extra):
+    memory = s + t + extra
+    mixed = Mixed(n, s, t, memory)
+    got = validate(mixed, n, memory=memory)  # also within the peak it claims (the default)
+    assert validate(mixed, n).peak_bytes == mixed.peak_bytes <= memory
+    assert got.forward_advances == mixed.predicted.forward_advances
+    assert got.saves == mixed.predicted.writes and got.loads == mixed.predicted.reads
+    assert got.peak.get("ram", 0) == mixed.slots["ram"] and got.peak_tapes == mixed.tapes
+    slots = (memory - t) // s  # Revolve with the same bytes: its slots plus one step's tape
+    assert mixed.predicted.forward_advances <= Revolve(n, slots).predicted.forward_advances
+
+
+@pytest.mark.parametrize("n, state, tape, memory", [
+    (60, 4, 13, 25), (300, 3, 13, 25), (100, 1, 7, 13), (40, 5, 9, 17)])
+def test_a_tape_too_large_to_keep_gives_revolve(n, state, tape, memory):
+    """With no room to keep a tape beside the one being made (tape > memory - tape), no
+    tape is kept (but the last step's, taped on the forward sweep) and the count is
+    Revolve's with the planner's slots: (memory - tape) // state."""
+    mixed = Mixed(n, state, tape, memory)
+    assert not any(isinstance(a, Forward) and a.step != n - 1 for a in mixed.actions())
+    slots = (memory - tape) // state
+    assert mixed.predicted.forward_advances == Revolve(n, slots).predicted.forward_advances
+
+
+def test_tapes_cut_advances_against_revolve():
+    """A tape the size of a state saves recomputation: n=1000, 12 states of memory."""
+    mixed, revolve = Mixed(1000, 100, 100, 1200), Revolve(1000, 11)
+    assert mixed.predicted.forward_advances == 3730 < revolve.predicted.forward_advances == 4545
+
+
+def test_units_round_sizes_up_and_memory_down():
+    assert units(8, 24, 100) == (8, 1, 3, 12)  # exact: gcd
+    unit, s, t, m = units(1000, 1377, 10_000)  # gcd 1: ~RESOLUTION units a tape
+    assert unit == 44 and s * unit >= 1000 and t * unit >= 1377 and m * unit <= 10_000
+
+
+def test_bad_arguments_are_refused():
+    with pytest.raises(ScheduleError, match="n_steps >= 1"):
+        Mixed(0, 1, 1, 4)
+    with pytest.raises(ScheduleError, match="state_bytes and tape_bytes >= 1"):
+        Mixed(3, 0, 1, 4)
+    with pytest.raises(ScheduleError, match="at least one state plus one tape"):
+        Mixed(5, 4, 4, 7)
+
+
+def test_validate_refuses_a_schedule_over_its_bytes():
+    acts = [Save(0), Forward(0), Reverse(1), Reverse(0), Discard(0)]
+    with pytest.raises(ScheduleError, match=r"action #2 Reverse\(1\): 1 RAM states of 4 bytes "
+                                            r"and 2 tapes of 3 bytes hold 10 bytes, more than "
+                                            r"the 9 allowed"):
+        validate(acts, 2, sizes=(4, 3), memory=9)
+    assert validate(acts, 2, sizes=(4, 3)).peak_bytes == 10
+    assert validate([Save(0), Advance(0, 1), Reverse(1), Load(0), Reverse(0), Discard(0)],
+                    2).peak_bytes is None
