@@ -51,7 +51,7 @@ from diffkit.errors import BudgetError
 __all__ = ["Budget", "Costs", "Disk", "StorageTier", "SCHEDULES", "DEFAULT_YAML", "load_budget",
            "parse_bytes", "presets", "PRESET_DIR"]
 
-SCHEDULES = ("auto", "store_all", "periodic", "revolve", "online", "multilevel")
+SCHEDULES = ("auto", "store_all", "periodic", "revolve", "online", "multilevel", "mixed")
 
 DEFAULT_YAML = """\
 # The budget diffkit uses when none is given (also embedded in diffkit/checkpoint/budget.py).

@@ -35,7 +35,7 @@ from diffkit.checkpoint.actions import RAM, Action, Advance, Discard, Forward, L
 from diffkit.checkpoint.baselines import Counts
 from diffkit.errors import ScheduleError
 
-__all__ = ["Mixed", "units", "dp_work", "feasible", "PLAN_WORK", "PLAN_CELLS"]
+__all__ = ["Mixed", "units", "dp_work", "feasible", "table_bytes", "PLAN_WORK", "PLAN_CELLS"]
 
 PLAN_WORK = 6e7  # cell updates the planner allows itself (~0.2 s: n=1000 with 120 units)
 PLAN_CELLS = 2e6  # table cells (2 bytes each kept while the loop runs)
@@ -64,10 +64,19 @@ def dp_work(n: int, s: int, t: int, m: int) -> float:
     return n * n / 2 * (_cap(n, s, t, m) + 1)
 
 
-def feasible(n: int, state_bytes: int, tape_bytes: int, memory: int) -> bool:
-    """Whether the planner may solve this (within :data:`PLAN_WORK` and :data:`PLAN_CELLS`)."""
+def feasible(n: int, state_bytes: int, tape_bytes: int, memory: int,
+             scale: float = 1.0) -> bool:
+    """Whether the planner may solve this: within ``scale`` times :data:`PLAN_WORK` and
+    :data:`PLAN_CELLS`."""
     _, s, t, m = units(state_bytes, tape_bytes, memory)
-    return dp_work(n, s, t, m) <= PLAN_WORK and (n + 1) * (_cap(n, s, t, m) + 1) <= PLAN_CELLS
+    return (dp_work(n, s, t, m) <= PLAN_WORK * scale
+            and (n + 1) * (_cap(n, s, t, m) + 1) <= PLAN_CELLS * scale)
+
+
+def table_bytes(n: int, state_bytes: int, tape_bytes: int, memory: int) -> int:
+    """Bytes of the choice table a ``Mixed`` for this ``memory`` (or less) holds."""
+    _, s, t, m = units(state_bytes, tape_bytes, memory)
+    return (n + 1) * (_cap(n, s, t, m) + 1) * (2 if n < 2**15 else 4)
 
 
 @lru_cache(maxsize=4)

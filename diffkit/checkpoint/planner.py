@@ -11,7 +11,9 @@ step's tape, needs ``n * work + reverse_bytes``. The minimum any schedule needs
 is one slot plus the working set; a smaller budget is a ``BudgetError`` saying how much.
 
 ``auto`` picks the fitting schedule of least predicted time (store-all whenever it fits,
-then Periodic with the fastest fitting period, Revolve or, with tiers below RAM, the best
+then Periodic with the fastest fitting period, Revolve, :class:`~diffkit.checkpoint.mixed.Mixed`
+(states or step tapes, where its dynamic programme is small enough:
+:func:`~diffkit.checkpoint.mixed.feasible`) or, with tiers below RAM, the best
 multi-tier plan: the exact :class:`~diffkit.checkpoint.optimal.Optimal` where its dynamic
 programme is small enough (:func:`~diffkit.checkpoint.optimal.feasible`), else the faster of
 :class:`~diffkit.checkpoint.segmented.Segmented` and
@@ -32,6 +34,8 @@ from dataclasses import dataclass
 from diffkit.checkpoint.actions import DISK, RAM, Action
 from diffkit.checkpoint.baselines import Periodic, StoreAll
 from diffkit.checkpoint.budget import Budget, StorageTier, load_budget
+from diffkit.checkpoint.mixed import Mixed, table_bytes
+from diffkit.checkpoint.mixed import feasible as mixed_feasible
 from diffkit.checkpoint.multilevel import MultiLevel, StepCosts, Tier
 from diffkit.checkpoint.online import Online
 from diffkit.checkpoint.online_tiers import OnlineTiered
@@ -155,6 +159,10 @@ def _why_not(name: str, n: int | None, state: int, budget: Budget, tape: int,
     if name == "multilevel":
         return "it needs budget.disk or budget.tiers with room for at least one state"
     work = tape or state
+    if name == "mixed":
+        return f"its dynamic programme over {n:,} steps, states of {human_bytes(state)} and " \
+            f"tapes of {human_bytes(work)} in {human_bytes(budget.memory - reverse)} is too " \
+            f"large to plan (diffkit.checkpoint.mixed.feasible); use 'revolve' or 'auto'"
     if name == "periodic":
         k = max(1, min(n, round((n * state / work) ** 0.5)))  # the least peak
         need = ((n - 1) // k) * state + min(k, n) * work + reverse
@@ -197,11 +205,26 @@ def candidates(n_steps: int | None, state_bytes: int, budget: Budget,
                                + reverse_bytes)
     r = Revolve(n_steps, min(ram, n_steps))
     out["revolve"] = make(r, r.slots, r.slots[RAM] * state_bytes + work + reverse_bytes)
+    forced = budget.schedule == "mixed"
+    if forced or (budget.schedule == "auto" and "store_all" not in out):
+        mixed = _mixed(n_steps, state_bytes, work, memory, forced)
+        if mixed is not None:
+            out["mixed"] = make(mixed, mixed.slots, mixed.peak_bytes + mixed.nbytes
+                                + reverse_bytes)
     if lower:
         tiered = _tiered(n_steps, min(ram, n_steps), lower, budget, state_bytes, spare)
         out["multilevel"] = make(tiered, tiered.slots, tiered.slots[RAM] * state_bytes + work
                                  + reverse_bytes + getattr(tiered, "nbytes", 0))
     return out
+
+
+def _mixed(n: int, state: int, work: int, memory: int, forced: bool) -> Mixed | None:
+    """Mixed in what its choice table (held while the loop runs) leaves of ``memory``, if its
+    dynamic programme is small enough (10x larger when budget.schedule asks for it)."""
+    room = memory - table_bytes(n, state, work, memory)
+    if room < state + work or not mixed_feasible(n, state, work, room, 10.0 if forced else 1.0):
+        return None
+    return Mixed(n, state, work, room)
 
 
 def _online(ram: int, lower: list[Tier], budget: Budget, state: int,

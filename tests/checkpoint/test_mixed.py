@@ -6,14 +6,19 @@ from __future__ import annotations
 
 import heapq
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import diffkit as dk
+import diffkit.numpy as dnp
 from diffkit.checkpoint import Revolve, validate
 from diffkit.checkpoint.actions import Advance, Discard, Forward, Load, Reverse, Save
+from diffkit.checkpoint.budget import load_budget
 from diffkit.checkpoint.mixed import Mixed, units
-from diffkit.errors import ScheduleError
+from diffkit.checkpoint.planner import candidates, plan
+from diffkit.errors import BudgetError, ScheduleError
 
 
 def exhaustive(n: int, s: int, t: int, memory: int) -> float:
@@ -117,3 +122,78 @@ def test_validate_refuses_a_schedule_over_its_bytes():
     assert validate(acts, 2, sizes=(4, 3)).peak_bytes == 10
     assert validate([Save(0), Advance(0, 1), Reverse(1), Load(0), Reverse(0), Discard(0)],
                     2).peak_bytes is None
+
+
+STATE = np.sin(np.linspace(0.0, 6.0, 1000))  # 8 KB
+
+
+def heat(u, i, r):
+    return u + r * (dnp.roll(u, 1) - 2 * u + dnp.roll(u, -1))
+
+
+def _loss(budget, n=120):
+    return lambda u, r: dnp.sum(dk.checkpoint.loop(heat, u, n, (r,), budget=budget) ** 2)
+
+
+@pytest.mark.parametrize("compile", [False, None])
+def test_loop_with_schedule_mixed_gives_store_all_gradient_as_predicted(to_backend, compile):
+    budget = {"budget": {"memory": 24 * STATE.nbytes}, "schedule": "mixed"}
+    u0 = to_backend(STATE)
+    want = dk.grad(_loss({"budget": {"memory": "64MiB"}, "schedule": "store_all"}),
+                   argnums=(0, 1))(u0, 0.1)
+    J = lambda u, r: dnp.sum(dk.checkpoint.loop(heat, u, 120, (r,), budget=budget,  # noqa: E731
+                                                 compile=compile) ** 2)
+    got = dk.grad(J, argnums=(0, 1))(u0, 0.1)
+    rep = dk.checkpoint.last_report()
+    sched = rep.plan.schedule
+    assert isinstance(sched, Mixed)
+    assert any(isinstance(a, Forward) and a.step < 119 for a in sched.actions())  # tapes kept
+    assert rep.advances == rep.plan.forward_advances > 120 and rep.reversed == 120
+    assert rep.peak_bytes <= rep.plan.peak_bytes <= budget["budget"]["memory"]
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=1e-12, atol=1e-12)
+
+
+def test_loop_with_schedule_mixed_stays_within_the_budget_traced():
+    """The whole gradient (snapshots, kept tapes, cotangents, the schedule's table) stays
+    within budget.memory as tracemalloc sees it (NumPy; see tests/test_loop_memory.py)."""
+    import tracemalloc
+
+    budget = {"budget": {"memory": 24 * STATE.nbytes}, "schedule": "mixed"}
+    run = lambda: dk.grad(_loss(budget), argnums=(0, 1))(STATE, 0.1)  # noqa: E731
+    tracemalloc.start()
+    try:
+        run(), run()
+        base = tracemalloc.get_traced_memory()[0]
+        tracemalloc.reset_peak()
+        run()
+        peak = tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+    rep = dk.checkpoint.last_report()
+    assert isinstance(rep.plan.schedule, Mixed)
+    assert peak <= budget["budget"]["memory"], (peak, rep.plan.peak_bytes)
+
+
+def test_planner_offers_mixed_and_auto_takes_it_when_faster():
+    state, tape = 8 * 2**20, 8 * 2**20
+    budget = load_budget({"budget": {"memory": "100MiB"}})
+    options = candidates(1000, state, budget, tape)
+    assert options["mixed"].forward_advances == 3730 < options["revolve"].forward_advances
+    assert options["mixed"].peak_bytes <= budget.memory
+    assert isinstance(plan(1000, state, budget, tape).schedule, Mixed)
+    # a tape that cannot be kept beside the one being made: Mixed ties Revolve, which wins
+    assert type(plan(1000, state, budget, 60 * 2**20).schedule).__name__ == "Revolve"
+    # store-all fits: Mixed is not even planned
+    assert "mixed" not in candidates(10, state, budget, tape)
+
+
+def test_schedule_mixed_is_validated_and_refused_when_too_large():
+    with pytest.raises(BudgetError, match=r"schedule 'bogus' is unknown; accepted: .*mixed"):
+        load_budget({"budget": {"memory": "1GiB"}, "schedule": "bogus"})
+    budget = {"budget": {"memory": "1GiB"}, "schedule": "mixed"}
+    with pytest.raises(BudgetError, match=r"schedule 'mixed' does not fit: its dynamic "
+                                          r"programme over 100,000 steps.* too large to plan"):
+        plan(100_000, 8 * 2**20, budget, 8 * 2**20)
+    with pytest.raises(BudgetError, match="the number of steps is unknown"):
+        plan(None, 8 * 2**20, budget, 8 * 2**20)
