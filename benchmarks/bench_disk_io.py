@@ -1,32 +1,36 @@
 """Overlapped disk I/O against synchronous I/O on a disk-bound checkpointed loop (issue 17
 item 6).
 
-A step of a few milliseconds on a state of tens of MB (0.5 sin(u) a + 0.5 u on float64), a
-RAM budget of a few states and a large, cheap disk tier, so that the plan (MultiLevel /
-Segmented) writes most states to disk in the forward sweep and reads each back in the
-reverse sweep. The same gradient is timed with the writes in a background thread and the
-next disk load read ahead (the default) and with every write and read in the caller's thread
-(`Executor.overlap_io = False`), alternating, best of the repeats; the ratio is of the same
-run. A third row runs the overlapped run's plan (its room for the I/O taken) with the I/O in
-the caller's thread: the overlap's own saving, apart from the plan's. "in disk calls" is the
-time the loop's thread spent in disk-tier storage calls (writing, reading, or waiting for the
-background thread): the I/O left on the critical path, which overlap is to shrink. The gradients are
-compared bit for bit.
+A step of tens of milliseconds on a state of tens of MB (``--work`` updates 0.5 sin(u) a +
+0.5 u of a float64 array: by default two, about the time of one fsync-ed write here), a
+RAM budget of a few states and a large, cheap disk tier, so that the plan (MultiLevel) writes
+most states to disk in the forward sweep and reads each back in the reverse sweep. With
+``--sync`` (the budget's ``disk.sync: true``) every snapshot file is flushed to the device
+(fsync) before its write counts as done: a durable checkpoint, what a resumable run on a
+cluster wants, and a write that costs as much as a step or more, so the run is bound by the
+device, not by the CPU copying into the page cache. ``--cold`` also drops each file from the
+page cache once written (posix_fadvise), so the reverse sweep's reads come from the device
+too: a disk tier larger than the page cache.
 
-With --fsync every snapshot file is flushed to the device before its write counts as done
-(a disk tier larger than the page cache, or a durable one): the run is then bound by the
-device, not by the CPU copying into the page cache. On a machine whose cores are all busy
-(as a shared 2-core one), overlap has no idle core to run on, and only the device-bound case
-can gain.
+The same gradient runs in three modes, interleaved round by round (the order rotating), and
+each figure is the median over the rounds: the writes in a background thread and the next
+disk load read ahead (the default); every write and read in the caller's thread
+(``budget.disk.overlap: false``: its plan has no I/O room, so one or two more RAM slots);
+and the overlapped run's plan with the I/O in the caller's thread (the overlap's own saving,
+apart from the plan's). "waited" is the time the loop's thread spent in disk-tier storage
+calls (writing, reading, or waiting for the background thread): the I/O left on the critical
+path, which overlap is to shrink. The gradients are compared bit for bit.
 
-Run: python benchmarks/bench_disk_io.py [--state-mb 16] [--steps 60] [--repeats 3]
-     [--path DIR] [--fsync]   (the disk tier's directory: default the system temp dir)
+Run: python benchmarks/bench_disk_io.py [--state-mb 16] [--steps 40] [--rounds 5]
+     [--path DIR] [--sync] [--cold] [--work 2]   (the disk tier's directory: default the
+     system temp dir)
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import tempfile
 import time
 
@@ -38,31 +42,47 @@ import numpy as np  # noqa: E402
 import diffkit as dk  # noqa: E402
 import diffkit.checkpoint.executor as executor  # noqa: E402
 import diffkit.numpy as dnp  # noqa: E402
-from diffkit.checkpoint.executor import Executor  # noqa: E402
 from diffkit.checkpoint.storage import Storage  # noqa: E402
 
-
-class FsyncStorage(Storage):
-    """Each snapshot file flushed to the device when written (--fsync)."""
-
-    def _write(self, key, state):
-        super()._write(key, state)
-        fd = os.open(self.files[key].path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+MODES = ("overlapped", "synchronous", "sync, same plan")
+IO_WAIT = [0.0]  # seconds the loop's thread spent in disk-tier calls, this gradient
 
 
-def step(u, i, a):
-    return 0.5 * dnp.sin(u) * a + 0.5 * u
+def make_step(work: int):
+    """A step of `work` updates u <- 0.5 sin(u) a + 0.5 u: its time against one write's."""
+
+    def step(u, i, a):
+        for _ in range(work):
+            u = 0.5 * dnp.sin(u) * a + 0.5 * u
+        return u
+
+    return step
 
 
-def modes(fsync: bool) -> dict:
-    """Mode -> (Executor.overlap_io, the storage class the executor uses)."""
+def write_time(u0, path, sync) -> float:
+    """Seconds to write one state as the disk tier does (fsync-ed with `sync`), median of 3."""
+    times = []
+    for _ in range(3):
+        fd, name = tempfile.mkstemp(dir=path)
+        t0 = time.perf_counter()
+        with os.fdopen(fd, "wb") as fh:
+            np.lib.format.write_array(fh, u0, allow_pickle=False)
+            if sync:
+                fh.flush()
+                os.fsync(fh.fileno())
+        times.append(time.perf_counter() - t0)
+        os.remove(name)
+    return statistics.median(times)
 
-    class Timed(FsyncStorage if fsync else Storage):
-        """Counts the caller's time in disk-tier calls: the I/O on the critical path."""
+
+def storage_class(cold: bool, overlap: bool):
+    """The executor's storage for one mode: timing the caller's disk-tier calls, dropping
+    written files from the page cache (`cold`), the I/O in the caller's thread unless
+    `overlap` (whatever room the plan made for it)."""
+
+    class Timed(Storage):
+        def __init__(self, *args, **kw):
+            super().__init__(*args, **{**kw, "overlap": kw.get("overlap", False) and overlap})
 
         def save(self, step, tier, state):
             return self._timed(super().save, step, tier, state)
@@ -82,72 +102,105 @@ def modes(fsync: bool) -> dict:
             finally:
                 IO_WAIT[0] += time.perf_counter() - t0
 
-    base = Timed
+        def _write(self, key, state):
+            super()._write(key, state)
+            if cold:  # clean pages (fsync-ed) are dropped: the next read is from the device
+                fd = os.open(self.files[key].path, os.O_RDONLY)
+                try:
+                    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+                finally:
+                    os.close(fd)
 
-    class SyncStorage(base):
-        """The I/O in the caller's thread, whatever room the plan made for overlapping it."""
-
-        def __init__(self, *args, overlap=False, **kw):
-            super().__init__(*args, overlap=False, **kw)
-
-    return {"overlapped": (True, base), "synchronous": (False, base),
-            "sync, same plan": (True, SyncStorage)}
-
-
-IO_WAIT = [0.0]  # seconds the caller spent in disk-tier calls, this gradient
+    return Timed
 
 
-def gradient(u0, n, budget, mode):
-    Executor.overlap_io, executor.Storage = mode
-    IO_WAIT[0] = 0.0
+def gradient(step, u0, n, budget, storage):
+    """(wall seconds, gradient, report, seconds waited on disk calls) of one gradient."""
+    executor.Storage, IO_WAIT[0] = storage, 0.0
     try:
         t0 = time.perf_counter()
         g = dk.grad(lambda u, a: dnp.sum(dk.checkpoint.loop(step, u, n, (a,), budget)),
                     argnums=(0, 1))(u0, 1.5)
         return time.perf_counter() - t0, g, dk.checkpoint.last_report(), IO_WAIT[0]
     finally:
-        Executor.overlap_io, executor.Storage = True, Storage
+        executor.Storage = Storage
+
+
+def measure(state_mb=16.0, steps=40, rounds=5, path=None, sync=True, cold=False, work=2):
+    """Run the three modes interleaved; return {mode: dict of medians and the report}, the
+    times of one step and of one write, and whether the gradients agree bit for bit."""
+    m = int(state_mb * 2**20 / 8)
+    u0 = np.linspace(0.0, 1.0, m)
+    path = path or tempfile.gettempdir()
+    disk = {"path": path, "size": "64GiB", "sync": sync}
+    step = make_step(work)
+
+    def budget(overlap):
+        return {"budget": {"memory": 30 * u0.nbytes, "disk": {**disk, "overlap": overlap}},
+                "schedule": "multilevel", "costs": {"disk_write": 0.01, "disk_read": 0.01}}
+
+    runs = {"overlapped": (budget(True), storage_class(cold, True)),
+            "synchronous": (budget(False), storage_class(cold, False)),
+            "sync, same plan": (budget(True), storage_class(cold, False))}
+    step(u0, 0, 1.5)
+    t_step = time.perf_counter()
+    for _ in range(3):
+        step(u0, 0, 1.5)
+    t_step = (time.perf_counter() - t_step) / 3
+    t_write = write_time(u0, path, sync)
+    wall, wait = {k: [] for k in runs}, {k: [] for k in runs}
+    grads, reps = {}, {}
+    for r in range(rounds):
+        for k in range(len(MODES)):
+            mode = MODES[(k + r) % len(MODES)]
+            t, g, rep, w = gradient(step, u0, steps, *runs[mode])
+            wall[mode].append(t)
+            wait[mode].append(w)
+            grads[mode], reps[mode] = g, rep
+    same = all(np.array_equal(a, b) for g in grads.values()
+               for a, b in zip(g, grads["overlapped"], strict=True))
+    out = {mode: {"wall": statistics.median(wall[mode]), "waited": statistics.median(wait[mode]),
+                  "report": reps[mode]} for mode in MODES}
+    return out, (t_step, t_write), same
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--state-mb", type=float, default=16.0)
-    ap.add_argument("--steps", type=int, default=60)
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--steps", type=int, default=40)
+    ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--path", default=tempfile.gettempdir())
-    ap.add_argument("--fsync", action="store_true")
+    ap.add_argument("--sync", action="store_true", help="budget.disk.sync: fsync each file")
+    ap.add_argument("--cold", action="store_true", help="drop written files from the cache")
+    ap.add_argument("--work", type=int, default=2, help="updates per step (its cost)")
     args = ap.parse_args(argv)
-    runs = modes(args.fsync)
-    m = int(args.state_mb * 2**20 / 8)
-    u0 = np.linspace(0.0, 1.0, m)
-    state = u0.nbytes
-    budget = {"budget": {"memory": 30 * state, "disk": {"path": args.path, "size": "64GiB"}},
-              "schedule": "multilevel", "costs": {"disk_write": 0.01, "disk_read": 0.01}}
-    t_step = time.perf_counter()
-    step(u0, 0, 1.5)
-    t_step = time.perf_counter() - t_step
-    best, wait = dict.fromkeys(runs, np.inf), dict.fromkeys(runs, np.inf)
-    grads, reps = {}, {}
-    for _ in range(args.repeats):
-        for mode in runs:
-            t, g, rep, w = gradient(u0, args.steps, budget, runs[mode])
-            best[mode], wait[mode] = min(best[mode], t), min(wait[mode], w)
-            grads[mode], reps[mode] = g, rep
-    same = all(np.array_equal(a, b) for g in grads.values()
-               for a, b in zip(g, grads["overlapped"], strict=True))
-    print(f"state {state / 2**20:.1f} MiB, {args.steps} steps, one step {t_step * 1e3:.1f} ms, "
-          f"disk tier {args.path}{' (each file fsync-ed)' if args.fsync else ''}")
-    for mode, rep in reps.items():
-        print(f"  {mode:<16} {best[mode]:7.3f} s, in disk calls {wait[mode]:6.3f} s; plan "
-              f"{rep.plan.slots}, disk written "
-              f"{rep.disk_written / 2**20:,.0f} MiB, read {rep.disk_read / 2**20:,.0f} MiB, "
-              f"writes in background {rep.overlapped_writes}, reads ahead {rep.read_ahead}, "
-              f"I/O room {rep.io_bytes / 2**20:.1f} MiB")
-    on, w = best["overlapped"], wait["overlapped"]
-    print(f"  overlapped / synchronous: {on / best['synchronous']:.3f}, overlapped / sync with "
-          f"the same plan: {on / best['sync, same plan']:.3f}; time in disk calls: "
-          f"{w / wait['synchronous']:.3f} and {w / wait['sync, same plan']:.3f} (same run, "
-          f"best of {args.repeats}); gradients equal bit for bit: {same}")
+    out, times, same = measure(args.state_mb, args.steps, args.rounds, args.path, args.sync,
+                               args.cold, args.work)
+    report(out, times, same, args)
+
+
+def report(out, times, same, args):
+    """Print the table: one row a mode, then the saving of overlap."""
+    how = ", each file fsync-ed" if args.sync else ""
+    how += ", dropped from the page cache" if args.cold else ""
+    print(f"state {args.state_mb:.0f} MiB, {args.steps} steps, one step {times[0] * 1e3:.0f} ms, "
+          f"one write {times[1] * 1e3:.0f} ms, disk tier {args.path}{how}; medians of "
+          f"{args.rounds} interleaved rounds, load average {os.getloadavg()[0]:.1f} on "
+          f"{os.cpu_count()} cores")
+    for mode, o in out.items():
+        rep = o["report"]
+        print(f"  {mode:<16} {o['wall']:7.3f} s, waited on disk calls {o['waited']:6.3f} s; "
+              f"plan {rep.plan.slots}, written {rep.disk_written / 2**20:,.0f} MiB, read "
+              f"{rep.disk_read / 2**20:,.0f} MiB, in background {rep.overlapped_writes} "
+              f"writes, {rep.read_ahead} reads; I/O room {rep.io_bytes / 2**20:.0f} MiB")
+    on = out["overlapped"]
+    for mode in MODES[1:]:
+        off = out[mode]
+        print(f"  saving against {mode}: {off['wall'] - on['wall']:+.3f} s "
+              f"({1 - on['wall'] / off['wall']:+.1%} of the wall time), waited "
+              f"{off['waited'] - on['waited']:+.3f} s less "
+              f"({1 - on['waited'] / off['waited']:+.1%})")
+    print(f"  gradients equal bit for bit: {same}")
 
 
 if __name__ == "__main__":
