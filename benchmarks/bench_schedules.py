@@ -10,7 +10,9 @@ unlimited and with limited disk slots, next to the planner's multi-tier plan (ex
 Segmented or MultiLevel; target 1.000) (``--two-level``: that grid only); the planning time of
 ``plan`` with a disk tier up to n = 10^9 and with two and three tiers at 10^6/10^7/10^8
 (``--planning``: that part only); and the online ratios next to the best achievable
-(``--online``: that part only), with a disk tier too.
+(``--online``: that part only), with a disk tier too; and the overlapped-I/O saving on a
+disk-bound loop whose snapshot files are fsync-ed (``--io``: that part only; the full table
+with ``benchmarks/bench_disk_io.py``).
 """
 
 from __future__ import annotations
@@ -278,7 +280,25 @@ def planning_times():
                       "store-all", flush=True)
 
 
+def overlapped_io():
+    """Overlapped disk I/O against the I/O in the loop's thread on a disk-bound loop:
+    bench_disk_io's run (8 MiB states fsync-ed to the temp dir, a step about one write)."""
+    from argparse import Namespace
+
+    import bench_disk_io
+
+    args = Namespace(state_mb=8.0, steps=40, rounds=3, path=None, sync=True, cold=False, work=2)
+    print("\nOverlapped disk I/O (writes in a background thread, reads ahead) on a disk-bound "
+          "loop, wall time and time the loop's thread waited on disk calls", flush=True)
+    out, times, same = bench_disk_io.measure(**vars(args))
+    args.path = "the temp dir"
+    bench_disk_io.report(out, times, same, args)
+
+
 def main():
+    if "--io" in sys.argv[1:]:  # only the overlapped-I/O saving
+        overlapped_io()
+        return
     if "--two-level" in sys.argv[1:]:  # only the MultiLevel vs optimum grid
         two_level_grid()
         return
@@ -299,6 +319,7 @@ def main():
     multilevel_grid()
     planning_times()
     two_level_grid()
+    overlapped_io()
 
 
 if __name__ == "__main__":
