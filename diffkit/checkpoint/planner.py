@@ -208,7 +208,8 @@ def candidates(n_steps: int | None, state_bytes: int, budget: Budget,
     forced = budget.schedule == "mixed"
     if forced or (budget.schedule == "auto" and "store_all" not in out):
         mixed = _mixed(n_steps, state_bytes, work, memory, forced)
-        if mixed is not None:
+        if mixed is not None and (forced or mixed.predicted.forward_advances
+                                  < r.predicted.forward_advances):  # else Revolve's is it
             out["mixed"] = make(mixed, mixed.slots, mixed.peak_bytes + mixed.nbytes
                                 + reverse_bytes)
     if lower:
