@@ -12,7 +12,8 @@ Segmented or MultiLevel; target 1.000) (``--two-level``: that grid only); the pl
 (``--planning``: that part only); and the online ratios next to the best achievable
 (``--online``: that part only), with a disk tier too; and the overlapped-I/O saving on a
 disk-bound loop whose snapshot files are fsync-ed (``--io``: that part only; the full table
-with ``benchmarks/bench_disk_io.py``).
+with ``benchmarks/bench_disk_io.py``); Mixed (states or step tapes) against Revolve in the same
+bytes (``--mixed``: that part only).
 """
 
 from __future__ import annotations
@@ -295,6 +296,28 @@ def overlapped_io():
     bench_disk_io.report(out, times, same, args)
 
 
+def mixed_grid(n=1000):
+    """Mixed (tapes or states) against Revolve in the same bytes: forward advances for tapes
+    of 0.5-3 states and 4-32 states of memory (Revolve: one tape beside its slots)."""
+    from diffkit.checkpoint.mixed import Mixed, _tables
+
+    print(f"\nMixed (keep a state or a step's tape) vs Revolve, same bytes, n={n}: forward "
+          "advances (ratio), DP time")
+    print(f"{'tape/state':>10} " + " ".join(f"{f'{c} states':>29}" for c in (4, 8, 16, 32)))
+    state = 64
+    for ratio in (0.5, 1, 2, 3):
+        tape, cells = int(ratio * state), []
+        for c in (4, 8, 16, 32):
+            memory = c * state
+            _tables.cache_clear()
+            t0 = time.perf_counter()
+            mixed = Mixed(n, state, tape, memory).predicted.forward_advances
+            dt = time.perf_counter() - t0
+            rev = Revolve(n, (memory - tape) // state).predicted.forward_advances
+            cells.append(f"{mixed:>7,} / {rev:>7,} ({mixed / rev:.3f}) {dt * 1e3:4.0f} ms")
+        print(f"{ratio:>10} " + " ".join(f"{x:>29}" for x in cells))
+
+
 def main():
     if "--io" in sys.argv[1:]:  # only the overlapped-I/O saving
         overlapped_io()
@@ -304,6 +327,9 @@ def main():
         return
     if "--planning" in sys.argv[1:]:  # only the planning times
         planning_times()
+        return
+    if "--mixed" in sys.argv[1:]:  # only Mixed against Revolve
+        mixed_grid()
         return
     if "--online" in sys.argv[1:]:  # only the online ratios
         online_grid()
@@ -319,6 +345,7 @@ def main():
     multilevel_grid()
     planning_times()
     two_level_grid()
+    mixed_grid()
     overlapped_io()
 
 
