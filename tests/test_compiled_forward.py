@@ -45,7 +45,29 @@ def pytree_state(s, i, k):
     return {"u": u, "acc": s["acc"] + dnp.sum(u * u) * k}
 
 
-STEPS_FNS = [heat, burgers, index_as_data, every_third, pytree_state]
+@dk.custom_vjp
+def damp(u):
+    return 0.99 * u
+
+
+damp.defvjp(lambda u: (0.99 * u, None), lambda _res, g: (0.99 * g,))
+
+
+@dk.custom_jvp
+def soft(u):
+    return dnp.tanh(u)
+
+
+soft.defjvp(lambda p, t: (dnp.tanh(p[0]), t[0] * (1 - dnp.tanh(p[0]) ** 2)))
+
+
+def custom_rules(u, i, k):
+    """Under a JVP a custom_vjp is its function and a custom_jvp's rule is primitives: both
+    go into the program."""
+    return damp(heat(u, i, k)) + 0.01 * soft(u)
+
+
+STEPS_FNS = [heat, burgers, index_as_data, every_third, pytree_state, custom_rules]
 PROGRAMS = {every_third: 2}  # program sets traced; the others: 1
 
 
@@ -175,9 +197,20 @@ def list_at_i(u, i, k):
     return heat(u, i, k) + OBS[i] * u
 
 
+def custom_vjp_of_arg(u, i, k):
+    """A custom_vjp of a value no JVP traces: a program cannot hold its reverse rule."""
+    return heat(u, i, damp(k))
+
+
+def nested_loop(u, i, k):
+    return dk.checkpoint.loop(heat, u, 2, (k,))
+
+
 ATTACKS = [(random_kick, "different programs: it draws random numbers"),
            (float_of_arg, r"float\(x\) turns a traced floating-point value"),
-           (list_at_i, "guards took more than 8 different outcomes")]
+           (list_at_i, "guards took more than 8 different outcomes"),
+           (custom_vjp_of_arg, "custom_vjp 'damp' is called inside it"),
+           (nested_loop, "checkpoint.loop is called inside it")]
 
 
 @pytest.mark.parametrize(("step", "why"), ATTACKS, ids=lambda a: getattr(a, "__name__", ""))
