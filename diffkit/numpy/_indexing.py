@@ -15,6 +15,7 @@ import operator
 
 import numpy as np  # static bookkeeping on index arrays only
 
+from diffkit.core.program import NotProgrammable
 from diffkit.core.tracer import Tracer
 from diffkit.numpy import _elementwise as _el
 from diffkit.numpy._core import _arr, _has_tracer, asarray
@@ -101,28 +102,64 @@ def index_tuple(idx) -> tuple:
     return out
 
 
-def _operands(idx: tuple) -> list:
-    """The traced integer entries of a normal index (see `_entry`): dynamic operands."""
-    return [i for i in idx if isinstance(i, Tracer)]
+def _traced(idx: tuple) -> list[int]:
+    """Positions of the traced integer entries of a normal index (`_entry`): operands."""
+    return [k for k, i in enumerate(idx) if isinstance(i, Tracer)]
 
 
-def _template(idx: tuple) -> tuple:
-    return tuple(P.OPERAND if isinstance(i, Tracer) else i for i in idx)
+def _slot(idx: tuple, k: int) -> tuple:
+    return idx[:k] + (P.OPERAND,) + idx[k + 1:]
 
 
 def _static(idx: tuple) -> tuple:
-    """`idx` for the primitives without operands: a traced 0-d integer becomes its Python
-    value (a guard in a program being traced), as before operands existed."""
-    return tuple(operator.index(i) if isinstance(i, Tracer) and not i.shape else i
-                 for i in idx)
+    """`idx` for the primitives without an operand: a traced 0-d integer becomes its Python
+    value (a guard in a program being traced); a traced integer array cannot."""
+    out = []
+    for i in idx:
+        if isinstance(i, Tracer):
+            if i.shape:
+                raise NotProgrammable(
+                    "an index with two traced integer arrays (or a traced integer array in an "
+                    "update other than .add) cannot be a program operand")
+            i = operator.index(i)
+        out.append(i)
+    return tuple(out)
 
 
 def _gather(x, idx: tuple):
-    """`x[idx]` for a normal index: traced integer entries go in as operands."""
-    ops = _operands(idx)
-    if ops:
-        return P.dynamic_getitem.bind(x, *ops, idx=_template(idx))
+    """`x[idx]` for a normal index: a traced integer entry goes in as an operand."""
+    for i in idx:
+        if isinstance(i, Tracer):
+            return _dynamic_gather(x, idx)
     return P.getitem.bind(x, idx=idx)
+
+
+def _dynamic_gather(x, idx: tuple):
+    ops = _traced(idx)
+    if len(ops) == 1:
+        k = ops[0]
+        return P.dynamic_getitem.bind(x, idx[k], idx=_slot(idx, k), shape=tuple(x.shape))
+    if all(not hasattr(i, "shape") or isinstance(i, Tracer) and not i.shape for i in idx):
+        return _one_at_a_time(x, idx, ops)
+    return P.getitem.bind(x, idx=_static(idx))
+
+
+def _one_at_a_time(x, idx: tuple, ops: list[int]):
+    """Basic indexing with several traced integers (`x[i, :, j]`): the other entries first,
+    each traced one leaving an axis, then one operand per axis, last axis first."""
+    first = tuple(slice(None) if k in ops else i for k, i in enumerate(idx))
+    whole = all(i is Ellipsis or type(i) is slice and i == slice(None) for i in first)
+    y = x if whole else P.getitem.bind(x, idx=first)
+    rest = len(x.shape) - sum(i is not None and i is not Ellipsis for i in idx)
+    axes, axis = [], 0
+    for i in idx:
+        if isinstance(i, Tracer):
+            axes.append((axis, i))
+        axis += rest if i is Ellipsis else not isinstance(i, int)
+    for axis, i in reversed(axes):
+        y = P.dynamic_getitem.bind(y, i, idx=(slice(None),) * axis + (P.OPERAND,),
+                                   shape=tuple(y.shape))
+    return y
 
 
 def _getitem(x, idx):
@@ -130,7 +167,10 @@ def _getitem(x, idx):
     idx = index_tuple(idx)
     if not idx or (len(idx) == 1 and idx[0] is Ellipsis):
         return x
-    return _gather(x, idx)
+    for i in idx:
+        if isinstance(i, Tracer):
+            return _dynamic_gather(x, idx)
+    return P.getitem.bind(x, idx=idx)
 
 
 class _IndexUpdateRef:
@@ -152,10 +192,11 @@ class _IndexUpdateRef:
 
     def add(self, values):
         """`x` with `values` added at `idx`; repeated indices accumulate."""
-        ops = _operands(self.idx)
-        if ops:
-            return P.dynamic_index_add.bind(self.x, values, *ops, idx=_template(self.idx))
-        return P.index_add.bind(self.x, values, idx=self.idx)
+        ops = _traced(self.idx)
+        if len(ops) == 1:
+            k = ops[0]
+            return P.dynamic_index_add.bind(self.x, values, self.idx[k], idx=_slot(self.idx, k))
+        return P.index_add.bind(self.x, values, idx=_static(self.idx) if ops else self.idx)
 
     def subtract(self, values):
         return self.add(-values)

@@ -6,8 +6,8 @@ are NumPy arrays or arrays of x's backend). Gathers transpose to scatter-adds, s
 indices accumulate their cotangents. Update kernels return a new array (never mutate x);
 the value `v` is broadcast to the shape of `x[idx]` and cast to x's dtype.
 
-`dynamic_getitem` / `dynamic_index_add` take some integer entries of the index as operands
-instead (`OPERAND` marks their slots in `idx`): a step index traced into a program reads
+`dynamic_getitem` / `dynamic_index_add` take one integer entry of the index as an operand
+instead (`OPERAND` marks its slot in `idx`): a step index traced into a program reads
 `obs[i]` as one equation for every i, as `jnp` lowers `x[i]` to a gather (JAX's
 `dynamic_index_in_dim`). Unlike JAX they never clamp: an index out of range raises
 IndexError as NumPy does, and a negative one counts from the end.
@@ -179,9 +179,9 @@ index_min = Primitive("index_min", jvp=_extremum_jvp, vjp=_extremum_vjp, subgrad
 index_max = Primitive("index_max", jvp=_extremum_jvp, vjp=_extremum_vjp, subgradient=_TIES,
                       sample=_MINMAX_SAMPLE)
 
-# -- x[idx] with integer operands: a traced index is data, not a constant ------------------
+# -- x[idx] with an integer operand: a traced index is data, not a constant -----------------
 class Operand:
-    """The slot, in the `idx` of a dynamic gather or scatter, of its next integer operand:
+    """The slot, in the `idx` of a dynamic gather or scatter, of its integer operand `i`:
     where `x[i]` with a traced i takes i (printed `<arg>`)."""
 
     __slots__ = ()
@@ -193,44 +193,38 @@ class Operand:
 OPERAND = Operand()
 
 
-def _dyn_get_jvp(tangents, _ans, _x, *ix, idx):
-    t = tangents[0]
-    return None if isinstance(t, Zero) else dynamic_getitem.bind(t, *ix, idx=idx)
+def _dyn_scatter(g, _ans, _x, i, idx, shape):
+    """The transpose of a gather: `g` added at the same index into zeros of x's `shape`
+    (x itself is not kept: a step reading obs[i] holds no reference to obs in its tape)."""
+    return dynamic_index_add.bind(zeros_like.bind(g, shape=shape), g, i, idx=idx)
 
 
-def _dyn_get_vjp(g, _ans, x, *ix, idx):
-    """The transpose of a gather: `g` added into zeros like x at the same index."""
-    return (dynamic_index_add.bind(zeros_like(x), g, *ix, idx=idx),) + (None,) * len(ix)
-
-
-# x[idx] with each OPERAND of idx replaced by the next of `ix` (integers, no derivative)
-dynamic_getitem = Primitive(
-    "dynamic_getitem", jvp=_dyn_get_jvp, vjp=_dyn_get_vjp, saves_ans=False,
+# x[idx] with idx's OPERAND replaced by the integer (array) i, which has no derivative;
+# `shape` is x's shape
+dynamic_getitem = linear(
+    "dynamic_getitem", _dyn_scatter, None, saves_ans=False,
     sample=cases(
-        (lambda r: (r.normal(size=(5, 3)), np.asarray(-2)), {"idx": (OPERAND, slice(None))}),
-        (lambda r: (r.normal(size=(3, 4)), np.asarray(1), np.array([0, 3, 0])),
-         {"idx": (OPERAND, OPERAND)}),
+        (lambda r: (r.normal(size=(5, 3)), np.asarray(-2)),
+         {"idx": (OPERAND, slice(None)), "shape": (5, 3)}),
+        (lambda r: (r.normal(size=(3, 4)), np.array([0, 3, 0])),
+         {"idx": (1, OPERAND), "shape": (3, 4)}),
         (lambda r: (r.normal(size=(2, 3, 4)), np.asarray(2)),
-         {"idx": (slice(None, None, -1), None, OPERAND)}),
+         {"idx": (slice(None, None, -1), None, OPERAND), "shape": (2, 3, 4)}),
     ),
 )
 
-
-def _dyn_add_jvp(tangents, ans, _x, _v, *ix, idx):
-    tx, tv = tangents[:2]
-    if isinstance(tv, Zero):
-        return None if isinstance(tx, Zero) else tx
-    base = zeros_like(ans) if isinstance(tx, Zero) else tx
-    return dynamic_index_add.bind(base, tv, *ix, idx=idx)
-
-
-def _dyn_add_vjp(g, _ans, _x, _v, *ix, idx):
-    return (g, dynamic_getitem.bind(g, *ix, idx=idx)) + (None,) * len(ix)
-
-
-# x.at[idx].add(v) with OPERANDs in idx: linear in (x, v) jointly; repeats accumulate
+# x.at[idx].add(v) with idx's OPERAND replaced by i: linear in (x, v) jointly; repeats
+# accumulate
 dynamic_index_add = Primitive(
-    "dynamic_index_add", jvp=_dyn_add_jvp, vjp=_dyn_add_vjp, saves_ans=False,
+    "dynamic_index_add",
+    jvp=(lambda t, ans, x, v, i, idx: t,
+         lambda t, ans, x, v, i, idx: dynamic_index_add.bind(zeros_like(ans), t, i, idx=idx),
+         None),
+    vjp=(pass_cotangent,
+         lambda g, _ans, _x, _v, i, idx: dynamic_getitem.bind(g, i, idx=idx,
+                                                              shape=tuple(g.shape)),
+         None),
+    saves_ans=False,
     sample=cases(
         (lambda r: (r.normal(size=(4, 3)), r.normal(size=(3, 3)), np.array([1, 3, 1])),
          {"idx": (OPERAND,)}),

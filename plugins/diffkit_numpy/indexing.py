@@ -42,11 +42,10 @@ def _set(x, v, idx):
     return out
 
 
-def _filled(idx, ix):
-    """`idx` with each Operand slot holding the next of `ix`; a 0-d one as the Python int
-    the eager path indexes with (NumPy raises IndexError out of range, never clamps)."""
-    it = iter(ix)
-    return tuple(_operand(next(it)) if isinstance(e, Operand) else e for e in idx)
+def _filled(idx, i):
+    """`idx` with its Operand slot holding `i`; a 0-d `i` as the Python int the eager path
+    indexes with (NumPy raises IndexError out of range, never clamps)."""
+    return tuple(_operand(i) if isinstance(e, Operand) else e for e in idx)
 
 
 def _operand(i):
@@ -58,8 +57,8 @@ _add = _update(np.add)
 KERNELS = {
     "getitem": lambda x, idx: np.asarray(x)[idx],
     "index_add": _add,
-    "dynamic_getitem": lambda x, *ix, idx: np.asarray(x)[_filled(idx, ix)],
-    "dynamic_index_add": lambda x, v, *ix, idx: _add(x, v, _filled(idx, ix)),
+    "dynamic_getitem": lambda x, i, idx, shape: np.asarray(x)[_filled(idx, i)],
+    "dynamic_index_add": lambda x, v, i, idx: _add(x, v, _filled(idx, i)),
     "index_set": _set,
     "index_mul": _update(np.multiply),
     "index_min": _update(np.minimum),

@@ -142,11 +142,10 @@ def _argsort(x, axis=-1):
     return torch.argsort(x, dim=axis, stable=True)
 
 
-def _filled(idx, ix):
-    """`idx` with each Operand slot holding the next of `ix`; a 0-d one as the Python int
-    the eager path indexes with (a host sync on CUDA; out of range raises IndexError)."""
-    it = iter(ix)
-    return tuple(_operand(next(it)) if isinstance(e, Operand) else e for e in idx)
+def _filled(idx, i):
+    """`idx` with its Operand slot holding `i`; a 0-d `i` as the Python int the eager path
+    indexes with (a host sync on CUDA; out of range raises IndexError, never clamps)."""
+    return tuple(_operand(i) if isinstance(e, Operand) else e for e in idx)
 
 
 def _operand(i):
@@ -160,8 +159,8 @@ _add = _update(torch.add, "sum")
 KERNELS = {
     "getitem": getitem,
     "index_add": _add,
-    "dynamic_getitem": lambda x, *ix, idx: getitem(x, _filled(idx, ix)),
-    "dynamic_index_add": lambda x, v, *ix, idx: _add(x, v, _filled(idx, ix)),
+    "dynamic_getitem": lambda x, i, idx, shape: getitem(x, _filled(idx, i)),
+    "dynamic_index_add": lambda x, v, i, idx: _add(x, v, _filled(idx, i)),
     "index_set": _set,
     "index_mul": _update(torch.mul, "prod"),
     "index_min": _update(torch.minimum, "amin"),
