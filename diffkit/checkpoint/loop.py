@@ -4,7 +4,8 @@ Called with no traced input they just run. Under a reverse-mode transform they b
 node on the caller's tape: the forward sweep runs the planned schedule up to its first
 reversal, and the node's VJP runs the rest, taping one step at a time
 (`executor.Executor`). Under forward mode they run a loop over (state, tangent) pairs —
-itself a checkpointed loop, so reverse-over-forward stays within the budget too.
+itself a checkpointed loop, so reverse-over-forward stays within the budget too; with nothing
+traced below, the pair step's compiled program replayed (`compiled_forward`).
 """
 
 from __future__ import annotations

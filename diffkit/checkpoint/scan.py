@@ -4,7 +4,8 @@ It runs on the loop executor (`executor.Executor`) with a `ScanIO`: the carry is
 state (snapshotted, fingerprinted, protected from in-place writes), each y_i is written to
 the stacked output outside the snapshots, and in the reverse sweep step i's VJP receives
 the cotangents of both the next carry and y_i. Under forward mode it scans (carry, tangent)
-pairs, itself a checkpointed scan.
+pairs: a checkpointed scan with a gradient below, else the pair step's compiled program
+replayed (`compiled_forward`).
 """
 
 from __future__ import annotations
