@@ -223,7 +223,9 @@ def _mixed(n: int, state: int, work: int, memory: int, forced: bool) -> Mixed | 
     """Mixed in what its choice table (held while the loop runs) leaves of ``memory``, if its
     dynamic programme is small enough (10x larger when budget.schedule asks for it)."""
     room = memory - table_bytes(n, state, work, memory)
-    if room < state + work or not mixed_feasible(n, state, work, room, 10.0 if forced else 1.0):
+    if room < state + work or (2 * work > room and not forced):  # no tape kept: Revolve
+        return None
+    if not mixed_feasible(n, state, work, room, 10.0 if forced else 1.0):
         return None
     return Mixed(n, state, work, room)
 
