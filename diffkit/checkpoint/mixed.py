@@ -43,14 +43,15 @@ RESOLUTION = 32  # the larger of a state and a tape in units, when their gcd is 
 _INF = 1 << 29  # two of them still fit an int32
 
 
-def units(state_bytes: int, tape_bytes: int, memory: int) -> tuple[int, int, int, int]:
+def units(state_bytes: int, tape_bytes: int, memory: int,
+          resolution: int = RESOLUTION) -> tuple[int, int, int, int]:
     """``(unit, s, t, m)``: bytes per unit, a state, a tape and the memory in units.
 
     Exact in units of ``gcd(state_bytes, tape_bytes)`` when that keeps both within
-    :data:`RESOLUTION` units; else sizes round up (a plan never holds more than it says)
+    ``resolution`` units; else sizes round up (a plan never holds more than it says)
     and the memory down.
     """
-    unit = max(gcd(state_bytes, tape_bytes), -(-max(state_bytes, tape_bytes) // RESOLUTION))
+    unit = max(gcd(state_bytes, tape_bytes), -(-max(state_bytes, tape_bytes) // resolution))
     return unit, -(-state_bytes // unit), -(-tape_bytes // unit), memory // unit
 
 
@@ -65,17 +66,18 @@ def dp_work(n: int, s: int, t: int, m: int) -> float:
 
 
 def feasible(n: int, state_bytes: int, tape_bytes: int, memory: int,
-             scale: float = 1.0) -> bool:
+             scale: float = 1.0, resolution: int = RESOLUTION) -> bool:
     """Whether the planner may solve this: within ``scale`` times :data:`PLAN_WORK` and
     :data:`PLAN_CELLS`."""
-    _, s, t, m = units(state_bytes, tape_bytes, memory)
+    _, s, t, m = units(state_bytes, tape_bytes, memory, resolution)
     return (dp_work(n, s, t, m) <= PLAN_WORK * scale
             and (n + 1) * (_cap(n, s, t, m) + 1) <= PLAN_CELLS * scale)
 
 
-def table_bytes(n: int, state_bytes: int, tape_bytes: int, memory: int) -> int:
+def table_bytes(n: int, state_bytes: int, tape_bytes: int, memory: int,
+                resolution: int = RESOLUTION) -> int:
     """Bytes of the choice table a ``Mixed`` for this ``memory`` (or less) holds."""
-    _, s, t, m = units(state_bytes, tape_bytes, memory)
+    _, s, t, m = units(state_bytes, tape_bytes, memory, resolution)
     return (n + 1) * (_cap(n, s, t, m) + 1) * (2 if n < 2**15 else 4)
 
 
@@ -109,7 +111,8 @@ class Mixed:
 
     ``predicted`` is exact (counted on the emitted stream); ``slots``/``tapes`` are the
     peak states and kept tapes; ``peak_bytes`` the peak of states plus tapes, the least
-    memory that gives the same advances.
+    memory that gives the same advances. Optimal in memory units (:func:`units`): exact
+    when ``resolution`` units hold both sizes, else with sizes rounded up to a unit.
 
     >>> from diffkit.checkpoint import Revolve, validate
     >>> m = Mixed(10, state_bytes=8, tape_bytes=8, memory=32)  # Revolve: 3 slots + a tape
@@ -119,14 +122,15 @@ class Mixed:
     True
     """
 
-    def __init__(self, n_steps: int, state_bytes: int, tape_bytes: int, memory: int) -> None:
+    def __init__(self, n_steps: int, state_bytes: int, tape_bytes: int, memory: int,
+                 resolution: int = RESOLUTION) -> None:
         if not isinstance(n_steps, int) or n_steps < 1:
             raise ScheduleError(f"Mixed needs n_steps >= 1 (an int), got {n_steps!r}")
         if min(state_bytes, tape_bytes) < 1:
             raise ScheduleError(f"Mixed needs state_bytes and tape_bytes >= 1, got "
                                 f"{state_bytes!r} and {tape_bytes!r}")
         self.n_steps, self.state_bytes, self.tape_bytes = n_steps, state_bytes, tape_bytes
-        self.unit, s, t, m = units(state_bytes, tape_bytes, memory)
+        self.unit, s, t, m = units(state_bytes, tape_bytes, memory, resolution)
         m = _cap(n_steps, s, t, m)
         F, self._choice = _tables(n_steps, s, t, m)
         best = int(F[n_steps, m])

@@ -220,14 +220,16 @@ def candidates(n_steps: int | None, state_bytes: int, budget: Budget,
 
 
 def _mixed(n: int, state: int, work: int, memory: int, forced: bool) -> Mixed | None:
-    """Mixed in what its choice table (held while the loop runs) leaves of ``memory``, if its
-    dynamic programme is small enough (10x larger when budget.schedule asks for it)."""
-    room = memory - table_bytes(n, state, work, memory)
-    if room < state + work or (2 * work > room and not forced):  # no tape kept: Revolve
-        return None
-    if not mixed_feasible(n, state, work, room, 10.0 if forced else 1.0):
-        return None
-    return Mixed(n, state, work, room)
+    """Mixed in what its choice table (held while the loop runs) leaves of ``memory``, at the
+    finest of 32, 8 or 2 units a state or tape (sizes rounded up) whose dynamic programme is
+    small enough (10x larger when budget.schedule asks for it)."""
+    for resolution in (32, 8, 2):
+        room = memory - table_bytes(n, state, work, memory, resolution)
+        if room < state + work or (2 * work > room and not forced):  # no tape kept: Revolve
+            return None
+        if mixed_feasible(n, state, work, room, 10.0 if forced else 1.0, resolution):
+            return Mixed(n, state, work, room, resolution)
+    return None
 
 
 def _online(ram: int, lower: list[Tier], budget: Budget, state: int,

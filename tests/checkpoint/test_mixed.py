@@ -188,6 +188,17 @@ def test_planner_offers_mixed_and_auto_takes_it_when_faster():
     assert "mixed" not in candidates(10, state, budget, tape)
 
 
+def test_planner_rounds_odd_sizes_to_coarser_units_to_stay_fast():
+    """A tape of 8 MiB + 1234 bytes has no useful gcd with the state: 32 units a state would
+    make the DP too large at 400 MiB, so the planner solves it with 2 units a state (sizes
+    rounded up, never over the budget) and finds the exact 8 MiB plan's count."""
+    state, budget = 8 * 2**20, load_budget({"budget": {"memory": "400MiB"}})
+    exact = candidates(1000, state, budget, state)["mixed"]
+    odd = candidates(1000, state, budget, state + 1234)["mixed"]
+    assert odd.schedule.unit > 2**20 and odd.forward_advances == exact.forward_advances == 1979
+    assert validate(odd.schedule, 1000).peak_bytes + odd.schedule.nbytes <= budget.memory
+
+
 def test_schedule_mixed_is_validated_and_refused_when_too_large():
     with pytest.raises(BudgetError, match=r"schedule 'bogus' is unknown; accepted: .*mixed"):
         load_budget({"budget": {"memory": "1GiB"}, "schedule": "bogus"})
