@@ -70,7 +70,7 @@ def reverse_sweep():
 
 _SCHEDULE_NAMES = {"StoreAll": "store_all", "Periodic": "periodic", "Revolve": "revolve",
                    "Online": "online", "MultiLevel": "multilevel", "Optimal": "multilevel",
-                   "Segmented": "multilevel", "OnlineTiered": "online"}
+                   "Segmented": "multilevel", "OnlineTiered": "online", "Mixed": "mixed"}
 
 
 def schedule_name(schedule: object) -> str:
