@@ -20,7 +20,7 @@ from diffkit.errors import BudgetError, DiffkitError
 
 __all__ = ["add_plan_parser", "run_plan", "SCHEDULES"]
 
-SCHEDULES = ("store_all", "periodic", "revolve", "online", "multilevel")
+SCHEDULES = ("store_all", "periodic", "revolve", "mixed", "online", "multilevel")
 
 
 def add_plan_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
