@@ -144,6 +144,16 @@ def take_and_negative_steps(x):
     return dnp.sum(dnp.take(x, [5, 0, 1]) * x[-1:-4:-1]) + x[::-2] @ x[1::2]
 
 
+@program((6,), (4, 3))
+def computed_indices(x, w):
+    """Indices computed from the data: inside a compiled step, operands of dynamic_getitem /
+    dynamic_index_add (one program for every value), not guards."""
+    order = dnp.argsort(x)
+    j, k = order[-1:], order[:2]
+    y = dnp.at(w)[(j + 1) % 4].add(x[k[:1]])
+    return dnp.sum(y[j % 4] * w[3 - j % 4]) + dnp.sum(x[k] ** 2) + dnp.sum(dnp.take(w, k % 4, 0))
+
+
 # -- linear algebra ------------------------------------------------------------------------
 @program((4, 4), (4,), spd=True)
 def solve_and_inverse(a, b):
