@@ -449,8 +449,13 @@ class Executor:
         sched, current, keep, i = self.plan.schedule, self.state0, None, 0
         try:
             while ranks.agree_cond(cond(current, i, *self.args), i):
+                at, now = i - 1, None
                 for action in sched.forward_step(i):
-                    self._do(action, keep, i - 1)
+                    if now is None and self.rng is not None and type(action) is Load:
+                        now = RngState()  # a Load moves the generators: put them back after
+                    keep, at = self._do(action, keep, at)
+                if now is not None:
+                    now.restore()
                 if self.rng is not None:
                     self.rng.before_step(i)
                 keep, current = current, self._advance(current, i)
