@@ -14,6 +14,13 @@ The first segment runs as long as Revolve in RAM stays below that time per step,
 loop is reversed from RAM as by plain Online; the open segment is reversed from its disk
 start by the exact schedule when that is cheaper than by Online's RAM checkpoints.
 
+State 0 goes to disk only when needed: when the first segment closes (its RAM copy is
+loaded, written, and the state the loop is at taken back from a RAM slot, in the forward
+sweep) or when the reverse sweep reverses the open first segment from disk; a loop that ends
+in its first segment and reverses it from RAM writes nothing. The write is moved, never added,
+so the schedule's counts are those of writing state 0 at step 1. With one RAM slot there is
+no slot to hold the loop's state meanwhile, and state 0 is written at step 1.
+
 The forward protocol is :class:`~diffkit.checkpoint.online.Online`'s: ``forward_step(i)``
 before step ``i`` runs, acting on the kept state ``i - 1``; ``reverse(n)`` once it stopped.
 """
@@ -74,6 +81,7 @@ class OnlineTiered:
         self.slots = {self.ram_name: self.ram, self.tier.name: self.tier.slots}
         self.tapes = 0
         self.disk: list[int] = []  # disk checkpoints, ascending; the open segment's last
+        self.zero_written = False  # state 0 (disk[0] from step 1 on) saved to disk yet
         self.base, self.step_length = 0, self.first
         self.inner = Online(self.ram, self.ram_name)
         self._next = 0
@@ -99,9 +107,16 @@ class OnlineTiered:
         out: list[Action] = []
         if i == 1:
             self.disk.append(0)
-            out.append(Save(0, name))
+            if self.ram == 1:  # no RAM slot to park the loop's state when writing it later
+                out.append(Save(0, name))
+                self.zero_written = True
         elif prev - self.base == self.step_length and self._room(out):
-            out.extend(Discard(p + self.base, self.ram_name) for p in self.inner.points)
+            if not self.zero_written:  # the first close: state 0 to disk now, from RAM
+                out.extend(Discard(p, self.ram_name) for p in self.inner.points[1:])
+                out.extend((Save(prev, self.ram_name), *self._write_zero(),
+                            Load(prev, self.ram_name), Discard(prev, self.ram_name)))
+            else:
+                out.extend(Discard(p + self.base, self.ram_name) for p in self.inner.points)
             self.disk.append(prev)
             out.append(Save(prev, name))
             self.base, self.inner = prev, Online(self.ram, self.ram_name)
@@ -109,6 +124,12 @@ class OnlineTiered:
             self.inner.forward_step(0)
         out.extend(_shift(a, self.base) for a in self.inner.forward_step(i - self.base))
         return tuple(out)
+
+    def _write_zero(self) -> tuple[Action, ...]:
+        """State 0 from its RAM slot to disk, the slot freed (the current state becomes 0)."""
+        self.zero_written = True
+        ram = self.ram_name
+        return (Load(0, ram), Save(0, self.tier.name), Discard(0, ram))
 
     def _room(self, out: list[Action]) -> bool:
         """Make room on disk for one more checkpoint: drop every other one, double the
@@ -146,11 +167,15 @@ class OnlineTiered:
             exact = self.tier.read + float(t.F[(2, *t.caps, n - 1 - base)])
             if exact < self.costs.forward * (tally(online, (self.ram_name, name))[0] - 1):
                 yield Reverse(n - 1)
-                yield from (Discard(p + base, self.ram_name) for p in self.inner.points)
+                if self.zero_written:
+                    yield from (Discard(p + base, self.ram_name) for p in self.inner.points)
+                else:  # the first segment: state 0 to disk now (its write moved, not added)
+                    yield from (Discard(p, self.ram_name) for p in self.inner.points[1:])
+                    yield from self._write_zero()
                 yield from self._closed(base, n - 1)
                 return
         yield from online
-        if on_disk:
+        if on_disk and self.zero_written:
             yield Discard(base, name)
 
     def _closed(self, a: int, b: int) -> Iterator[Action]:
