@@ -236,3 +236,38 @@ def test_sync_is_a_tier_option_checked_by_the_budget(tmp_path):
     tiers[0]["sync"] = 1
     with pytest.raises(BudgetError, match=r"budget\.tiers\[0\]\.sync = 1 is not true or false"):
         load_budget({"budget": {"memory": "1MiB", "tiers": tiers}})
+
+
+def test_the_refusal_names_the_least_memory_with_and_without_the_io_room(tmp_path):
+    """Too little memory for one state: the error gives the least budget that plans (its
+    I/O then in the caller's thread) and the least that overlaps it; both plan as said."""
+    import re
+
+    u0 = np.linspace(0, 1, 100_000)
+
+    def run(memory, disk=True):
+        budget = _budget(tmp_path, memory=memory)
+        if not disk:
+            del budget["budget"]["disk"]
+            budget["schedule"] = "auto"
+        J = lambda u: dnp.sum(dk.checkpoint.loop(_step, u, 50, (1.5,), budget))
+        dk.grad(J)(u0)
+        return dk.checkpoint.last_report()
+
+    with pytest.raises(BudgetError, match=r"at least ([\d,]+) bytes \(.*\) are needed; that "
+                       r"runs the disk I/O in the caller's thread: overlapping it \(one write "
+                       r"in flight, one state read ahead\) needs at least ([\d,]+) bytes") as e:
+        run(1000)
+    least, more = (int(x.replace(",", "")) for x in re.search(
+        r"at least ([\d,]+) bytes.*at least ([\d,]+) bytes", str(e.value)).groups())
+    assert more == least + io_bytes(u0.nbytes + 192)
+    with pytest.raises(BudgetError, match=f"at least {least:,} bytes"):
+        run(least - 1)
+    rep = run(least)
+    assert rep.io_bytes == 0 and rep.plan.slots[RAM] == 1 and rep.disk_written > 0
+    rep = run(more)
+    assert rep.io_bytes == io_bytes(rep.state_bytes) and rep.overlapped_writes > 0
+    assert rep.peak_bytes <= more
+    with pytest.raises(BudgetError, match=r"are needed$"):  # no tier below RAM: no I/O room
+        run(1000, disk=False)
+    assert os.listdir(tmp_path) == []

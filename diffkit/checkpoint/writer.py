@@ -35,7 +35,10 @@ def plan_with_io(make_plan, n, state_bytes, budget, tape, reverse, overlap=True)
     stores states below RAM and the room fits and pays: the plan with room (fewer RAM slots),
     its disk time hidden, is predicted no slower. Otherwise no room (the I/O then runs in the
     caller's thread)."""
-    plain = make_plan(n, state_bytes, budget, step_tape_bytes=tape, reverse_bytes=reverse)
+    try:
+        plain = make_plan(n, state_bytes, budget, step_tape_bytes=tape, reverse_bytes=reverse)
+    except BudgetError as e:
+        raise _with_io_room(e, state_bytes, budget, tape, reverse, overlap) from None
     if not (overlap and _stores_below_ram(plain) and getattr(budget.disk, "overlap", True)):
         return plain, 0
     io = io_bytes(state_bytes)
@@ -52,6 +55,22 @@ def plan_with_io(make_plan, n, state_bytes, budget, tape, reverse, overlap=True)
         if roomy.time - hidden > plain.time:
             return plain, 0
     return roomy, io
+
+
+def _with_io_room(e: BudgetError, state, budget, tape, reverse, overlap) -> BudgetError:
+    """The planner's "no room for one state" error, with the memory overlapped I/O would need
+    too when the budget has a tier below RAM: the least that plans runs its I/O in the
+    caller's thread."""
+    from diffkit.checkpoint.planner import human_bytes, storage_tiers
+
+    need = state + (tape or state) + reverse  # the planner's least: one slot, one step
+    if not (overlap and budget.memory < need and storage_tiers(budget)
+            and getattr(budget.disk, "overlap", True)):
+        return e
+    more = need + io_bytes(state)
+    return BudgetError(f"{e}; that runs the disk I/O in the caller's thread: overlapping it "
+                       f"(one write in flight, one state read ahead) needs at least {more:,} "
+                       f"bytes ({human_bytes(more)})")
 
 
 def _stores_below_ram(p) -> bool:
