@@ -28,7 +28,7 @@ import diffkit as dk
 import diffkit.numpy as dnp
 
 path, n, RNG = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "rng"
-calls = []
+calls, seen = [], []
 
 @dk.custom_vjp
 def eager(u):  # a custom rule keeps the step a Python call at every step (never compiled)
@@ -38,7 +38,9 @@ eager.defvjp(lambda u: (u, None), lambda r, g: (g,))
 def step(u, i, a):
     calls.append(i)
     if i == int(os.environ.get("KILL_AT", "-1")):
-        os.kill(os.getpid(), getattr(signal, os.environ["KILL_SIG"]))
+        seen.append(i)  # KILL_NTH=2: when the reverse sweep runs step i again
+        if len(seen) == int(os.environ.get("KILL_NTH", "1")):
+            os.kill(os.getpid(), getattr(signal, os.environ["KILL_SIG"]))
     noise = np.random.standard_normal(u.shape) * 1e-3 if RNG else 0.0
     return 0.5 * dnp.sin(eager(u)) * a + 0.5 * u + noise
 
@@ -57,11 +59,11 @@ print(json.dumps({"calls": len(calls), "g": g[0].tolist() + [float(g[1])],
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _child(path, mode, kill_at=None, n=300, sig="SIGTERM"):
+def _child(path, mode, kill_at=None, n=300, sig="SIGTERM", nth=1):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(  # the tree under test, plugins too
         filter(None, [str(ROOT), str(ROOT / "plugins"), os.environ.get("PYTHONPATH")]))}
     if kill_at is not None:
-        env["KILL_AT"], env["KILL_SIG"] = str(kill_at), sig
+        env["KILL_AT"], env["KILL_SIG"], env["KILL_NTH"] = str(kill_at), sig, str(nth)
     proc = subprocess.run([sys.executable, "-c", CHILD, str(path), str(n), mode], env=env,
                           capture_output=True, text=True, timeout=120)
     out = json.loads(proc.stdout.splitlines()[-1]) if kill_at is None and proc.stdout else None
@@ -86,6 +88,23 @@ def test_a_run_killed_by_sigterm_resumes_to_the_same_gradient(tmp_path, mode, si
     assert os.listdir(run_dir) == []
 
 
+def test_a_run_killed_in_its_reverse_sweep_resumes_from_its_last_intact_snapshot(tmp_path):
+    """The reverse sweep discards the forward sweep's snapshots from the end: a rerun takes
+    the last resume point whose snapshots are all on file (not step 0), runs the forward
+    sweep on from there and the whole reverse sweep, to the same gradient."""
+    full_dir, run_dir = tmp_path / "full", tmp_path / "run"
+    proc, full = _child(full_dir, "plain")
+    assert proc.returncode == 0, proc.stderr
+    proc, _ = _child(run_dir, "plain", kill_at=100, nth=2)  # step 100, in the reverse sweep
+    assert proc.returncode == -signal.SIGTERM, proc.stderr
+    proc, resumed = _child(run_dir, "plain")
+    assert proc.returncode == 0, proc.stderr
+    assert resumed["resumed"] is not None and 50 < resumed["resumed"] <= 100
+    assert resumed["calls"] < full["calls"] - 50
+    assert resumed["g"] == full["g"]
+    assert os.listdir(run_dir) == []
+
+
 # -- in-process: a step that raises stands in for the kill ------------------------------------
 class Crash(Exception):
     pass
@@ -98,6 +117,14 @@ def _budget(path, memory=2**20):
 
 def _step(u, i, a):
     if i == _step.crash_at:
+        raise Crash(i)
+    return 0.5 * dnp.sin(u) * a + 0.5 * u
+
+
+def _step_in_reverse(u, i, a):
+    """Raises when step `crash_at` runs the second time: in the reverse sweep."""
+    _step_in_reverse.seen[i] = _step_in_reverse.seen.get(i, 0) + 1
+    if i == _step.crash_at and _step_in_reverse.seen[i] == 2:
         raise Crash(i)
     return 0.5 * dnp.sin(u) * a + 0.5 * u
 
@@ -124,6 +151,29 @@ def test_an_error_keeps_the_run_and_a_rerun_resumes_it(tmp_path, to_backend):
     rep = dk.checkpoint.last_report()
     assert 150 < rep.resumed_from <= 200
     assert rep.advances < full - 100
+    for a, b in zip(g, g_full, strict=True):
+        assert np.array_equal(np.asarray(a), np.asarray(b))
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("crash_at", [250, 100, 3])
+def test_an_error_in_the_reverse_sweep_resumes_from_the_last_intact_point(tmp_path, to_backend,
+                                                                          crash_at):
+    u0 = to_backend(np.linspace(0, 1, 1000))
+    kw = dict(step=_step_in_reverse, compile=False)  # the step's Python runs at every call
+    _step_in_reverse.seen = {}
+    g_full = _grad(tmp_path, u0, resume=False, **kw)
+    full = dk.checkpoint.last_report().advances
+    _step_in_reverse.seen = {}
+    with pytest.raises(Crash):
+        _grad(tmp_path, u0, crash_at=crash_at, **kw)
+    journal = (tmp_path / (PREFIX + "t") / "journal.jsonl").read_text().splitlines()
+    last_forward = max(json.loads(line)["step"] for line in journal if '"point"' in line)
+    _step_in_reverse.seen = {}
+    g = _grad(tmp_path, u0, **kw)
+    rep = dk.checkpoint.last_report()
+    assert min(crash_at, last_forward) - 10 < rep.resumed_from <= min(crash_at, last_forward)
+    assert rep.advances < full - rep.resumed_from + 10  # the steps before it did not rerun
     for a, b in zip(g, g_full, strict=True):
         assert np.array_equal(np.asarray(a), np.asarray(b))
     assert os.listdir(tmp_path) == []

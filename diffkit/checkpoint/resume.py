@@ -8,7 +8,10 @@ forward sweep while no RAM snapshot or step tape is held, so that the snapshots 
 are all the sweep has. With `preserve_rng_state` each snapshot's generator state is kept
 beside it; with `check_recompute` the fingerprints are kept too. Re-running the same program
 replays the journal, takes over the files of the last resume point, loads its state and
-runs on from there, so the gradient is bit-for-bit the uninterrupted run's. A run directory
+runs on from there, so the gradient is bit-for-bit the uninterrupted run's. A run killed in
+its reverse sweep (which discards the forward sweep's snapshots from the end) resumes from
+the last point whose snapshots are all still on file: the forward sweep from there, then
+the whole reverse sweep again (its cotangents are not kept). A run directory
 holding a resume point of a different program (code, state0, args, n_steps, budget, plan or
 options) is refused by a `ResumeError` naming what differs; one without a resume point is
 started over. The directories survive SIGTERM, SIGKILL and errors (they are not
@@ -318,23 +321,31 @@ def resume_sweep(ex, current, at):
 
 
 def _replay(lines) -> dict | None:
-    """The last resume point of a journal whose snapshots were not discarded after it."""
-    live, point, ys = {}, None, []
-    for rec in lines:
+    """The last resume point of a journal none of whose snapshots was discarded after it.
+
+    A kill in the reverse sweep, which discards the forward sweep's snapshots from the end,
+    falls back to the last point whose snapshots are all still there: the forward sweep
+    resumes from there rather than from step 0. The points form a stack: discarding a
+    snapshot saved at line ``s`` voids exactly the points after ``s``."""
+    live, points, ys = {}, [], []  # live: key -> (line of its save, record)
+    for t, rec in enumerate(lines):
         if "ys" in rec:
-            ys.append(rec)
+            ys.append((t, rec))
         elif "save" in rec:
-            live[rec["tier"], rec["save"]] = rec
+            live[rec["tier"], rec["save"]] = (t, rec)
         elif "discard" in rec:
-            key = (rec["tier"], rec["discard"])
-            live.pop(key, None)
-            if point is not None and key in point["live"]:
-                point = None
+            saved = live.pop((rec["tier"], rec["discard"]), None)
+            while saved is not None and points and points[-1][0] > saved[0]:
+                points.pop()
         elif "point" in rec:
-            point = {**rec, "live": dict(live), "ys": list(ys)}
+            points.append((t, rec))
         elif "stop" in rec:
-            live, point, ys = {}, None, []
-    return point
+            live, points, ys = {}, [], []
+    if not points:
+        return None
+    at, rec = points[-1]
+    return {**rec, "live": {k: r for k, (s, r) in live.items() if s < at},
+            "ys": [r for s, r in ys if s < at]}
 
 
 def _load_ys(ex, run, segments) -> None:
