@@ -217,8 +217,9 @@ def test_a_re_plan_is_logged_and_its_forward_bar_does_not_restart(monkeypatch, c
     def grow(x, i, a):
         return a * (x * 0.5 if i == 0 else x * x)
 
-    def J(x, budget, progress=False):
-        return dnp.sum(dk.checkpoint.loop(grow, x, 30, (1.0,), budget=budget, progress=progress))
+    def J(x, budget, progress=False):  # eager: the tapes of a compiled step are its programs'
+        return dnp.sum(dk.checkpoint.loop(grow, x, 30, (1.0,), budget=budget, progress=progress,
+                                          compile=False))
 
     dk.grad(J)(x0, {"budget": {"memory": "1GiB"}})
     need = dk.checkpoint.last_report().plan.peak_bytes  # store-all with step 0's small tapes

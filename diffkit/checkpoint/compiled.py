@@ -20,10 +20,11 @@ import weakref
 
 import numpy as np
 
+from diffkit.checkpoint.planner import human_bytes
 from diffkit.checkpoint.stepcheck import RngState
 from diffkit.core import pytree
-from diffkit.core.program import GuardFailed, NotProgrammable, ProgramTrace, ProgramTracer
-from diffkit.core.program_passes import cse, peak_bytes, ref, split
+from diffkit.core.program import GuardFailed, NotProgrammable, Program, ProgramTrace, ProgramTracer
+from diffkit.core.program_passes import cse, order_for_memory, peak_bytes, prune, ref, split
 from diffkit.core.program_run import compile_program
 from diffkit.core.program_vjp import transpose
 from diffkit.core.tracer import Tracer
@@ -33,9 +34,6 @@ __all__ = ["CompiledStep", "MAX_PROGRAMS", "compile_steps", "resolve"]
 
 MAX_PROGRAMS = 8  # distinct guard outcomes cached per loop before it runs eagerly
 _PROGRAM_TAPE_BYTES = 1024  # a kept step's VJP closure and its residual list
-_ITEM_BYTES = 640  # objects of one program line: equation, variables, generated code (~530 B
-# measured for a program set and its traced copy)
-_LINES_PER_NODE = 4  # program lines (forward, backward, guards) per recorded call, at most ~3.5
 
 
 def _tracing_bytes(lines: int) -> int:
@@ -95,9 +93,13 @@ class CompiledStep:
         self.reason: str | None = None  # why the step runs eagerly (None: compiled)
         self.traces = self.replays = 0
         self.trace_peak = 0  # most bytes of traced values alive at once while tracing
-        self.pool: dict = {}  # preallocated outputs the programs share (Backend.program_buffers)
+        self.trace_limit: int | None = None  # bytes a trace's values may take (the budget)
+        self.pool: dict | None = {}  # preallocated outputs the programs share
+        # (Backend.program_buffers); None: none (`drop_buffers`)
         self.on_trace = lambda outs, i: None  # checks a new program's outputs (the executor's)
         self.accepts = lambda leaves: True  # whether to trace for new inputs (the executor's)
+        self.before_retrace = lambda nbytes, i: None  # step i's new trace will take `nbytes`
+        # (the executor's: it may re-plan, or refuse, when the budget has no room)
 
     @property
     def on(self) -> bool:
@@ -126,17 +128,18 @@ class CompiledStep:
         got = self._replay(leaves, i, taped=False)
         return None if got is None else got[0]
 
-    def taped(self, leaves: list, i: int):
+    def taped(self, leaves: list, i: int, outputs: bool = True):
         """(outputs, step_vjp) by the forward program, or None when the step runs eagerly.
         `step_vjp(cts)` maps the outputs' cotangents (None: none) to the cotangents of
-        `leaves` at `diff_pos`; `step_vjp.tape.nbytes()` counts its residuals."""
-        got = self._replay(leaves, i, taped=True)
+        `leaves` at `diff_pos`; `step_vjp.tape.nbytes()` counts its residuals. With
+        `outputs=False` only the residuals are computed (outputs: None)."""
+        got = self._replay(leaves, i, taped=True, outputs=outputs)
         if got is None:
             return None
         outs, entry, residuals = got
         return outs, _step_vjp(entry, residuals)
 
-    def _replay(self, leaves, i, taped):
+    def _replay(self, leaves, i, taped, outputs=True):
         if self.reason is not None:
             return None
         sig = _signature(leaves)
@@ -144,7 +147,8 @@ class CompiledStep:
         for k, entry in enumerate(self.entries):
             if entry.sig != sig:
                 continue
-            run = entry.forward if taped else entry.plain
+            run = (entry.plain if not taped else entry.forward if outputs else
+                   entry.residual_only)
             try:
                 out = run(*(leaves if entry.pick is None else
                             [leaves[k] for k in entry.pick]), index)
@@ -153,14 +157,20 @@ class CompiledStep:
             if k:
                 self.entries.insert(0, self.entries.pop(k))
             self.replays += 1
+            if not taped:
+                return (list(out),)
+            if not outputs:
+                return None, entry, out
             n = entry.n_out
-            return (list(out[:n]), entry, out[n:]) if taped else (list(out),)
+            return list(out[:n]), entry, out[n:]
         if not self.accepts(leaves):
             return None  # inputs the programs were not made for (the executor decides)
         if len(self.entries) >= MAX_PROGRAMS:
             self.give_up(f"its guards took more than {MAX_PROGRAMS} different outcomes "
                          f"(last: {self.entries[0].guard_summary})")
             return None
+        if self.entries:
+            self.before_retrace(self.stats()[4], i)
         return self._trace_new(leaves, i, sig)
 
     # -- tracing ----------------------------------------------------------------------
@@ -172,15 +182,15 @@ class CompiledStep:
             rng.restore()
 
     def _trace_checked(self, leaves, i, sig):
-        try:
+        try:  # the first program is traced twice and must come out the same; the plain
+            # trace first, so that the second does not run beside the first one's values
+            plain = None if self.entries else self._trace(leaves, i, sig, taped=False)
             entry, outs, residuals = self._trace(leaves, i, sig)
-            if not self.entries:  # the first program: trace again, expect the same program
-                self.trace_peak = max(self.trace_peak, entry.trace_peak)
-                again = self._trace(leaves, i, sig, taped=False)
-                if not _same_body(entry.traced, again):
-                    raise NotProgrammable(
-                        "tracing it twice on the same state gave different programs: it "
-                        "draws random numbers or keeps state between calls")
+            self.trace_peak = max(self.trace_peak, entry.trace_peak)
+            if plain is not None and not _same_body(entry.traced, plain):
+                raise NotProgrammable(
+                    "tracing it twice on the same state gave different programs: it "
+                    "draws random numbers or keeps state between calls")
         except (NotProgrammable, GuardFailed) as e:
             self.give_up(str(e), e)
             return None
@@ -194,7 +204,15 @@ class CompiledStep:
         return outs, entry, residuals
 
     def _trace(self, leaves, i, sig, taped=True):
-        trace = _MeasuredTrace(f"{self.io.name} (compile)")
+        """(entry, outputs, residuals) of a new trace (`taped=False`: its forward body)."""
+        trace = _MeasuredTrace(f"{self.io.name} (compile)", self.trace_limit)
+        try:
+            return self._record(trace, leaves, i, sig, taped)
+        finally:  # tracers keep their trace: no cycle may keep its values, even on failure
+            trace.active = False
+            trace.keep.clear()
+
+    def _record(self, trace, leaves, i, sig, taped):
         ns = len(leaves) - self.n_args - len(self.io.x_flat)
         na = ns + self.n_args
         boxed = [_box(trace, x, k, ns, na, self.diff_pos) for k, x in enumerate(leaves)]
@@ -234,26 +252,31 @@ class CompiledStep:
         return entry, [_primal(o) for o in outs], residuals
 
     # -- memory model -----------------------------------------------------------------
-    def stats(self) -> tuple[int, int, int, int]:
+    def stats(self) -> tuple[int, int, int, int, int]:
         """For planning, from the most recent program: (bytes a taped step keeps, peak
-        bytes of the forward program's temporaries, of the backward program's, of a trace
-        plus the programs' own objects)."""
+        bytes of the forward programs' temporaries, of the backward program's, of the
+        buffers they share, of tracing a step again: its values and the new programs'
+        objects). Temporaries count the programs' own objects (all of them are kept)."""
         e = self.entries[0]
         lines = sum(len(p.body) for p in e.programs)
-        objects = _ITEM_BYTES * lines
-        pool = sum(a.nbytes for row in self.pool.values() for a in row)
-        return (e.kept_nbytes, e.forward_peak + objects, e.backward_peak + objects,
-                max(self.trace_peak, e.trace_peak) + _tracing_bytes(lines) + pool)
+        objects = _tracing_bytes(lines) * len(self.entries)  # generated code, and the
+        # executor's objects per step: bounded by what tracing them took (tracemalloc)
+        pool = 0 if self.pool is None else sum(a.nbytes for row in self.pool.values()
+                                               for a in row)
+        return (e.kept_nbytes, e.forward_peak + objects, e.backward_peak + objects, pool,
+                max(self.trace_peak, e.trace_peak) + _tracing_bytes(lines))
 
-    @staticmethod
-    def estimate(tape_nodes: int) -> int:
-        """Bytes that tracing a step of `tape_nodes` recorded calls takes beyond its values
-        (tracers, equations, generated code): decided before tracing."""
-        return _tracing_bytes(_LINES_PER_NODE * tape_nodes)
+    def drop_buffers(self) -> None:
+        """Run every program without preallocated outputs, and free them: for a budget
+        that the buffers (which trade memory for speed) would not fit."""
+        self.pool = None
+        for entry in self.entries:
+            entry.build(None)
 
 
 class _Entry:
-    """One traced program set: forward (with residuals), plain forward, backward."""
+    """One traced program set: forward (with residuals), plain forward, backward, and the
+    residuals alone (taping a step in the reverse sweep, whose next state is not wanted)."""
 
     def __init__(self, body, n_fwd, inputs, outs, in_cts, slots, sig, pool):
         ins = [t.var for t in inputs]
@@ -264,21 +287,34 @@ class _Entry:
         fwd, plain, bwd, self.residuals = split(
             body, n_fwd, ins, renamed[:len(outs)], [c.var for c in slots.values()],
             renamed[len(outs):])
+        only = Program(ins, self.residuals, [fwd.body[k] for k in prune(fwd.body,
+                                                                          self.residuals)])
         self.sig, self.n_out = sig, len(outs)
         self.ct_slots = list(slots)  # output positions that take a cotangent
         self.zeros = {k: _zero_maker(_primal(outs[k])) for k in self.ct_slots}
         self.flows = [r is not None for r in bwd_outs]  # diff input positions that get one
-        self.programs = (fwd, plain, bwd)
-        run = _runner(inputs, pool)
-        self.forward, self.plain = run(fwd), run(plain)
-        self.backward = run(bwd)  # now: not in a reverse sweep's memory
+        self.programs = tuple(order_for_memory(p) for p in (fwd, plain, bwd, only))
+        kinds = [t.var.kind for t in inputs if t.var.shape]  # not the tracers: they keep
+        self.backend_kind = kinds[0] if kinds else None  # the trace and its values
+        self.outer = any(isinstance(_primal(t), Tracer) for t in inputs)
+        self.build(pool)
         self._backward_bind = None
         self.kept_nbytes = _PROGRAM_TAPE_BYTES + sum(v.nbytes for v in self.residuals)
-        made = {v.n for v in ins}
-        self.forward_peak = max(0, peak_bytes(fwd) - sum(  # its temporaries, as a tape's
-            v.nbytes for v in self.residuals if v.n not in made))
-        self.backward_peak = peak_bytes(bwd)
         self.guard_summary = ", ".join(g.what for g in fwd.guards) or "none"
+
+    def build(self, pool: dict | None) -> None:
+        """Generate the programs' code, writing temporaries into `pool`'s buffers where the
+        backend offers them (None: no buffers), and size their temporaries."""
+        fwd, plain, bwd, only = self.programs
+        run = _runner(self.backend_kind, self.outer, pool)
+        (self.forward, f_pool), (self.plain, p_pool) = run(fwd), run(plain)
+        (self.backward, b_pool), (self.residual_only, _) = run(bwd), run(only)
+        made = {v.n for v in fwd.ins}
+        self.forward_peak = max(  # temporaries, as a tape's; residuals are the tape's
+            max(0, peak_bytes(fwd, pooled=f_pool) - sum(
+                v.nbytes for v in self.residuals if v.n not in made | f_pool)),
+            peak_bytes(plain, pooled=p_pool))
+        self.backward_peak = peak_bytes(bwd, pooled=b_pool)
 
     def backward_for(self, cts):
         """The backward program for these cotangents: through `bind` when one is a value of
@@ -289,17 +325,24 @@ class _Entry:
             self._backward_bind = compile_program(self.programs[2], through_bind=True)
         return self._backward_bind
 
-def _runner(inputs, pool: dict):
-    """How the programs run: the generic runner, with preallocated outputs where the inputs'
-    backend offers them (`Backend.program_buffers`; not for values of outer transforms)."""
+
+def _runner(kind, outer: bool, pool: dict | None):
+    """How the programs run: `program -> (function, numbers of the variables kept in
+    buffers)`, with preallocated outputs where the backend of array type `kind` offers
+    them (`Backend.program_buffers`; not with values of `outer` transforms, nor no pool)."""
     from diffkit.core.dispatch import registry
 
-    kinds = [v.kind for v in (t.var for t in inputs) if v.shape]
-    backend = registry().backend_of(kinds[0]) if kinds else None
+    backend = registry().backend_of(kind) if kind is not None else None
     offer = getattr(backend, "program_buffers", None)
-    if offer is None or any(isinstance(_primal(t), Tracer) for t in inputs):
-        return compile_program
-    return lambda program: compile_program(program, buffers=offer(program, pool))
+    if pool is None or offer is None or outer:
+        return lambda program: (compile_program(program), frozenset())
+
+    def run(program):
+        buffers = offer(program, pool)
+        pooled = frozenset(program.body[k].outs[0].n for k in buffers)
+        return compile_program(program, buffers=buffers), pooled
+
+    return run
 
 
 def _step_vjp(entry: _Entry, residuals):
@@ -323,26 +366,35 @@ class _MeasuredTrace(ProgramTrace):
     references, as `core.reverse.LiveBytesTrace`): tracing runs the step's Python, whose
     temporaries the plan must fit."""
 
-    __slots__ = ("live", "peak", "__weakref__")
+    __slots__ = ("live", "peak", "limit", "__weakref__")
 
-    def __init__(self, transform):
+    def __init__(self, transform, limit: int | None = None):
         super().__init__(transform)
         self.live = self.peak = 0
+        self.limit = limit
 
     def new(self, value):
         t = super().new(value)
         n = t.var.nbytes + 112
         self.live += n
         self.peak = max(self.peak, self.live)
+        if self.limit is not None and \
+                self.live + _tracing_bytes(2 * len(self.body)) > self.limit:  # with backward
+            raise NotProgrammable(
+                f"tracing it holds more than the {human_bytes(self.limit)} that "
+                f"budget.memory leaves for one step's values")
         base = value
         while isinstance(base, Tracer):
             base = base.primal
         with contextlib.suppress(TypeError):  # a Python number has none: counted as kept
-            weakref.finalize(base, self._free, n)
-        return t
+            weakref.finalize(base, _freed, weakref.ref(self), n)  # (a bound method would
+        return t  # keep the trace, its values and programs, as long as the caller's state)
 
-    def _free(self, n: int) -> None:
-        self.live -= n
+
+def _freed(trace_ref, n: int) -> None:
+    trace = trace_ref()
+    if trace is not None:
+        trace.live -= n
 
 
 class _ResidualTape:

@@ -111,6 +111,7 @@ class Executor:
         self.progress_enabled = progress
         self.used, self.cond = False, None
         self.tape_floor, self.replans, self.replanning = 0, 0, False
+        self.trace_room = False  # whether the plan keeps room to trace the step again
         self.checks, self.owned = checks, owned_tensors(self.state0)
         self.fp = None
         self.rng = RngReplay() if checks.preserve_rng_state else None
@@ -136,6 +137,7 @@ class Executor:
                                 len(self.flat_args), self._diff_pos(leaves),
                                 insist=compile is True)
         compiled.on_trace = self._check_outputs
+        compiled.before_retrace = self._before_retrace
         compiled.accepts = lambda leaves: self._diff_pos(leaves) == compiled.diff_pos
         return compiled
 
@@ -177,25 +179,27 @@ class Executor:
             self.fp.seen(i + 1, leaves)
         return out
 
-    def _tape_or_reuse(self, state, i):
+    def _tape_or_reuse(self, state, i, outputs=True):
         """`_tape(state, i)`, reusing the tape of step 0 that `_measure` made."""
         if i == 0 and self.first is not None and state is self.state0:
             first, self.first = self.first, None
             return first
-        return self._tape(state, i)
+        return self._tape(state, i, outputs=outputs)
 
-    def _tape(self, state, i, trace_type=VJPTrace):
+    def _tape(self, state, i, trace_type=VJPTrace, outputs=True):
         """Tape step i from `state`: (next state, `step_vjp`), where `step_vjp(ct, ct_y)`
         maps the cotangents of the next state's leaves (and of a scan's y_i) to those of this
         state's, the args' and x_i's leaves (flat lists, None where nothing flows). Runs the
         step's programs when it is compiled, else a VJP trace directly: this runs once per
-        reversed step, so it does no pytree work it can avoid."""
+        reversed step, so it does no pytree work it can avoid. With `outputs=False` (the
+        reverse sweep, which wants only the tape) a compiled step computes just what its
+        backward program reads, and the next state returned is None."""
         flat_s, s_tree = pytree.flatten(state)
         x = self.io.x_at(i)
         leaves, ns = flat_s + self.flat_args + x, len(flat_s)
         na = ns + len(self.flat_args)
         if self.compiled is not None and self.compiled.on and trace_type is VJPTrace:
-            got = self._tape_compiled(leaves, s_tree, ns, na, i)
+            got = self._tape_compiled(leaves, s_tree, ns, na, i, outputs)
             if got is not None:
                 return got
         trace = trace_type("checkpoint.loop")
@@ -245,18 +249,20 @@ class Executor:
             self.fp.seen(i + 1, primal)
         return pytree.unflatten(s_tree, primal), step_vjp
 
-    def _tape_compiled(self, leaves, s_tree, ns, na, i):
+    def _tape_compiled(self, leaves, s_tree, ns, na, i, outputs=True):
         """`_tape` by the step's forward and backward programs (None: run it eagerly)."""
-        got = self.compiled.taped(leaves, i)  # programs exist only for inputs that get
+        got = self.compiled.taped(leaves, i, outputs)  # programs exist only for inputs that get
         pos = self.compiled.diff_pos  # cotangents at `diff_pos` (`accepts`)
         if got is None:
             return None
         self.calls += 1
         outs, vjp = got
-        primal, y = outs[:ns], outs[ns:]
-        self.io.put_y(i, y)
         n_leaves = len(leaves)
-        del outs, y, leaves
+        if outs is not None:
+            primal, y = outs[:ns], outs[ns:]
+            self.io.put_y(i, y)
+            del y
+        del outs, leaves
 
         def step_vjp(ct, ct_y=()):
             cts = [None] * n_leaves
@@ -267,6 +273,8 @@ class Executor:
         step_vjp.tape = vjp.tape
         if self.fp is not None:
             self.fp.skip(i + 1)
+        if not outputs:
+            return None, step_vjp
         return pytree.unflatten(s_tree, primal), step_vjp
 
     def _check_closure(self, leaves, i):
@@ -322,47 +330,76 @@ class Executor:
         (tests/test_loop_memory.py)."""
         self.state_bytes = state_bytes = max(1, tree_nbytes(self.state0))
         self.calls, self.first = 0, None
-        fixed = lambda: (2 * state_bytes + 2 * tree_nbytes(self.args)  # noqa: E731
-                         + (self.fp.nbytes if self.fp is not None else 0) + stream_bytes(n)
-                         + self.io.nbytes(n))  # after step 0: a scan's y_i is known
+        fixed = lambda ys=True: (2 * state_bytes + 2 * tree_nbytes(self.args)  # noqa: E731
+                                 + (self.fp.nbytes if self.fp is not None else 0)
+                                 + stream_bytes(n)
+                                 + (self.io.nbytes(n) if ys else 0))  # a scan's y_i: known
+        # after step 0
         compiled = self.compiled if self.compiled is not None and self.compiled.on else None
-        eager = None
-        if compiled is None or not (compiled.entries or compiled.insist):  # tape step 0:
-            # what running it eagerly takes (compile=True traces without asking)
-            first = self._tape(self.state0, 0, LiveBytesTrace)
-            tape = first[1].tape
-            kept, live = tape.nbytes(), tape.stop()
-            eager = first, kept, fixed() + max(state_bytes + live - kept,
-                                               tape.cotangent_nbytes())
-            if compiled is not None:  # can the budget afford tracing the programs?
-                need = state_bytes + kept + eager[2] + compiled.estimate(len(tape.nodes))
-                if need > self.budget.memory and not compiled.insist:
-                    compiled.give_up(
-                        f"tracing its programs would take about {human_bytes(need)}, more "
-                        f"than budget.memory = {human_bytes(self.budget.memory)}")
-                    compiled = None
-            del first, tape
         if compiled is not None:  # the programs on step 0 (traced now, or replayed)
+            if not compiled.insist:  # a trace that outgrows the budget stops: run eagerly
+                compiled.trace_limit = self.budget.memory - fixed(ys=False)
             flat, tree = pytree.flatten(self.state0)
             na = len(flat) + len(self.flat_args)
-            self.calls = 0
             self.first = self._tape_compiled(flat + self.flat_args + self.io.x_at(0), tree,
                                              len(flat), na, 0)
             if self.first is not None:  # programs: sizes from their liveness
-                kept, forward, backward, traced = compiled.stats()
-                reverse = fixed() + max(state_bytes + forward, backward, traced)
+                reverse = self._compiled_working_set(compiled, n, fixed())
+                kept = compiled.stats()[0]
                 if state_bytes + max(kept, state_bytes) + reverse <= self.budget.memory \
-                        or compiled.insist or eager is None:
+                        or compiled.insist:
                     return state_bytes, kept, reverse
                 compiled.give_up(  # small states: the programs' own objects dominate
                     f"its programs' working set ({human_bytes(reverse)}) leaves no room for "
                     f"a snapshot in budget.memory = {human_bytes(self.budget.memory)}")
-            self.first = None
-        if eager is None:
-            return self._measure(n)  # the programs gave up: measure the eager tape
-        self.first, kept, reverse = eager
+            self.first, self.calls = None, 0
+        # eagerly: tape step 0 with a trace that measures its values
+        self.first = first = self._tape(self.state0, 0, LiveBytesTrace)
+        tape = first[1].tape
+        kept, live = tape.nbytes(), tape.stop()
         self.calls = 1
-        return state_bytes, kept, reverse
+        return state_bytes, kept, fixed() + max(state_bytes + live - kept,
+                                               tape.cotangent_nbytes())
+
+    def _compiled_working_set(self, compiled, n, fixed: int) -> int:
+        """The working set of a compiled step: the fixed part, the buffers its programs
+        share, and the larger of running a forward program (beside the current state) and
+        the backward one. Tracing again (a guard's new outcome) takes more, but only now
+        and then: it is counted only where no re-plan can make room for it later (a while
+        loop, or after such a re-plan: `trace_room`). Buffers that would leave no room
+        for a snapshot are dropped (they only save time)."""
+        state = self.state_bytes
+        kept, forward, backward, pool, traced = compiled.stats()
+        if self.trace_room or n is None:
+            self.trace_room = True
+            work = max(state + forward, backward, state + traced)
+        else:
+            work = max(state + forward, backward)
+        if pool and 2 * state + max(kept, state) + fixed + work + pool > self.budget.memory:
+            compiled.drop_buffers()
+            kept, forward, backward, pool, traced = compiled.stats()
+            work = max(state + forward, backward, state + traced if self.trace_room else 0)
+        self.trace_bytes, self.retrace_base = traced, fixed + pool
+        return fixed + pool + work
+
+    def _before_retrace(self, nbytes: int, i: int) -> None:
+        """A guard took a new outcome: tracing it takes `nbytes` beside the current state.
+        Without room next to what is held, the forward sweep starts again under a plan
+        that keeps room for tracing (`_Replan`), or, where it cannot, the loop is refused."""
+        rep = getattr(self, "report", None)
+        if self.trace_room or rep is None:
+            return
+        need = rep.held_bytes + self.retrace_base + rep.io_bytes + self.state_bytes + nbytes
+        if need <= self.budget.memory:
+            return
+        if self.replanning:
+            raise _Replan(0, i, retrace=True)
+        raise BudgetError(
+            f"the step function of {self.io.name} took a new branch at step {i} "
+            f"(a guard of its compiled program came out differently), and tracing it needs "
+            f"{human_bytes(nbytes)} more than budget.memory = "
+            f"{human_bytes(self.budget.memory)} leaves free. Give a larger budget, or pass "
+            f"compile=False.")
 
     def _start(self, n):
         state_bytes, tape, reverse = self._measure(n)
@@ -402,11 +439,15 @@ class Executor:
             try:
                 return self._sweep_offline(n)
             except _Replan as grown:
-                self.tape_floor, self.replans = grown.nbytes, self.replans + 1
-                self.grown_at = grown.step
+                self.replans += 1
+                if grown.retrace:
+                    self.trace_room = True
+                    log_replan(grown.step, self.trace_bytes, self.replans, "tracing")
+                    continue
+                self.tape_floor, self.grown_at = grown.nbytes, grown.step
                 log_replan(grown.step, grown.nbytes, self.replans)
             except BudgetError as e:
-                if not self.replans:
+                if not self.tape_floor:
                     raise
                 raise BudgetError(
                     f"step {self.grown_at}'s tape keeps {self.tape_floor:,} bytes, more than "
@@ -567,7 +608,7 @@ class Executor:
                 step_vjp = self.tapes.pop(i, None)
                 if step_vjp is None:
                     _expect(at, i, action)
-                    step_vjp = self._tape_or_reuse(current, i)[1]  # not the next state
+                    step_vjp = self._tape_or_reuse(current, i, outputs=False)[1]
                     self.held["tape", i] = nbytes = step_vjp.tape.nbytes()
                     self._hold(nbytes, i)
                 current = at = None  # the tape keeps what the VJP reads of state i
@@ -591,11 +632,12 @@ _MAX_REPLANS = 3  # a step whose tape keeps growing with i is refused after this
 
 
 class _Replan(Exception):
-    """A tape kept in the forward sweep outgrew the plan's: plan again for `nbytes`."""
+    """A tape kept in the forward sweep outgrew the plan's: plan again for `nbytes`; or
+    (`retrace`) a compiled step must be traced again: plan again with room for that."""
 
-    def __init__(self, nbytes: int, step: int):
+    def __init__(self, nbytes: int, step: int, retrace: bool = False):
         super().__init__(nbytes, step)
-        self.nbytes, self.step = nbytes, step
+        self.nbytes, self.step, self.retrace = nbytes, step, retrace
 
 
 def _expect(at, step, action):

@@ -201,11 +201,16 @@ def _rel(x: float | None) -> str:
     return "?" if x is None else f"{x:.3f}x store-all"
 
 
-def log_replan(step: int, nbytes: int, replans: int) -> None:
-    """Tell at INFO on the ``diffkit`` logger that a loop plans again, and why."""
-    logging.getLogger("diffkit").info(
-        "checkpoint re-plan %d: step %d's tape keeps %s, more than step 0's; planning again "
-        "for tapes of that size", replans, step, human_bytes(nbytes))
+def log_replan(step: int, nbytes: int, replans: int, why: str = "tape") -> None:
+    """Tell at INFO on the ``diffkit`` logger that a loop plans again, and why: a kept tape
+    larger than step 0's, or (``why="tracing"``) a compiled step to trace again."""
+    log = logging.getLogger("diffkit")
+    if why == "tracing":
+        log.info("checkpoint re-plan %d: step %d took a new branch of its compiled program; "
+                 "planning again with room (%s) to trace it", replans, step, human_bytes(nbytes))
+        return
+    log.info("checkpoint re-plan %d: step %d's tape keeps %s, more than step 0's; planning again "
+             "for tapes of that size", replans, step, human_bytes(nbytes))
 
 
 class Progress:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from diffkit.core.program import Eqn, Guard, Lit, Program, Var
 
-__all__ = ["ref", "prune", "split", "last_uses", "peak_bytes", "cse"]
+__all__ = ["ref", "prune", "split", "last_uses", "peak_bytes", "cse", "order_for_memory"]
 
 
 def ref(x):
@@ -126,19 +126,81 @@ def last_uses(program: Program) -> list[list[Var]]:
     return frees
 
 
-def peak_bytes(program: Program, held_inputs: bool = False) -> int:
+def peak_bytes(program: Program, held_inputs: bool = False,
+               pooled: frozenset = frozenset()) -> int:
     """Most bytes of variables alive at once while the program runs with every variable
     freed at its last use (the inputs count only with `held_inputs`: their owner keeps
-    them anyway), plus the largest output being made (a kernel's own temporaries)."""
+    them anyway), plus the largest output being made (a kernel's own temporaries).
+    Variables numbered in `pooled` live in preallocated buffers, counted by their owner."""
     frees = last_uses(program)
     live = sum(v.nbytes for v in program.ins) if held_inputs else 0
-    inputs = {v.n for v in program.ins}
+    skip = pooled if held_inputs else pooled | {v.n for v in program.ins}
     peak, largest = live, 0
     for item, dead in zip(program.body, frees, strict=True):
         if type(item) is Eqn:
-            made = sum(o.nbytes for o in item.outs)
+            made = sum(o.nbytes for o in item.outs if o.n not in pooled)
             largest = max(largest, made)
             live += made
             peak = max(peak, live)
-        live -= sum(v.nbytes for v in dead if held_inputs or v.n not in inputs)
+        live -= sum(v.nbytes for v in dead if v.n not in skip)
     return peak + largest
+
+
+_ORDER_MAX = 4000  # longer programs keep the traced order (the greedy pass is quadratic)
+
+
+def order_for_memory(program: Program) -> Program:
+    """The same program with its equations reordered to hold fewer bytes at once: between
+    two guards (which stay where the trace put them, so a check still precedes what it
+    protects), the next equation is the ready one that frees the most bytes net of what it
+    makes, ties in traced order. Every equation computes exactly what it did, so results are
+    bitwise the same; a step's rolls and sums then die early instead of all living to the
+    end (about a third less peak on a 2-D stencil step)."""
+    body = program.body
+    if len(body) > _ORDER_MAX or len(body) < 3:
+        return program
+    readers: dict[int, int] = {}
+    for item in body:
+        for v in _reads(item):
+            if type(v) is Var:
+                readers[v.n] = readers.get(v.n, 0) + 1
+    pinned = {v.n for v in program.outs if type(v) is Var} | {v.n for v in program.ins}
+    made_by = {o.n: k for k, item in enumerate(body) if type(item) is Eqn for o in item.outs}
+    out, start = [], 0
+    for end in [k for k, item in enumerate(body) if type(item) is Guard] + [len(body)]:
+        out += _greedy(body, range(start, end), readers, pinned, made_by)
+        if end < len(body):
+            out.append(body[end])
+            for v in _reads(body[end]):
+                if type(v) is Var:
+                    readers[v.n] -= 1
+        start = end + 1
+    return Program(program.ins, program.outs, out)
+
+
+def _greedy(body, segment, readers, pinned, made_by):
+    """The equations of `segment` in a dependency-respecting order, least bytes held first
+    (`readers` counts each variable's readers still to run; updated as they are placed)."""
+    todo = set(segment)
+    waits = {k: {made_by[v.n] for v in body[k].ins if type(v) is Var
+                 and made_by.get(v.n) in todo} for k in todo}
+    order = []
+    while todo:
+        best, score = None, None
+        for k in sorted(k for k in todo if not waits[k]):
+            item = body[k]
+            freed = sum(v.nbytes for v in {v.n: v for v in item.ins if type(v) is Var
+                                           and v.n not in pinned}.values()
+                        if readers[v.n] == sum(1 for w in item.ins
+                                               if type(w) is Var and w.n == v.n))
+            gain = freed - sum(o.nbytes for o in item.outs)
+            if score is None or gain > score:
+                best, score = k, gain
+        todo.discard(best)
+        order.append(body[best])
+        for v in body[best].ins:
+            if type(v) is Var:
+                readers[v.n] -= 1
+        for k in todo:
+            waits[k].discard(best)
+    return order

@@ -67,7 +67,7 @@ def compile_program(program: Program, through_bind: bool = False, buffers=None):
     lines.append(f"    return ({outs}{',' if len(program.outs) == 1 else ''})")
     src = f"def run({args}):\n" + "\n".join(lines) + "\n"
     exec(compile(src, "<diffkit program>", "exec"), env)  # noqa: S102 - generated from a trace
-    run = env["run"]
+    run = env.pop("run")  # not in its own globals: no cycle keeps the buffers once dropped
     run.source = src
     return run
 

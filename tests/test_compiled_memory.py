@@ -1,0 +1,139 @@
+"""Memory of compiled loop steps (issue 15): tracing is charged only when it happens, a guard's
+new outcome that finds no room re-plans the sweep, the programs hold fewer bytes than the eager
+tape, nothing of a trace outlives it, and every promise is checked against the tracemalloc
+peak, never against the plan's own figure."""
+
+from __future__ import annotations
+
+import gc
+import logging
+import tracemalloc
+
+import numpy as np
+
+import diffkit as dk
+import diffkit.numpy as dnp
+from diffkit.checkpoint.compiled import _MeasuredTrace
+from diffkit.core.program import Eqn
+from diffkit.core.program_passes import order_for_memory, peak_bytes
+
+SIZE, STEPS = 192, 12
+NU, DT = 0.01, 1e-5
+
+
+def burgers2d(u, i, nu):
+    """2-D viscous Burgers on a periodic unit square (benchmarks/bench_compiled.py's step)."""
+    h = 1.0 / u.shape[0]
+    ux, uy = dnp.roll(u, -1, 0), dnp.roll(u, -1, 1)
+    vx, vy = dnp.roll(u, 1, 0), dnp.roll(u, 1, 1)
+    lap = (ux + vx + uy + vy - 4 * u) / (h * h)
+    adv = u * ((ux - vx) + (uy - vy)) / (2 * h)
+    return u + DT * (nu * lap - adv)
+
+
+def late_branch(u, i, nu):
+    """A branch first taken at step 7: a second program, traced mid-sweep."""
+    v = burgers2d(u, i, nu)
+    if i >= 7:
+        return v * 0.999
+    return v
+
+
+def initial():
+    g = np.arange(SIZE) / SIZE
+    return 0.5 * np.sin(2 * np.pi * g)[:, None] * np.cos(2 * np.pi * g)[None, :] + 0.2
+
+
+def grad(step, budget, compile):
+    def J(u0, nu):
+        u = dk.checkpoint.loop(step, u0, STEPS, (nu,), budget, compile=compile)
+        return dnp.sum(u * u)
+
+    return lambda: dk.grad(J, argnums=(0, 1))(initial(), NU)
+
+
+def measured_peak(f) -> int:
+    f()  # warm: imports and caches are not the loop's
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        got = f()
+        return tracemalloc.get_traced_memory()[1] - base, got
+    finally:
+        tracemalloc.stop()
+
+
+def states(k: float) -> dict:
+    return {"budget": {"memory": int(k * initial().nbytes)}}
+
+
+def check_gradient(got, step):
+    want = grad(step, {"budget": {"memory": "1GiB"}}, False)()
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-300)
+
+
+def test_a_tight_budget_runs_compiled_within_its_measured_peak():
+    budget = states(17)  # refused compiled before tracing was charged only when it happens
+    peak, got = measured_peak(grad(burgers2d, budget, "auto"))
+    rep = dk.checkpoint.last_report()
+    assert rep.compiled.startswith("compiled"), rep.compiled
+    assert peak <= budget["budget"]["memory"]
+    check_gradient(got, burgers2d)
+
+
+def test_the_compiled_working_set_is_no_larger_than_the_eager_one():
+    budget = {**states(17), "schedule": "revolve"}  # too tight for the programs' buffers
+    grad(burgers2d, budget, "auto")()
+    compiled = dk.checkpoint.last_report()
+    grad(burgers2d, budget, False)()
+    eager = dk.checkpoint.last_report()
+    assert compiled.compiled.startswith("compiled")
+    assert compiled.work_bytes < 3.01 * initial().nbytes  # a reversed step keeps its residuals
+    assert compiled.reverse_bytes <= eager.reverse_bytes  # tracing is not part of it
+
+
+def test_a_new_branch_without_room_to_trace_it_plans_again(caplog):
+    budget = states(24)  # the first plan holds too many snapshots at step 7 to trace there
+    with caplog.at_level(logging.INFO, logger="diffkit"):
+        peak, got = measured_peak(grad(late_branch, budget, True))
+    rep = dk.checkpoint.last_report()
+    assert rep.replans == 1 and "to trace it" in caplog.text
+    assert rep.compiled.startswith("compiled: 2 program set(s)")
+    assert peak <= budget["budget"]["memory"]
+    check_gradient(got, late_branch)
+
+
+def test_a_new_branch_that_no_plan_can_trace_runs_eagerly_within_the_budget():
+    budget = states(17)
+    peak, got = measured_peak(grad(late_branch, budget, "auto"))
+    rep = dk.checkpoint.last_report()
+    assert rep.compiled.startswith("eager (not compiled: its programs' working set")
+    assert peak <= budget["budget"]["memory"]
+    check_gradient(got, late_branch)
+
+
+def test_nothing_of_a_trace_waits_for_the_cycle_collector():
+    """A trace, its values and the programs' buffers are freed by reference counting: a
+    cycle would keep them (states of memory) until the next collection."""
+    f = grad(late_branch, {"budget": {"memory": "1GiB"}}, "auto")
+    f()
+    gc.collect()
+    gc.disable()
+    try:
+        f()
+        assert not [o for o in gc.get_objects() if type(o) is _MeasuredTrace]
+    finally:
+        gc.enable()
+
+
+def test_ordering_for_memory_keeps_every_result_and_lowers_the_peak():
+    program = dk.make_program(burgers2d)(initial(), NU, 0)
+    program = getattr(program, "program", program)
+    ordered = order_for_memory(program)
+    assert sorted(map(id, ordered.body)) == sorted(map(id, program.body))
+    done = {v.n for v in ordered.ins}
+    for e in ordered.body:  # every equation after what it reads
+        assert all(v.n in done for v in e.ins if hasattr(v, "n"))
+        done.update(o.n for o in e.outs) if type(e) is Eqn else None
+    assert peak_bytes(ordered) < peak_bytes(program)
