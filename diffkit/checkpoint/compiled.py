@@ -34,6 +34,9 @@ __all__ = ["CompiledStep", "MAX_PROGRAMS", "compile_steps", "resolve"]
 
 MAX_PROGRAMS = 8  # distinct guard outcomes cached per loop before it runs eagerly
 _PROGRAM_TAPE_BYTES = 1024  # a kept step's VJP closure and its residual list
+_LINE_BYTES = 1024  # objects of one program line (equation, variables, generated code):
+# 830-990 B measured per line of the four programs of a 1-D step (tracemalloc)
+_ENTRY_BYTES = 24576  # a program set's own objects, and a replay's (frames, lists, index)
 
 
 def _tracing_bytes(lines: int) -> int:
@@ -259,8 +262,7 @@ class CompiledStep:
         objects). Temporaries count the programs' own objects (all of them are kept)."""
         e = self.entries[0]
         lines = sum(len(p.body) for p in e.programs)
-        objects = _tracing_bytes(lines) * len(self.entries)  # generated code, and the
-        # executor's objects per step: bounded by what tracing them took (tracemalloc)
+        objects = (_ENTRY_BYTES + _LINE_BYTES * lines) * len(self.entries)
         pool = 0 if self.pool is None else sum(a.nbytes for row in self.pool.values()
                                                for a in row)
         return (e.kept_nbytes, e.forward_peak + objects, e.backward_peak + objects, pool,
