@@ -154,6 +154,30 @@ def test_loop_with_schedule_mixed_gives_store_all_gradient_as_predicted(to_backe
         np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=1e-12, atol=1e-12)
 
 
+def test_scan_with_schedule_mixed_gives_store_all_gradient(to_backend):
+    """A scan's step outputs y_i are made again by the tapes Mixed takes in the reverse
+    sweep: the gradient through carry, xs, args and ys is store-all's."""
+    def step(u, x, i, r):
+        u = heat(u, i, r) + 0.01 * x
+        return u, dnp.sum(u * u) * x
+
+    def loss(budget):
+        def f(u, xs, r):
+            c, ys = dk.checkpoint.scan(step, u, xs, (r,), budget=budget)
+            return dnp.sum(c ** 2) + dnp.sum(ys)
+        return f
+
+    u0, xs = to_backend(STATE), to_backend(np.cos(np.linspace(0.0, 3.0, 80)))
+    want = dk.grad(loss({"budget": {"memory": "64MiB"}, "schedule": "store_all"}),
+                   argnums=(0, 1, 2))(u0, xs, 0.1)
+    got = dk.grad(loss({"budget": {"memory": 24 * STATE.nbytes}, "schedule": "mixed"}),
+                  argnums=(0, 1, 2))(u0, xs, 0.1)
+    rep = dk.checkpoint.last_report()
+    assert isinstance(rep.plan.schedule, Mixed) and rep.advances == rep.plan.forward_advances
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=1e-12, atol=1e-12)
+
+
 def test_loop_with_schedule_mixed_stays_within_the_budget_traced():
     """The whole gradient (snapshots, kept tapes, cotangents, the schedule's table) stays
     within budget.memory as tracemalloc sees it (NumPy; see tests/test_loop_memory.py)."""
