@@ -299,7 +299,7 @@ def overlapped_io():
 def mixed_grid(n=1000):
     """Mixed (tapes or states) against Revolve in the same bytes: forward advances for tapes
     of 0.5-3 states and 4-32 states of memory (Revolve: one tape beside its slots)."""
-    from diffkit.checkpoint.mixed import Mixed, _tables
+    from diffkit.checkpoint.mixed import Mixed, _solve
 
     print(f"\nMixed (keep a state or a step's tape) vs Revolve, same bytes, n={n}: forward "
           "advances (ratio), DP time")
@@ -309,7 +309,7 @@ def mixed_grid(n=1000):
         tape, cells = int(ratio * state), []
         for c in (4, 8, 16, 32):
             memory = c * state
-            _tables.cache_clear()
+            _solve.cache_clear()
             t0 = time.perf_counter()
             mixed = Mixed(n, state, tape, memory).predicted.forward_advances
             dt = time.perf_counter() - t0

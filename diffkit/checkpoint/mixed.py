@@ -35,10 +35,10 @@ from diffkit.checkpoint.actions import RAM, Action, Advance, Discard, Forward, L
 from diffkit.checkpoint.baselines import Counts
 from diffkit.errors import ScheduleError
 
-__all__ = ["Mixed", "units", "dp_work", "feasible", "table_bytes", "PLAN_WORK", "PLAN_CELLS"]
+__all__ = ["Mixed", "units", "dp_work", "feasible", "PLAN_WORK", "PLAN_CELLS"]
 
 PLAN_WORK = 6e7  # cell updates the planner allows itself (~0.2 s: n=1000 with 120 units)
-PLAN_CELLS = 2e6  # table cells (2 bytes each kept while the loop runs)
+PLAN_CELLS = 2e6  # table cells (6 bytes each while planning; a loop keeps only its choices)
 RESOLUTION = 32  # the larger of a state and a tape in units, when their gcd is finer
 _INF = 1 << 29  # two of them still fit an int32
 
@@ -74,14 +74,6 @@ def feasible(n: int, state_bytes: int, tape_bytes: int, memory: int,
             and (n + 1) * (_cap(n, s, t, m) + 1) <= PLAN_CELLS * scale)
 
 
-def table_bytes(n: int, state_bytes: int, tape_bytes: int, memory: int,
-                resolution: int = RESOLUTION) -> int:
-    """Bytes of the choice table a ``Mixed`` for this ``memory`` (or less) holds."""
-    _, s, t, m = units(state_bytes, tape_bytes, memory, resolution)
-    return (n + 1) * (_cap(n, s, t, m) + 1) * (2 if n < 2**15 else 4)
-
-
-@lru_cache(maxsize=4)
 def _tables(n: int, s: int, t: int, m: int) -> tuple[np.ndarray, np.ndarray]:
     """``F[l, m]`` (advances) and ``choice[l, m]`` (0: tape step a and keep it; j > 0: save a,
     advance j), filled bottom-up in ``l`` with every ``m`` and ``j`` at once."""
@@ -100,8 +92,32 @@ def _tables(n: int, s: int, t: int, m: int) -> tuple[np.ndarray, np.ndarray]:
             row[s:][better] = best[better]
             choice[l, s:][better] = j[better] + 1
         F[l] = np.minimum(row, _INF)
-    F.flags.writeable = choice.flags.writeable = False  # shared through the cache
     return F, choice
+
+
+@lru_cache(maxsize=8)
+def _solve(n: int, s: int, t: int, m: int) -> tuple[int, int, np.ndarray, np.ndarray]:
+    """``(advances, memory, keys, choices)``: the least advances, the least memory that gives
+    them, and the choices at the ``(l, m)`` the optimal schedule visits (key ``l (m+1) + m``,
+    sorted): a few hundred where the tables have ~10^5 cells (n=1000, 119 units: 236)."""
+    F, choice = _tables(n, s, t, m)
+    best = int(F[n, m])
+    if best >= _INF:
+        return best, m, np.zeros(0, np.int64), np.zeros(0, np.int32)
+    low = int(np.argmax(F[n] == best))
+    nodes: dict[int, int] = {}
+    stack = [(n, low)]
+    while stack:
+        l, mm = stack.pop()
+        key = l * (m + 1) + mm
+        if l == 1 or key in nodes:
+            continue
+        nodes[key] = j = int(choice[l, mm])
+        stack += [(l - 1, mm - t)] if j == 0 else [(l - j, mm - s), (j, mm)]
+    keys = np.array(sorted(nodes), np.int64)
+    values = np.array([nodes[k] for k in keys.tolist()], np.int32)
+    keys.flags.writeable = values.flags.writeable = False  # shared through the cache
+    return best, low, keys, values
 
 
 class Mixed:
@@ -132,15 +148,13 @@ class Mixed:
         self.n_steps, self.state_bytes, self.tape_bytes = n_steps, state_bytes, tape_bytes
         self.unit, s, t, m = units(state_bytes, tape_bytes, memory, resolution)
         m = _cap(n_steps, s, t, m)
-        F, self._choice = _tables(n_steps, s, t, m)
-        best = int(F[n_steps, m])
+        best, self.memory_units, self._keys, self._choices = _solve(n_steps, s, t, m)
         if best >= _INF:
             raise ScheduleError(
                 f"Mixed: {memory:,} bytes cannot reverse {n_steps} steps with states of "
                 f"{state_bytes:,} and tapes of {tape_bytes:,} bytes: give at least one state "
                 f"plus one tape ({state_bytes + tape_bytes:,} bytes)")
-        self.memory_units = int(np.argmax(F[n_steps] == best))  # the least memory for it
-        self._s, self._t = s, t
+        self._s, self._t, self._stride = s, t, m + 1
         self._count()
 
     def __repr__(self) -> str:
@@ -152,12 +166,16 @@ class Mixed:
 
     @property
     def nbytes(self) -> int:
-        """Bytes this schedule holds while a loop runs it (its choice table)."""
-        return self._choice.nbytes
+        """Bytes this schedule holds while a loop runs it (its choices)."""
+        return self._keys.nbytes + self._choices.nbytes
+
+    def _choice(self, l: int, m: int) -> int:
+        """0: tape the first step and keep its tape; j > 0: save, advance j."""
+        return int(self._choices[np.searchsorted(self._keys, l * self._stride + m)])
 
     def actions(self) -> Iterator[Action]:
         """The actions, traced back through the choice table with an explicit stack."""
-        n, s, t, choice = self.n_steps, self._s, self._t, self._choice
+        n, s, t = self.n_steps, self._s, self._t
         stack: list = [(0, n, self.memory_units, False)]
         while stack:
             item = stack.pop()
@@ -165,14 +183,14 @@ class Mixed:
                 yield item
                 continue
             a, l, m, held = item
-            if held and (l == 1 or choice[l, m] == 0):  # a's copy is done with once
-                yield Discard(a)  # step a is taped
+            j = 0 if l == 1 else self._choice(l, m)
+            if held and j == 0:  # a's copy is done with once step a is taped
+                yield Discard(a)
             if l == 1:
                 if a == n - 1:  # the forward sweep ends at state n: tape the last step
                     yield Forward(a)
                 yield Reverse(a)
                 continue
-            j = int(choice[l, m])
             if j == 0:
                 yield Forward(a)
                 stack.append(Reverse(a))

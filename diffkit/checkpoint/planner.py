@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from diffkit.checkpoint.actions import DISK, RAM, Action
 from diffkit.checkpoint.baselines import Periodic, StoreAll
 from diffkit.checkpoint.budget import Budget, StorageTier, load_budget
-from diffkit.checkpoint.mixed import Mixed, table_bytes
+from diffkit.checkpoint.mixed import Mixed
 from diffkit.checkpoint.mixed import feasible as mixed_feasible
 from diffkit.checkpoint.multilevel import MultiLevel, StepCosts, Tier
 from diffkit.checkpoint.online import Online
@@ -220,15 +220,22 @@ def candidates(n_steps: int | None, state_bytes: int, budget: Budget,
 
 
 def _mixed(n: int, state: int, work: int, memory: int, forced: bool) -> Mixed | None:
-    """Mixed in what its choice table (held while the loop runs) leaves of ``memory``, at the
-    finest of 32, 8 or 2 units a state or tape (sizes rounded up) whose dynamic programme is
-    small enough (10x larger when budget.schedule asks for it)."""
-    for resolution in (32, 8, 2):
-        room = memory - table_bytes(n, state, work, memory, resolution)
-        if room < state + work or (2 * work > room and not forced):  # no tape kept: Revolve
-            return None
-        if mixed_feasible(n, state, work, room, 10.0 if forced else 1.0, resolution):
-            return Mixed(n, state, work, room, resolution)
+    """Mixed at the finest of 32, 8 or 2 units a state or tape (sizes rounded up) whose
+    dynamic programme is small enough (10x larger when budget.schedule asks for it), in what
+    its choices (held while the loop runs, a few KB) leave of ``memory``."""
+    if memory < state + work or (2 * work > memory and not forced):  # no tape kept: Revolve
+        return None
+    scale = 10.0 if forced else 1.0
+    resolution = next((r for r in (32, 8, 2) if mixed_feasible(n, state, work, memory, scale, r)),
+                      None)
+    room = memory
+    for _ in range(4 if resolution else 0):  # each try plans below the last one's peak
+        if room < state + work:
+            break
+        sched = Mixed(n, state, work, room, resolution)
+        if sched.peak_bytes + sched.nbytes <= memory:
+            return sched
+        room = memory - sched.nbytes  # its choices need room
     return None
 
 
