@@ -6,10 +6,10 @@ are NumPy arrays or arrays of x's backend). Gathers transpose to scatter-adds, s
 indices accumulate their cotangents. Update kernels return a new array (never mutate x);
 the value `v` is broadcast to the shape of `x[idx]` and cast to x's dtype.
 
-`dynamic_getitem` / `dynamic_index_add` take one integer entry of the index as an operand
-instead (`OPERAND` marks its slot in `idx`): a step index traced into a program reads
-`obs[i]` as one equation for every i, as `jnp` lowers `x[i]` to a gather (JAX's
-`dynamic_index_in_dim`). Unlike JAX they never clamp: an index out of range raises
+`dynamic_getitem`, its transpose `dynamic_scatter` and `dynamic_index_add` take one integer
+entry of the index as an operand instead (`OPERAND` marks its slot in `idx`): a step index
+traced into a program reads `obs[i]` as one equation for every i, as `jnp` lowers `x[i]` to
+a gather (JAX's `dynamic_index_in_dim`). Unlike JAX they never clamp: an index out of range raises
 IndexError as NumPy does, and a negative one counts from the end.
 """
 
@@ -193,16 +193,12 @@ class Operand:
 OPERAND = Operand()
 
 
-def _dyn_scatter(g, _ans, _x, i, idx, shape):
-    """The transpose of a gather: `g` added at the same index into zeros of x's `shape`
-    (x itself is not kept: a step reading obs[i] holds no reference to obs in its tape)."""
-    return dynamic_index_add.bind(zeros_like.bind(g, shape=shape), g, i, idx=idx)
-
-
 # x[idx] with idx's OPERAND replaced by the integer (array) i, which has no derivative;
-# `shape` is x's shape
+# `shape` is x's shape, so the transpose needs no x (a step reading obs[i] keeps no obs)
 dynamic_getitem = linear(
-    "dynamic_getitem", _dyn_scatter, None, saves_ans=False,
+    "dynamic_getitem",
+    lambda g, _ans, _x, i, idx, shape: dynamic_scatter.bind(g, i, idx=idx, shape=shape), None,
+    saves_ans=False,
     sample=cases(
         (lambda r: (r.normal(size=(5, 3)), np.asarray(-2)),
          {"idx": (OPERAND, slice(None)), "shape": (5, 3)}),
@@ -213,12 +209,27 @@ dynamic_getitem = linear(
     ),
 )
 
+# zeros of `shape` with v added at idx (its OPERAND replaced by i; repeats accumulate): the
+# transpose of dynamic_getitem, a kernel of its own so that only the written part is touched
+dynamic_scatter = linear(
+    "dynamic_scatter",
+    lambda g, _ans, _v, i, idx, shape: dynamic_getitem.bind(g, i, idx=idx, shape=shape), None,
+    saves_ans=False,
+    sample=cases(
+        (lambda r: (r.normal(size=(3,)), np.asarray(-2)),
+         {"idx": (OPERAND, slice(None)), "shape": (5, 3)}),
+        (lambda r: (r.normal(size=(3, 4)), np.array([0, 3, 0])),
+         {"idx": (OPERAND,), "shape": (5, 4)}),
+    ),
+)
+
 # x.at[idx].add(v) with idx's OPERAND replaced by i: linear in (x, v) jointly; repeats
 # accumulate
 dynamic_index_add = Primitive(
     "dynamic_index_add",
     jvp=(lambda t, ans, x, v, i, idx: t,
-         lambda t, ans, x, v, i, idx: dynamic_index_add.bind(zeros_like(ans), t, i, idx=idx),
+         lambda t, ans, x, v, i, idx: dynamic_scatter.bind(t, i, idx=idx,
+                                                           shape=tuple(ans.shape)),
          None),
     vjp=(pass_cotangent,
          lambda g, _ans, _x, _v, i, idx: dynamic_getitem.bind(g, i, idx=idx,
@@ -242,4 +253,5 @@ argwhere = nondiff("argwhere", sample=_NONZERO_SAMPLE)
 flatnonzero = nondiff("flatnonzero", sample=_NONZERO_SAMPLE)
 
 PRIMITIVES = (getitem, index_add, index_set, index_mul, index_min, index_max,
-              dynamic_getitem, dynamic_index_add, argsort, nonzero, argwhere, flatnonzero)
+              dynamic_getitem, dynamic_scatter, dynamic_index_add,
+              argsort, nonzero, argwhere, flatnonzero)

@@ -52,12 +52,25 @@ def _operand(i):
     return operator.index(i) if np.ndim(i) == 0 else i
 
 
+def _scatter(v, i, idx, shape):
+    """Zeros of `shape` with `v` added at idx: a fresh np.zeros is untouched pages until
+    written, so only the written part costs (not a copy of the whole)."""
+    out = np.zeros(shape, dtype=np.result_type(v))
+    idx = _filled(idx, i)
+    if _has_int_array(idx):  # repeated indices must all apply
+        np.add.at(out, _ufunc_index(idx), v)
+    else:
+        out[idx] = v
+    return out
+
+
 _add = _update(np.add)
 
 KERNELS = {
     "getitem": lambda x, idx: np.asarray(x)[idx],
     "index_add": _add,
     "dynamic_getitem": lambda x, i, idx, shape: np.asarray(x)[_filled(idx, i)],
+    "dynamic_scatter": _scatter,
     "dynamic_index_add": lambda x, v, i, idx: _add(x, v, _filled(idx, i)),
     "index_set": _set,
     "index_mul": _update(np.multiply),

@@ -154,12 +154,24 @@ def _operand(i):
     return operator.index(i.item() if isinstance(i, torch.Tensor) else i)
 
 
+def _scatter(v, i, idx, shape):
+    """Zeros of `shape` with `v` added at idx (written in place: no copy of the whole)."""
+    out = torch.zeros(shape, dtype=v.dtype, device=v.device)
+    idx = _filled(idx, i)
+    _, plain = _index(out, idx)
+    if _has_int_array(plain) or _flipped(idx):  # repeats and flips: the flat scatter
+        return _add(out, v, idx)
+    out[plain] = v
+    return out
+
+
 _add = _update(torch.add, "sum")
 
 KERNELS = {
     "getitem": getitem,
     "index_add": _add,
     "dynamic_getitem": lambda x, i, idx, shape: getitem(x, _filled(idx, i)),
+    "dynamic_scatter": _scatter,
     "dynamic_index_add": lambda x, v, i, idx: _add(x, v, _filled(idx, i)),
     "index_set": _set,
     "index_mul": _update(torch.mul, "prod"),
