@@ -206,6 +206,26 @@ def test_at_i_add_with_a_traced_index_compiles(backend, to_backend):
     _assert_close(got, dk.grad(lambda u, s: J(u, s, False), argnums=(0, 1))(u0, s))
 
 
+def test_a_trajectory_buffer_filled_by_at_i_set_compiles(backend, to_backend):
+    """traj.at[i].set(u) records each state into a buffer carried in the state (JAX style):
+    one program set, the eager gradient (the overwritten zeros of traj get none)."""
+    def J(u0, k, compile):
+        def step(s, i, k):
+            u, traj = s
+            return smooth(u, k) - 0.01 * u ** 3, traj.at[i].set(u)
+
+        s0 = (u0, dnp.zeros((N, W), like=u0))
+        u, traj = dk.checkpoint.loop(step, s0, N, (k,), STORE_ALL, compile=compile)
+        return dnp.sum(traj * dnp.asarray(OBS, like=u0)) + dnp.sum(u ** 2)
+
+    u0 = to_backend(rng.standard_normal(W))
+    got = dk.grad(lambda u, k: J(u, k, True), argnums=(0, 1))(u0, 0.2)
+    assert dk.checkpoint.last_report().compiled.startswith("compiled: 1 program set(s)")
+    _assert_close(got, dk.grad(lambda u, k: J(u, k, False), argnums=(0, 1))(u0, 0.2))
+    prog = dk.make_program(lambda t, u, i: t.at[i].set(u))(OBS, OBS[0], np.asarray(2))
+    np.testing.assert_array_equal(prog(OBS, OBS[0], np.asarray(-1))[-1], OBS[0])
+
+
 def test_eager_indexing_is_unchanged(backend, to_backend):
     """Outside a program an integer index, traced or not, is data as before: getitem with
     a static index; gradients scatter-add into x."""

@@ -120,7 +120,7 @@ def _static(idx: tuple) -> tuple:
             if i.shape:
                 raise NotProgrammable(
                     "an index with two traced integer arrays (or a traced integer array in an "
-                    "update other than .add) cannot be a program operand")
+                    "update other than .set and .add) cannot be a program operand")
             i = operator.index(i)
         out.append(i)
     return tuple(out)
@@ -188,15 +188,19 @@ class _IndexUpdateRef:
     def set(self, values):
         """`x` with `x[idx] = values`. With repeated indices one write per element survives
         (the backend's choice; NumPy keeps the last), and only it receives a gradient."""
-        return P.index_set.bind(self.x, values, idx=_static(self.idx))
+        return self._update(P.index_set, P.dynamic_index_set, values)
 
     def add(self, values):
         """`x` with `values` added at `idx`; repeated indices accumulate."""
+        return self._update(P.index_add, P.dynamic_index_add, values)
+
+    def _update(self, prim, dynamic, values):
+        """`prim`, or `dynamic` with the traced integer entry of idx as its operand."""
         ops = _traced(self.idx)
         if len(ops) == 1:
             k = ops[0]
-            return P.dynamic_index_add.bind(self.x, values, self.idx[k], idx=_slot(self.idx, k))
-        return P.index_add.bind(self.x, values, idx=_static(self.idx) if ops else self.idx)
+            return dynamic.bind(self.x, values, self.idx[k], idx=_slot(self.idx, k))
+        return prim.bind(self.x, values, idx=_static(self.idx) if ops else self.idx)
 
     def subtract(self, values):
         return self.add(-values)

@@ -6,11 +6,12 @@ are NumPy arrays or arrays of x's backend). Gathers transpose to scatter-adds, s
 indices accumulate their cotangents. Update kernels return a new array (never mutate x);
 the value `v` is broadcast to the shape of `x[idx]` and cast to x's dtype.
 
-`dynamic_getitem`, its transpose `dynamic_scatter` and `dynamic_index_add` take one integer
-entry of the index as an operand instead (`OPERAND` marks its slot in `idx`): a step index
-traced into a program reads `obs[i]` as one equation for every i, as `jnp` lowers `x[i]` to
-a gather (JAX's `dynamic_index_in_dim`). Unlike JAX they never clamp: an index out of range raises
-IndexError as NumPy does, and a negative one counts from the end.
+`dynamic_getitem`, its transpose `dynamic_scatter`, `dynamic_index_set` and
+`dynamic_index_add` take one integer entry of the index as an operand instead (`OPERAND`
+marks its slot in `idx`): a step index traced into a program reads `obs[i]` as one equation
+for every i, as `jnp` lowers `x[i]` to a gather (JAX's `dynamic_index_in_dim`). Unlike JAX
+they never clamp: an index out of range raises IndexError as NumPy does, and a negative one
+counts from the end.
 """
 
 from __future__ import annotations
@@ -44,17 +45,21 @@ def _raw(x):
     return x._value() if isinstance(x, Tracer) else x
 
 
-def _winners(like, idx):
+def _winners(like, idx, i=None):
     """Mask over `x[idx]`: True where that write is the one a `set` kept (with repeated
     indices only one write per element survives; asking the kernel which one keeps the
     rule consistent with whatever order the backend uses). Computed on raw arrays: no
-    derivative flows through it."""
-    sel = getitem.bind(_raw(like), idx=idx)
+    derivative flows through it. With `i`, idx's OPERAND is i (dynamic_index_set)."""
+    shape = tuple(like.shape)
+    if i is None:
+        get, put = lambda a: getitem.bind(a, idx=idx), lambda a, v: index_set.bind(a, v, idx=idx)
+    else:
+        get = lambda a: dynamic_getitem.bind(a, i, idx=idx, shape=shape)
+        put = lambda a, v: dynamic_index_set.bind(a, v, i, idx=idx)
+    sel = get(_raw(like))
     n = math.prod(sel.shape)
     ids = reshape_to(arange.bind(sel, start=1, stop=n + 1, step=1, dtype="int64"), sel.shape)
-    written = index_set.bind(zeros_like.bind(sel, dtype="int64", shape=tuple(like.shape)), ids,
-                             idx=idx)
-    return getitem.bind(written, idx=idx) == ids
+    return get(put(zeros_like.bind(sel, dtype="int64", shape=shape), ids)) == ids
 
 
 def _scatter(t, ans, idx):
@@ -223,6 +228,28 @@ dynamic_scatter = linear(
     ),
 )
 
+# x.at[idx].set(v) with idx's OPERAND replaced by i
+def _dyn_set_ct_v(g, _ans, _x, _v, i, idx):
+    gv = dynamic_getitem.bind(g, i, idx=idx, shape=tuple(g.shape))
+    return gv * _winners(g, idx, i) if getattr(i, "ndim", 0) else gv  # an array may repeat
+
+
+dynamic_index_set = Primitive(
+    "dynamic_index_set",
+    jvp=(lambda t, ans, x, v, i, idx: dynamic_index_set.bind(t, 0, i, idx=idx),
+         lambda t, ans, x, v, i, idx: dynamic_index_set.bind(zeros_like(ans), t, i, idx=idx),
+         None),
+    vjp=(lambda g, _ans, _x, _v, i, idx: dynamic_index_set.bind(g, 0, i, idx=idx),
+         _dyn_set_ct_v, None),
+    saves_ans=False, subgradient=index_set.subgradient,
+    sample=cases(
+        (lambda r: (r.normal(size=(4, 3)), r.normal(size=(3, 3)), np.array([1, 3, 1])),
+         {"idx": (OPERAND,)}),
+        (lambda r: (r.normal(size=(4, 3)), r.normal(size=()), np.asarray(-2)),
+         {"idx": (slice(None), OPERAND)}),
+    ),
+)
+
 # x.at[idx].add(v) with idx's OPERAND replaced by i: linear in (x, v) jointly; repeats
 # accumulate
 dynamic_index_add = Primitive(
@@ -253,5 +280,5 @@ argwhere = nondiff("argwhere", sample=_NONZERO_SAMPLE)
 flatnonzero = nondiff("flatnonzero", sample=_NONZERO_SAMPLE)
 
 PRIMITIVES = (getitem, index_add, index_set, index_mul, index_min, index_max,
-              dynamic_getitem, dynamic_scatter, dynamic_index_add,
+              dynamic_getitem, dynamic_scatter, dynamic_index_set, dynamic_index_add,
               argsort, nonzero, argwhere, flatnonzero)

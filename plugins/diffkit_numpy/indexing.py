@@ -71,6 +71,7 @@ KERNELS = {
     "index_add": _add,
     "dynamic_getitem": lambda x, i, idx, shape: np.asarray(x)[_filled(idx, i)],
     "dynamic_scatter": _scatter,
+    "dynamic_index_set": lambda x, v, i, idx: _set(x, v, _filled(idx, i)),
     "dynamic_index_add": lambda x, v, i, idx: _add(x, v, _filled(idx, i)),
     "index_set": _set,
     "index_mul": _update(np.multiply),
