@@ -250,7 +250,8 @@ def test_the_refusal_names_the_least_memory_with_and_without_the_io_room(tmp_pat
         if not disk:
             del budget["budget"]["disk"]
             budget["schedule"] = "auto"
-        J = lambda u: dnp.sum(dk.checkpoint.loop(_step, u, 50, (1.5,), budget))
+        J = lambda u: dnp.sum(dk.checkpoint.loop(_step, u, 50, (1.5,), budget,
+                                                 compile=False))  # one working set for all
         dk.grad(J)(u0)
         return dk.checkpoint.last_report()
 

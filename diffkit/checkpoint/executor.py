@@ -14,7 +14,7 @@ from diffkit.checkpoint import ranks
 from diffkit.checkpoint.actions import RAM, Advance, Discard, Forward, Load, Reverse, Save
 from diffkit.checkpoint.budget import Budget, load_budget
 from diffkit.checkpoint.compiled import CompiledStep, resolve
-from diffkit.checkpoint.planner import human_bytes, stream_bytes
+from diffkit.checkpoint.planner import human_bytes, storage_tiers, stream_bytes
 from diffkit.checkpoint.planner import plan as make_plan
 from diffkit.checkpoint.report import Progress, Report, log_replan, reverse_sweep, set_last_report
 from diffkit.checkpoint.resume import open_run, resume_sweep
@@ -28,7 +28,7 @@ from diffkit.checkpoint.stepcheck import (
     protect,
 )
 from diffkit.checkpoint.storage import Storage, synced_tiers, tier_paths, tree_nbytes
-from diffkit.checkpoint.writer import action_stream, plan_with_io
+from diffkit.checkpoint.writer import action_stream, io_bytes, plan_with_io
 from diffkit.core import pytree
 from diffkit.core.reverse import LiveBytesTrace, VJPTrace, VJPTracer
 from diffkit.core.tracer import Tracer
@@ -375,8 +375,10 @@ class Executor:
             work = max(state + forward, backward, state + traced)
         else:
             work = max(state + forward, backward)
-        if pool and 2 * state + max(kept, state) + fixed + work + pool > self.budget.memory:
-            compiled.drop_buffers()
+        io = io_bytes(state) if self.overlap_io and storage_tiers(self.budget) else 0
+        spare = self.budget.memory - (state + max(kept, state) + fixed + work + io)
+        if pool and pool > spare // 4:  # buffers only save time: never much of the room
+            compiled.drop_buffers()  # for snapshots (or the disk I/O's)
             kept, forward, backward, pool, traced = compiled.stats()
             work = max(state + forward, backward, state + traced if self.trace_room else 0)
         self.trace_bytes, self.retrace_base = traced, fixed + pool
