@@ -330,3 +330,30 @@ def test_a_state_unlike_state0_makes_no_resume_point(tmp_path, caplog):
     g = dk.grad(J)(u0)  # started over
     assert dk.checkpoint.last_report().resumed_from is None
     np.testing.assert_array_equal(g, dk.grad(lambda u: J(u, resume=False))(u0))
+
+
+def test_sync_makes_each_resume_point_durable(tmp_path, monkeypatch):
+    """``disk.sync: true``: the snapshot files, the fingerprints and the journal line of each
+    resume point are flushed to the device (fsync) before the run goes on; it resumes alike."""
+    synced, real = [], os.fsync
+
+    def fsync(fd):
+        synced.append(os.path.basename(os.readlink(f"/proc/self/fd/{fd}")))
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    budget = _budget(tmp_path)
+    budget["budget"]["disk"]["sync"] = True
+    u0 = np.linspace(0, 1, 1000)
+    g_full = _grad(tmp_path, u0, resume=False)
+    with pytest.raises(Crash):
+        _grad(tmp_path, u0, crash_at=200, budget=budget)
+    journal = (tmp_path / (PREFIX + "t") / "journal.jsonl").read_text().splitlines()
+    points = sum('"point"' in line for line in journal)
+    assert points > 100 and synced.count("journal.jsonl") == points
+    assert synced.count("fingerprints.npy") == points and "manifest.json" in synced
+    assert synced.count("state_150.npy") == 1  # the snapshot files too (storage)
+    g = _grad(tmp_path, u0, budget=budget)
+    assert 150 < dk.checkpoint.last_report().resumed_from <= 200
+    for a, b in zip(g, g_full, strict=True):
+        assert np.array_equal(a, b)

@@ -11,7 +11,9 @@ replays the journal, takes over the files of the last resume point, loads its st
 runs on from there, so the gradient is bit-for-bit the uninterrupted run's. A run killed in
 its reverse sweep (which discards the forward sweep's snapshots from the end) resumes from
 the last point whose snapshots are all still on file: the forward sweep from there, then
-the whole reverse sweep again (its cotangents are not kept). A run directory
+the whole reverse sweep again (its cotangents are not kept). With a tier's ``sync: true``
+the files a resume point needs and the journal line naming it are flushed to the device
+(fsync), so the point survives the node, not only the process. A run directory
 holding a resume point of a different program (code, state0, args, n_steps, budget, plan or
 options) is refused by a `ResumeError` naming what differs; one without a resume point is
 started over. The directories survive SIGTERM, SIGKILL and errors (they are not
@@ -34,7 +36,7 @@ import numpy as np
 
 from diffkit.checkpoint.actions import RAM, Load, Save
 from diffkit.checkpoint.identity import code_digest, leaf_digests, run_name
-from diffkit.checkpoint.storage import Entry, _kind, tier_paths
+from diffkit.checkpoint.storage import Entry, _kind, synced_tiers, tier_paths
 from diffkit.core import pytree
 from diffkit.errors import ResumeError
 
@@ -92,6 +94,7 @@ class Run:
         self.point, self.pending, self.written_keys, self.stopped = None, None, set(), False
         self.ys_done = 0  # a scan's y_i on file: those of the first ys_done kept steps
         self.closed = False
+        self.sync = bool(synced_tiers(ex.budget))  # sync: true: a point durable once logged
         self._open(ex)
         _active.add(self.home)
         self.journal = open(os.path.join(self.home, "journal.jsonl"), "a")  # noqa: SIM115
@@ -114,9 +117,11 @@ class Run:
             _write_json(os.path.join(self.home, "manifest.json"),
                         {"version": _VERSION, "run id": self.id, "identity": self.identity})
             _write_json(os.path.join(self.home, "journal.jsonl"), None)
+            self._durable(os.path.join(self.home, "manifest.json"))
         else:
             self._wipe(keep=point["live"], ys=point["ys"])
             self._compact(point)
+            self._durable(os.path.join(self.home, "journal.jsonl"))
         self.point = point
         with open(os.path.join(self.home, "owner"), "w") as fh:
             fh.write(f"{socket.gethostname()} {os.getpid()}\n")
@@ -236,12 +241,14 @@ class Run:
         if tier == RAM or self.stopped:
             return
         if ex.rng is not None:
-            _save_rng(_rng_path({"path": os.path.join(self.dirs[tier], f"state_{step}.npy")}),
-                      ex.rng.at[key])
+            path = _rng_path({"path": os.path.join(self.dirs[tier], f"state_{step}.npy")})
+            _save_rng(path, ex.rng.at[key])
+            self._durable(path)
         if ex.actions.reversing or ex.storage.ram or ex.tapes:
             return
         if ex.fp is not None:
             _save_fingerprints(os.path.join(self.home, "fingerprints.npy"), ex.fp)
+            self._durable(os.path.join(self.home, "fingerprints.npy"))
         self._save_ys(ex, step)
         self.pending = {"key": key, "point": ex.actions.index}
         if key in self.written_keys:
@@ -259,12 +266,25 @@ class Run:
                 for leaf in ys[j]:
                     np.lib.format.write_array(fh, np.asarray(_to_numpy(leaf)),
                                               allow_pickle=False)
+        self._durable(path)
         self._log({"ys": path, "first": first, "stop": stop})
         self.ys_done = stop
 
     def _point(self) -> None:
         p, self.pending = self.pending, None
         self._log({"point": p["point"], "tier": p["key"][0], "step": p["key"][1]})
+        if self.sync:  # the snapshot files are on the device already (storage fsyncs them)
+            os.fsync(self.journal.fileno())
+
+    def _durable(self, path) -> None:
+        """With `sync`, flush a file a resume point needs, and its name, to the device."""
+        if self.sync:
+            for p in (path, os.path.dirname(path)):
+                fd = os.open(p, os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
 
     def _log(self, record) -> None:
         self.journal.write(json.dumps(record) + "\n")
