@@ -12,7 +12,7 @@ is one slot plus the working set; a smaller budget is a ``BudgetError`` saying h
 
 ``auto`` picks the fitting schedule of least predicted time (store-all whenever it fits,
 then Periodic with the fastest fitting period, Revolve, :class:`~diffkit.checkpoint.mixed.Mixed`
-(states or step tapes, where its dynamic programme is small enough:
+(states or step tapes, in RAM-only budgets where its dynamic programme is small enough:
 :func:`~diffkit.checkpoint.mixed.feasible`) or, with tiers below RAM, the best
 multi-tier plan: the exact :class:`~diffkit.checkpoint.optimal.Optimal` where its dynamic
 programme is small enough (:func:`~diffkit.checkpoint.optimal.feasible`), else the faster of
@@ -205,8 +205,8 @@ def candidates(n_steps: int | None, state_bytes: int, budget: Budget,
                                + reverse_bytes)
     r = Revolve(n_steps, min(ram, n_steps))
     out["revolve"] = make(r, r.slots, r.slots[RAM] * state_bytes + work + reverse_bytes)
-    forced = budget.schedule == "mixed"
-    if forced or (budget.schedule == "auto" and "store_all" not in out):
+    forced = budget.schedule == "mixed"  # auto: RAM-only budgets (Mixed keeps no disk copies)
+    if forced or (budget.schedule == "auto" and "store_all" not in out and not lower):
         mixed = _mixed(n_steps, state_bytes, work, memory, forced)
         if mixed is not None and (forced or mixed.predicted.forward_advances
                                   < r.predicted.forward_advances):  # else Revolve's is it
