@@ -10,12 +10,14 @@ import logging
 import tracemalloc
 
 import numpy as np
+import pytest
 
 import diffkit as dk
 import diffkit.numpy as dnp
 from diffkit.checkpoint.compiled import _MeasuredTrace
 from diffkit.core.program import Eqn
 from diffkit.core.program_passes import order_for_memory, peak_bytes
+from diffkit.testing import to_numpy
 
 SIZE, STEPS = 192, 12
 NU, DT = 0.01, 1e-5
@@ -138,3 +140,21 @@ def test_ordering_for_memory_keeps_every_result_and_lowers_the_peak():
         assert all(v.n in done for v in e.ins if hasattr(v, "n"))
         done.update(o.n for o in e.outs) if type(e) is Eqn else None
     assert peak_bytes(ordered) < peak_bytes(program)
+
+
+@pytest.mark.parametrize("compile", ["auto", False])
+def test_argument_cotangents_are_summed_in_place_without_touching_a_passed_term(
+        compile, to_backend):
+    """u + k passes the incoming cotangent through as k's term (the same array as u's):
+    summing k's terms in place must never write into it."""
+    w = to_backend(np.linspace(-1.0, 1.0, 64))
+
+    def J(u0, k):
+        u = dk.checkpoint.loop(lambda u, i, k: u + k, u0, 9, (k,),
+                               {"budget": {"memory": "1GiB"}, "schedule": "revolve"},
+                               compile=compile)
+        return dnp.sum(u * w)
+
+    gu, gk = dk.grad(J, argnums=(0, 1))(to_backend(np.zeros(64)), to_backend(np.ones(64)))
+    np.testing.assert_array_equal(to_numpy(gu), to_numpy(w))
+    np.testing.assert_allclose(to_numpy(gk), 9 * to_numpy(w), rtol=1e-14)

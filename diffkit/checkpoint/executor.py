@@ -83,8 +83,32 @@ class LoopIO:
         return 0
 
 
-def _add(a, b):
-    return b if a is None else a if b is None else a + b
+class _Sums:
+    """The arguments' cotangents summed over the reversed steps. A sum this object made is
+    its own, so later terms are added into it in place (same type, shape and dtype, no
+    tracer): a step reading obs[i] adds a full-size term at every step, and a new array per
+    step made that O(steps x size) in allocations. A term itself is never written into: it
+    may be a step's input cotangent passed through."""
+
+    __slots__ = ("sums", "owned")
+
+    def __init__(self, n: int):
+        self.sums, self.owned = [None] * n, [False] * n
+
+    def add(self, terms) -> None:
+        sums, owned = self.sums, self.owned
+        for k, b in enumerate(terms):
+            a = sums[k]
+            if b is None:
+                continue
+            if a is None:
+                sums[k] = b
+            elif owned[k] and type(a) is type(b) and hasattr(a, "shape") \
+                    and not isinstance(a, Tracer) and a.shape == b.shape and a.dtype == b.dtype:
+                a += b
+                sums[k] = a  # (a NumPy scalar is a new one)
+            else:
+                sums[k], owned[k] = a + b, True
 
 
 class Executor:
@@ -603,7 +627,7 @@ class Executor:
         current, at = self.resume
         if current is not None and self.rng is not None:
             self.rng.resume_keep()
-        ct_args, action, done = None, self.pending, 0
+        sums, action, done = _Sums(len(self.flat_args)), self.pending, 0
         while action is not None:
             if isinstance(action, Reverse):
                 i = action.step
@@ -617,7 +641,7 @@ class Executor:
                 ct, cta, ctx = step_vjp(ct, self.io.ct_y(i))
                 self.io.put_ct_x(i, ctx)
                 self.report.hold(-self.held.pop(("tape", i)))
-                ct_args = cta if ct_args is None else [_add(a, b) for a, b in zip(ct_args, cta)]
+                sums.add(cta)
                 step_vjp = None
                 done += 1
                 self.progress.update("reverse", done)
@@ -627,7 +651,7 @@ class Executor:
         self.report.reversed, self.report.advances = done, self.calls
         if done != self.n:
             raise InternalError(f"the schedule reversed {done} of {self.n} steps: a diffkit bug")
-        return ct, ct_args or [None] * len(self.flat_args)
+        return ct, sums.sums
 
 
 _MAX_REPLANS = 3  # a step whose tape keeps growing with i is refused after this many
