@@ -169,8 +169,13 @@ class CompiledStep:
         if not self.accepts(leaves):
             return None  # inputs the programs were not made for (the executor decides)
         if len(self.entries) >= MAX_PROGRAMS:
+            last = self.entries[0].guard_summary
+            hint = ("; an index that takes a new value at every step is a traced integer "
+                    "indexing a NumPy array or a Python list the step closes over: pass the "
+                    "array in args= (or use dnp.take) to make the index an operand"
+                    if "used as an index" in last else "")
             self.give_up(f"its guards took more than {MAX_PROGRAMS} different outcomes "
-                         f"(last: {self.entries[0].guard_summary})")
+                         f"(last: {last}){hint}")
             return None
         if self.entries:
             self.before_retrace(self.stats()[4], i)
