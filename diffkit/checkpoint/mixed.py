@@ -35,7 +35,7 @@ from diffkit.checkpoint.actions import RAM, Action, Advance, Discard, Forward, L
 from diffkit.checkpoint.baselines import Counts
 from diffkit.errors import ScheduleError
 
-__all__ = ["Mixed", "units", "dp_work", "feasible", "PLAN_WORK", "PLAN_CELLS"]
+__all__ = ["Mixed", "units", "dp_work", "dp_bytes", "feasible", "PLAN_WORK", "PLAN_CELLS"]
 
 PLAN_WORK = 6e7  # cell updates the planner allows itself (~0.2 s: n=1000 with 120 units)
 PLAN_CELLS = 2e6  # table cells (6 bytes each while planning; a loop keeps only its choices)
@@ -65,32 +65,50 @@ def dp_work(n: int, s: int, t: int, m: int) -> float:
     return n * n / 2 * (_cap(n, s, t, m) + 1)
 
 
+def _rows(n: int, width: int) -> int:
+    """Splits taken at once: their temporaries stay within ~1/4 of the tables."""
+    return max(1, (n + 1) // 8)
+
+
+def dp_bytes(n: int, s: int, t: int, m: int) -> int:
+    """Bytes the dynamic programme holds while it runs: ``F`` (4 bytes a cell), the choices
+    (2) and the split temporaries of :func:`_rows` splits (3 int32 arrays of ``m`` cells)."""
+    width = _cap(n, s, t, m) + 1
+    return (n + 1) * width * 6 + 12 * _rows(n, width) * width + 64 * width
+
+
 def feasible(n: int, state_bytes: int, tape_bytes: int, memory: int,
-             scale: float = 1.0, resolution: int = RESOLUTION) -> bool:
+             scale: float = 1.0, resolution: int = RESOLUTION, room: int | None = None) -> bool:
     """Whether the planner may solve this: within ``scale`` times :data:`PLAN_WORK` and
-    :data:`PLAN_CELLS`."""
+    :data:`PLAN_CELLS`, and its tables within ``room`` bytes (a loop plans inside its
+    budget: what its snapshots will take is free then)."""
     _, s, t, m = units(state_bytes, tape_bytes, memory, resolution)
     return (dp_work(n, s, t, m) <= PLAN_WORK * scale
-            and (n + 1) * (_cap(n, s, t, m) + 1) <= PLAN_CELLS * scale)
+            and (n + 1) * (_cap(n, s, t, m) + 1) <= PLAN_CELLS * scale
+            and (room is None or dp_bytes(n, s, t, m) <= room))
 
 
 def _tables(n: int, s: int, t: int, m: int) -> tuple[np.ndarray, np.ndarray]:
     """``F[l, m]`` (advances) and ``choice[l, m]`` (0: tape step a and keep it; j > 0: save a,
-    advance j), filled bottom-up in ``l`` with every ``m`` and ``j`` at once."""
+    advance j), filled bottom-up in ``l`` with every ``m`` at once and the splits ``j`` in
+    blocks of :func:`_rows` (ties: the smallest ``j``, then the tape)."""
     F = np.full((n + 1, m + 1), _INF, np.int32)
     choice = np.zeros((n + 1, m + 1), np.int16 if n < 2**15 else np.int32)
     F[1, t:] = 1
+    width = m + 1 - s
+    rows, cols = _rows(n, m + 1), np.arange(max(width, 0))
     for l in range(2, n + 1):
         row = np.full(m + 1, _INF, np.int32)
         row[t:] = 1 + F[l - 1, :m + 1 - t]  # tape step a, keep it
-        if m >= s:  # save a, advance j: right part from a + j without a's slot, then left
-            js = np.arange(1, l, dtype=np.int32)[:, None]
-            split = js + F[l - 1:0:-1, :m + 1 - s] + F[1:l, s:]
+        for j0 in range(1, l if m >= s else 1, rows):  # save a, advance j: the right part
+            j1 = min(l, j0 + rows)  # from a + j without a's slot, then the left part
+            split = np.arange(j0, j1, dtype=np.int32)[:, None] + F[l - j0:l - j1:-1, :width]
+            split += F[j0:j1, s:]
             j = split.argmin(axis=0)
-            best = np.take_along_axis(split, j[None], 0)[0]
+            best = split[j, cols]
             better = best < row[s:]
             row[s:][better] = best[better]
-            choice[l, s:][better] = j[better] + 1
+            choice[l, s:][better] = j[better] + j0
         F[l] = np.minimum(row, _INF)
     return F, choice
 

@@ -162,7 +162,8 @@ def _why_not(name: str, n: int | None, state: int, budget: Budget, tape: int,
     if name == "mixed":
         return f"its dynamic programme over {n:,} steps, states of {human_bytes(state)} and " \
             f"tapes of {human_bytes(work)} in {human_bytes(budget.memory - reverse)} is too " \
-            f"large to plan (diffkit.checkpoint.mixed.feasible); use 'revolve' or 'auto'"
+            f"large to plan in the time and memory allowed (diffkit.checkpoint.mixed." \
+            f"feasible); use 'revolve' or 'auto'"
     if name == "periodic":
         k = max(1, min(n, round((n * state / work) ** 0.5)))  # the least peak
         need = ((n - 1) // k) * state + min(k, n) * work + reverse
@@ -221,13 +222,14 @@ def candidates(n_steps: int | None, state_bytes: int, budget: Budget,
 
 def _mixed(n: int, state: int, work: int, memory: int, forced: bool) -> Mixed | None:
     """Mixed at the finest of 32, 8 or 2 units a state or tape (sizes rounded up) whose
-    dynamic programme is small enough (10x larger when budget.schedule asks for it), in what
-    its choices (held while the loop runs, a few KB) leave of ``memory``."""
+    dynamic programme is small enough (10x larger when budget.schedule asks for it) and fits
+    its tables in what the snapshots will take (a loop plans inside its budget), in what its
+    choices (held while the loop runs, a few KB) leave of ``memory``."""
     if memory < state + work or (2 * work > memory and not forced):  # no tape kept: Revolve
         return None
-    scale = 10.0 if forced else 1.0
-    resolution = next((r for r in (32, 8, 2) if mixed_feasible(n, state, work, memory, scale, r)),
-                      None)
+    scale, free = 10.0 if forced else 1.0, memory - work  # free while a loop plans
+    resolution = next((r for r in (32, 8, 2)
+                       if mixed_feasible(n, state, work, memory, scale, r, free)), None)
     room = memory
     for _ in range(4 if resolution else 0):  # each try plans below the last one's peak
         if room < state + work:
