@@ -20,7 +20,7 @@ from diffkit.checkpoint.cli_plan import add_plan_parser, run_plan
 from diffkit.errors import DiffkitError
 
 N, STEPS = 64, 40
-TIGHT = {"budget": {"memory": "40KiB"}}  # Mixed (beats Revolve) for a 64-float state
+TIGHT = {"budget": {"memory": "40KiB"}}  # Revolve with recomputation for a 64-float state
 
 
 def step(u, i, c):
@@ -114,7 +114,7 @@ def test_report_to_dict_and_json_round_trip(to_backend):
     rep = dk.checkpoint.last_report()
     d = rep.to_dict()
     assert json.loads(rep.to_json()) == d
-    assert d["plan"]["schedule"] == "mixed" and d["plan"]["n_steps"] == STEPS
+    assert d["plan"]["schedule"] == "revolve" and d["plan"]["n_steps"] == STEPS
     assert d["plan"]["budget"] == {"source": "<dict>", "memory_bytes": 40 * 2**10,
                                    "schedule": "auto", "disk_bytes": None}
     assert d["done"]["advances"] == rep.advances == d["plan"]["forward_advances"]
@@ -163,9 +163,9 @@ def test_the_diffkit_logger_tells_the_plan_at_info(caplog):
     with caplog.at_level(logging.INFO, logger="diffkit"):
         dk.grad(loss())(np.linspace(0.1, 1, N))
     msg = [r.getMessage() for r in caplog.records if r.name == "diffkit"]
-    assert len(msg) == 1 and msg[0].startswith("checkpoint plan: Mixed(n_steps=40")
-    assert "(least predicted time of those that fit: revolve 1.500x, mixed 1.325x)" in msg[0]
-    assert "recomputation factor 1.975" in msg[0] and "memory 40.00 KiB" in msg[0]
+    assert len(msg) == 1 and msg[0].startswith("checkpoint plan: Revolve(n_steps=40")
+    assert "(least predicted time of those that fit: revolve 1.500x)" in msg[0]
+    assert "recomputation factor 2.500" in msg[0] and "memory 40.00 KiB" in msg[0]
 
 
 @pytest.fixture
