@@ -204,6 +204,20 @@ def test_loop_with_schedule_mixed_stays_within_the_budget_traced():
     assert peak <= budget["budget"]["memory"], (peak, rep.plan.peak_bytes)
 
 
+def test_auto_runs_mixed_on_a_loop_where_it_beats_revolve():
+    """Heat, 120 steps, 24 states of memory, tapes of ~1.6 states: auto runs Mixed (322
+    advances measured, as predicted) where Revolve would run 402."""
+    def run(schedule):
+        budget = {"budget": {"memory": 24 * STATE.nbytes}, "schedule": schedule}
+        dk.grad(_loss(budget), argnums=(0, 1))(STATE, 0.1)
+        return dk.checkpoint.last_report()
+
+    auto, revolve = run("auto"), run("revolve")
+    assert isinstance(auto.plan.schedule, Mixed)
+    assert auto.advances == auto.plan.forward_advances < revolve.advances
+    assert auto.plan.time < revolve.plan.time
+
+
 def test_planner_offers_mixed_and_auto_takes_it_when_faster():
     state, tape = 8 * 2**20, 8 * 2**20
     budget = load_budget({"budget": {"memory": "100MiB"}})
