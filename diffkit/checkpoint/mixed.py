@@ -55,14 +55,14 @@ def units(state_bytes: int, tape_bytes: int, memory: int,
     return unit, -(-state_bytes // unit), -(-tape_bytes // unit), memory // unit
 
 
-def _cap(n: int, s: int, t: int, m: int) -> int:
+def _cap(n: int, t: int, m: int) -> int:
     """Memory beyond ``n`` tapes buys nothing: store-all already runs each step once."""
     return min(m, n * t)
 
 
 def dp_work(n: int, s: int, t: int, m: int) -> float:
     """Cell updates of the dynamic programme: its running time up to a constant."""
-    return n * n / 2 * (_cap(n, s, t, m) + 1)
+    return n * n / 2 * (_cap(n, t, m) + 1)
 
 
 def _rows(n: int, width: int) -> int:
@@ -73,7 +73,7 @@ def _rows(n: int, width: int) -> int:
 def dp_bytes(n: int, s: int, t: int, m: int) -> int:
     """Bytes the dynamic programme holds while it runs: ``F`` (4 bytes a cell), the choices
     (2) and the split temporaries of :func:`_rows` splits (3 int32 arrays of ``m`` cells)."""
-    width = _cap(n, s, t, m) + 1
+    width = _cap(n, t, m) + 1
     return (n + 1) * width * 6 + 12 * _rows(n, width) * width + 64 * width
 
 
@@ -84,7 +84,7 @@ def feasible(n: int, state_bytes: int, tape_bytes: int, memory: int,
     budget: what its snapshots will take is free then)."""
     _, s, t, m = units(state_bytes, tape_bytes, memory, resolution)
     return (dp_work(n, s, t, m) <= PLAN_WORK * scale
-            and (n + 1) * (_cap(n, s, t, m) + 1) <= PLAN_CELLS * scale
+            and (n + 1) * (_cap(n, t, m) + 1) <= PLAN_CELLS * scale
             and (room is None or dp_bytes(n, s, t, m) <= room))
 
 
@@ -165,7 +165,7 @@ class Mixed:
                                 f"{state_bytes!r} and {tape_bytes!r}")
         self.n_steps, self.state_bytes, self.tape_bytes = n_steps, state_bytes, tape_bytes
         self.unit, s, t, m = units(state_bytes, tape_bytes, memory, resolution)
-        m = _cap(n_steps, s, t, m)
+        m = _cap(n_steps, t, m)
         best, self.memory_units, self._keys, self._choices = _solve(n_steps, s, t, m)
         if best >= _INF:
             raise ScheduleError(
