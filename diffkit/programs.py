@@ -4,7 +4,9 @@ The same representation the compiled loop steps use (`diffkit.core.program`): on
 primitive application over typed variables, with the guards the trace recorded (Python
 decisions on traced values) in place. The result also runs: `prog(*args)` replays it on
 new inputs of the same types, shapes and dtypes, with no tracer, raising `CompileError` if
-a guard's outcome changed (a traced `if` that now goes the other way).
+a guard's outcome changed (a traced `if` that now goes the other way). Under a transform
+(`dk.grad` of a function calling it) the replay binds every primitive, so it is
+differentiated like the function itself.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from diffkit.core import pytree
 from diffkit.core.program import GuardFailed, Program, ProgramTrace
 from diffkit.core.program_passes import prune, ref
 from diffkit.core.program_run import compile_program
+from diffkit.core.tracer import Tracer
 from diffkit.errors import CompileError
 
 __all__ = ["make_program", "TracedProgram"]
@@ -25,7 +28,7 @@ class TracedProgram:
 
     def __init__(self, program: Program, in_tree, out_tree, name: str):
         self.program, self.in_tree, self.out_tree, self.name = program, in_tree, out_tree, name
-        self._run = None
+        self._runs = {}  # whether inputs are traced -> the generated function
 
     def __str__(self) -> str:
         return str(self.program)
@@ -45,10 +48,11 @@ class TracedProgram:
         if tree != self.in_tree:
             raise CompileError(f"the program of {self.name} was traced for arguments "
                                f"{self.in_tree!r}, got {tree!r}")
-        if self._run is None:
-            self._run = compile_program(self.program)
+        traced = any(isinstance(x, Tracer) for x in flat)  # under a transform: every
+        if traced not in self._runs:  # equation through `bind`, so it is differentiated
+            self._runs[traced] = compile_program(self.program, through_bind=traced)
         try:
-            out = self._run(*flat)
+            out = self._runs[traced](*flat)
         except GuardFailed as e:
             guard = self.program.body[e.guard_index]
             raise CompileError(

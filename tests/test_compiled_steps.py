@@ -389,3 +389,19 @@ def test_a_traced_index_used_as_data_is_never_frozen_into_a_program():
     assert dk.checkpoint.last_report().compiled.startswith("compiled: 1 program set")
     for a, b in zip(got, dk.grad(J(False), argnums=(0, 1))(u0, 0.2), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-12)
+
+
+def test_a_replayed_program_is_differentiated_like_its_function():
+    def f(x):
+        y = dnp.sin(x) * 2.0
+        return y * x if dnp.sum(x) > 0 else y
+
+    prog = dk.make_program(f)(np.ones(3))
+    x, t = np.array([0.3, 0.5, 0.7]), np.array([1.0, -2.0, 0.5])
+    loss = lambda g: lambda x: dnp.sum(g(x))  # noqa: E731
+    np.testing.assert_allclose(dk.grad(loss(prog))(x), dk.grad(loss(f))(x), rtol=1e-14)
+    np.testing.assert_allclose(dk.jvp(prog, (x,), (t,))[1], dk.jvp(f, (x,), (t,))[1],
+                               rtol=1e-14)
+    np.testing.assert_allclose(dk.hessian(loss(prog))(x), dk.hessian(loss(f))(x), rtol=1e-14)
+    with pytest.raises(CompileError, match="call make_program again"):
+        dk.grad(loss(prog))(-x)  # the guard on sum(x) > 0 goes the other way
