@@ -10,7 +10,7 @@ a YAML file path, or a parsed dict. The format (``configs/default.yaml`` is this
       disk: {path: /tmp/diffkit, size: 20GiB}     # optional second tier (overlap: false
                                                   # runs its I/O in the caller's thread;
                                                   # sync: true fsyncs each snapshot file)
-    schedule: auto      # auto | store_all | periodic | revolve | online | multilevel
+    schedule: auto      # auto | store_all | periodic | revolve | mixed | online | multilevel
     costs: {forward: 1.0, reverse: 2.0, disk_write: 0.5, disk_read: 0.5}
 
 Instead of ``disk``, ``budget.tiers`` lists any number of tiers below RAM, fastest first, each
@@ -57,7 +57,7 @@ DEFAULT_YAML = """\
 # The budget diffkit uses when none is given (also embedded in diffkit/checkpoint/budget.py).
 budget:
   memory: 256MiB      # RAM for saved states plus the tape of the one step being reversed
-schedule: auto        # auto | store_all | periodic | revolve | online | multilevel
+schedule: auto        # auto | store_all | periodic | revolve | mixed | online | multilevel
 costs:                # relative to one untaped forward step
   forward: 1.0        # one forward step
   reverse: 2.0        # the VJP of one step, given its tape
