@@ -72,8 +72,15 @@ def _child(tmp_path, n, handler="default", kill_at=-1):
 
 
 def _snapshot_files(path) -> list[str]:
-    return [f for d in os.listdir(path) for f in os.listdir(os.path.join(path, d))
-            if f.startswith("state_")]
+    """The snapshot files under `path` now (a run directory the child removes while this
+    lists it counts as empty)."""
+    found = []
+    for d in os.listdir(path):
+        try:
+            found += [f for f in os.listdir(os.path.join(path, d)) if f.startswith("state_")]
+        except FileNotFoundError:
+            continue
+    return found
 
 
 def test_sigterm_during_a_disk_tier_loop_removes_its_directory_and_kills(tmp_path):
