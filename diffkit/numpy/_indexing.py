@@ -6,7 +6,9 @@ Indices carry no derivative: traced integer indices are unwrapped to their value
 control flow on them works. Under a program being traced (a compiled loop step), an integer
 index computed from traced values (`obs[i]`, `obs[n - 1 - i]`, `dnp.take(f, i % m)`,
 `u[dnp.argsort(u)]`) is an operand of `dynamic_getitem` instead: one equation serves every
-value, where a Python int would need one program per value.
+value, where a Python int would need one program per value. So is the start of a slice whose
+length is the same at every value (`obs[i:i + 3]`, `obs[i - 1:i + 2]`: a `Window`), guarded
+to lie inside its axis, where NumPy would shorten it.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import operator
 
 import numpy as np  # static bookkeeping on index arrays only
 
-from diffkit.core.program import NotProgrammable
+from diffkit.core.program import Eqn, Lit, NotProgrammable
 from diffkit.core.tracer import Tracer
 from diffkit.numpy import _elementwise as _el
 from diffkit.numpy._core import _arr, _has_tracer, asarray
@@ -50,6 +52,10 @@ def _entry(i):
     if isinstance(i, Tracer) and _is_int(i.dtype):  # a program's value: an operand
         return i
     if isinstance(i, slice):
+        if isinstance(_base(i.start), Tracer) and isinstance(_base(i.stop), Tracer):
+            w = _window(i)
+            if w is not None:
+                return w
         return slice(*(None if v is None else operator.index(_base(v))
                        for v in (i.start, i.stop, i.step)))
     if isinstance(i, bool):
@@ -72,6 +78,73 @@ def _entry(i):
     if tuple(i.shape) == () and not P.is_bool_array(i):
         return int(i)
     return i
+
+
+class _Slice:
+    """A normal index entry: the slice `start:stop:step` of traced integers whose length is
+    the same at every value (both the same variable plus constants; `span` reaches from the
+    first element to the last): a program takes its start as the operand of a `Window`."""
+
+    __slots__ = ("start", "stop", "span", "step")
+
+    def __init__(self, start, stop, span, step):
+        self.start, self.stop, self.span, self.step = start, stop, span, step
+
+    def static(self) -> slice:
+        """The slice of its values (guarded: the program then holds for these only)."""
+        return slice(operator.index(self.start), operator.index(self.stop), self.step)
+
+    def slot(self, n: int):
+        """The Window for an axis of length n, with an in-range guard recorded; None when
+        the traced start puts it (partly) outside the axis (NumPy would shorten it)."""
+        if not (self.start >= 0) & (self.start <= n - self.span):  # a guard: replaying
+            return None  # the program at a start where it fails retraces the step
+        return P.Window(self.span, self.step)
+
+
+def _window(s: slice) -> _Slice | None:
+    """`s` (start and stop traced) as a _Slice when its length is provably constant and its
+    step a positive int; None keeps guarding its values (a conservative fallback)."""
+    start, stop, step = _base(s.start), _base(s.stop), 1 if s.step is None else s.step
+    if (isinstance(step, Tracer) or operator.index(step) <= 0 or start._trace is not stop._trace
+            or start.shape or stop.shape or not (_signed(start.dtype) and _signed(stop.dtype))):
+        return None
+    (a, c1), (b, c2) = _offset(start), _offset(stop)
+    if a is not b or c2 <= c1:
+        return None
+    step = operator.index(step)
+    reach = (c2 - c1 - 1) // step * step + 1  # to its last element: i:i+6:2 reads i:i+5:2
+    return _Slice(start, stop, reach, step)
+
+
+def _signed(dtype) -> bool:
+    kind = getattr(dtype, "kind", None)
+    return kind == "i" if kind is not None else str(dtype).startswith("torch.int")
+
+
+def _offset(t) -> tuple:
+    """(v, c) with the traced integer t = v + c, v a program variable and c an int, read off
+    the adds and subtracts of integer constants that recorded t."""
+    var, c, body = t.var, 0, t._trace.body
+    k = len(body)
+    while True:
+        k -= 1
+        while k >= 0 and not (type(body[k]) is Eqn and body[k].outs[0] is var):
+            k -= 1
+        if k < 0 or body[k].prim.name not in ("add", "subtract"):
+            return var, c
+        (a, b), sign = body[k].ins, 1 if body[k].prim.name == "add" else -1
+        if _int_lit(b) and type(a) is not Lit:
+            var, c = a, c + sign * int(b.value)
+        elif sign == 1 and _int_lit(a) and type(b) is not Lit:
+            var, c = b, c + int(a.value)
+        else:
+            return var, c
+
+
+def _int_lit(x) -> bool:
+    v = getattr(x, "value", None)
+    return type(x) is Lit and isinstance(v, int | np.integer) and not isinstance(v, bool | np.bool_)
 
 
 def _is_int(dtype) -> bool:
@@ -103,12 +176,18 @@ def index_tuple(idx) -> tuple:
 
 
 def _traced(idx: tuple) -> list[int]:
-    """Positions of the traced integer entries of a normal index (`_entry`): operands."""
-    return [k for k, i in enumerate(idx) if isinstance(i, Tracer)]
+    """Positions of the traced integer entries and windows of a normal index (`_entry`)."""
+    return [k for k, i in enumerate(idx) if isinstance(i, Tracer | _Slice)]
 
 
-def _slot(idx: tuple, k: int) -> tuple:
-    return idx[:k] + (P.OPERAND,) + idx[k + 1:]
+def _slot(idx: tuple, k: int, shape: tuple):
+    """(idx with entry k's slot, its operand), or (None, None) for a window partly outside
+    its axis of x (`shape`) at the traced value: then `_static` guards its value."""
+    e = idx[k]
+    if isinstance(e, Tracer):
+        return idx[:k] + (P.OPERAND,) + idx[k + 1:], e
+    window = e.slot(shape[P.axis_of(idx, k, len(shape))])
+    return (None, None) if window is None else (idx[:k] + (window,) + idx[k + 1:], e.start)
 
 
 def _static(idx: tuple) -> tuple:
@@ -116,7 +195,9 @@ def _static(idx: tuple) -> tuple:
     value (a guard in a program being traced); a traced integer array cannot."""
     out = []
     for i in idx:
-        if isinstance(i, Tracer):
+        if type(i) is _Slice:
+            i = i.static()
+        elif isinstance(i, Tracer):
             if i.shape:
                 raise NotProgrammable(
                     "an index with two traced integer arrays (or a traced integer array in an "
@@ -129,7 +210,7 @@ def _static(idx: tuple) -> tuple:
 def _gather(x, idx: tuple):
     """`x[idx]` for a normal index: a traced integer entry goes in as an operand."""
     for i in idx:
-        if isinstance(i, Tracer):
+        if isinstance(i, Tracer | _Slice):
             return _dynamic_gather(x, idx)
     return P.getitem.bind(x, idx=idx)
 
@@ -137,8 +218,11 @@ def _gather(x, idx: tuple):
 def _dynamic_gather(x, idx: tuple):
     ops = _traced(idx)
     if len(ops) == 1:
-        k = ops[0]
-        return P.dynamic_getitem.bind(x, idx[k], idx=_slot(idx, k), shape=tuple(x.shape))
+        shape = tuple(x.shape)
+        slotted, i = _slot(idx, ops[0], shape)
+        if slotted is None:
+            return P.getitem.bind(x, idx=_static(idx))
+        return P.dynamic_getitem.bind(x, i, idx=slotted, shape=shape)
     if all(not hasattr(i, "shape") or isinstance(i, Tracer) and not i.shape for i in idx):
         return _one_at_a_time(x, idx, ops)
     return P.getitem.bind(x, idx=_static(idx))
@@ -152,13 +236,15 @@ def _one_at_a_time(x, idx: tuple, ops: list[int]):
     y = x if whole else P.getitem.bind(x, idx=first)
     rest = len(x.shape) - sum(i is not None and i is not Ellipsis for i in idx)
     axes, axis = [], 0
-    for i in idx:
-        if isinstance(i, Tracer):
+    for k, i in enumerate(idx):
+        if k in ops:
             axes.append((axis, i))
         axis += rest if i is Ellipsis else not isinstance(i, int)
     for axis, i in reversed(axes):
-        y = P.dynamic_getitem.bind(y, i, idx=(slice(None),) * axis + (P.OPERAND,),
-                                   shape=tuple(y.shape))
+        one, shape = (slice(None),) * axis + (i,), tuple(y.shape)
+        slotted, i = _slot(one, axis, shape)
+        y = (P.getitem.bind(y, idx=_static(one)) if slotted is None else
+             P.dynamic_getitem.bind(y, i, idx=slotted, shape=shape))
     return y
 
 
@@ -168,7 +254,7 @@ def _getitem(x, idx):
     if not idx or (len(idx) == 1 and idx[0] is Ellipsis):
         return x
     for i in idx:
-        if isinstance(i, Tracer):
+        if isinstance(i, Tracer | _Slice):
             return _dynamic_gather(x, idx)
     return P.getitem.bind(x, idx=idx)
 
@@ -198,8 +284,9 @@ class _IndexUpdateRef:
         """`prim`, or `dynamic` with the traced integer entry of idx as its operand."""
         ops = _traced(self.idx)
         if len(ops) == 1:
-            k = ops[0]
-            return dynamic.bind(self.x, values, self.idx[k], idx=_slot(self.idx, k))
+            slotted, i = _slot(self.idx, ops[0], tuple(self.x.shape))
+            if slotted is not None:
+                return dynamic.bind(self.x, values, i, idx=slotted)
         return prim.bind(self.x, values, idx=_static(self.idx) if ops else self.idx)
 
     def subtract(self, values):

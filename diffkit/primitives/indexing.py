@@ -11,7 +11,8 @@ the value `v` is broadcast to the shape of `x[idx]` and cast to x's dtype.
 marks its slot in `idx`): a step index traced into a program reads `obs[i]` as one equation
 for every i, as `jnp` lowers `x[i]` to a gather (JAX's `dynamic_index_in_dim`). Unlike JAX
 they never clamp: an index out of range raises IndexError as NumPy does, and a negative one
-counts from the end.
+counts from the end. A `Window` slot is a slice `i:i + span` of constant length instead (JAX's
+`dynamic_slice`), valid only inside its axis (`diffkit.numpy` guards that).
 """
 
 from __future__ import annotations
@@ -198,6 +199,56 @@ class Operand:
 OPERAND = Operand()
 
 
+class Window:
+    """The slot, in the `idx` of a dynamic gather or scatter, of a slice `i:i + span:step`
+    whose start i is its operand (span, step > 0: the same length at every i, as JAX's
+    `dynamic_slice`). It must lie inside its axis: there NumPy would return a shorter slice,
+    and a program never clamps (JAX does), so `at` raises IndexError instead."""
+
+    __slots__ = ("span", "step")
+
+    def __init__(self, span: int, step: int = 1):
+        self.span, self.step = span, step
+
+    def __repr__(self):
+        return f"<arg>:<arg>+{self.span}" + (f":{self.step}" if self.step != 1 else "")
+
+    __eq__ = lambda self, other: (isinstance(other, Window) and other.span == self.span
+                                  and other.step == self.step)
+    __hash__ = lambda self: hash((self.span, self.step))
+
+    def at(self, start: int, n: int) -> slice:
+        """The slice from `start` in an axis of length n."""
+        if not 0 <= start <= n - self.span:
+            raise IndexError(
+                f"the slice {start}:{start + self.span} runs outside an axis of length {n}: "
+                f"a program's window is never shortened or clamped (the guard that retraces "
+                f"the step there was not checked)")
+        return slice(start, start + self.span, self.step)
+
+
+def axis_of(idx: tuple, k: int, ndim: int) -> int:
+    """The axis of an ndim-d x that entry k of the normal index `idx` indexes."""
+    def taken(e) -> int:
+        return 0 if e is None else e.ndim if is_bool_array(e) else 1
+
+    rest = ndim - sum(taken(e) for e in idx if e is not Ellipsis)
+    return sum(rest if e is Ellipsis else taken(e) for e in idx[:k])
+
+
+def filled(idx: tuple, i, shape: tuple, scalar) -> tuple:
+    """What kernels index with: `idx` with its slot holding i, an OPERAND as the integer
+    `scalar(i)` (0-d: the Python int eager indexing uses, so out of range raises) or the
+    array i, a Window as its slice of the axis it indexes in x of `shape`."""
+    out = list(idx)
+    for k, e in enumerate(idx):
+        if type(e) is Operand:
+            out[k] = scalar(i)
+        elif type(e) is Window:
+            out[k] = e.at(scalar(i), shape[axis_of(idx, k, len(shape))])
+    return tuple(out)
+
+
 # x[idx] with idx's OPERAND replaced by the integer (array) i, which has no derivative;
 # `shape` is x's shape, so the transpose needs no x (a step reading obs[i] keeps no obs)
 dynamic_getitem = linear(
@@ -211,6 +262,8 @@ dynamic_getitem = linear(
          {"idx": (1, OPERAND), "shape": (3, 4)}),
         (lambda r: (r.normal(size=(2, 3, 4)), np.asarray(2)),
          {"idx": (slice(None, None, -1), None, OPERAND), "shape": (2, 3, 4)}),
+        (lambda r: (r.normal(size=(3, 6)), np.asarray(1)),
+         {"idx": (Ellipsis, Window(4, 2)), "shape": (3, 6)}),
     ),
 )
 
@@ -225,6 +278,8 @@ dynamic_scatter = linear(
          {"idx": (OPERAND, slice(None)), "shape": (5, 3)}),
         (lambda r: (r.normal(size=(3, 4)), np.array([0, 3, 0])),
          {"idx": (OPERAND,), "shape": (5, 4)}),
+        (lambda r: (r.normal(size=(2, 4)), np.asarray(3)),
+         {"idx": (Window(2),), "shape": (5, 4)}),
     ),
 )
 
@@ -247,6 +302,8 @@ dynamic_index_set = Primitive(
          {"idx": (OPERAND,)}),
         (lambda r: (r.normal(size=(4, 3)), r.normal(size=()), np.asarray(-2)),
          {"idx": (slice(None), OPERAND)}),
+        (lambda r: (r.normal(size=(4, 3)), r.normal(size=(2, 3)), np.asarray(1)),
+         {"idx": (Window(2),)}),
     ),
 )
 
@@ -268,6 +325,8 @@ dynamic_index_add = Primitive(
          {"idx": (OPERAND,)}),
         (lambda r: (r.normal(size=(4, 3)), r.normal(size=(4,)), np.asarray(-1)),
          {"idx": (slice(None), OPERAND)}),
+        (lambda r: (r.normal(size=(4, 3)), r.normal(size=(4, 2)), np.asarray(0)),
+         {"idx": (slice(None), Window(2))}),
     ),
 )
 

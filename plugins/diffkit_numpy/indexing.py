@@ -4,7 +4,7 @@ import operator
 
 import numpy as np
 
-from diffkit.primitives.indexing import Operand
+from diffkit.primitives.indexing import filled
 
 
 def _ufunc_index(idx):
@@ -42,10 +42,10 @@ def _set(x, v, idx):
     return out
 
 
-def _filled(idx, i):
-    """`idx` with its Operand slot holding `i`; a 0-d `i` as the Python int the eager path
-    indexes with (NumPy raises IndexError out of range, never clamps)."""
-    return tuple(_operand(i) if isinstance(e, Operand) else e for e in idx)
+def _filled(idx, i, shape):
+    """`idx` with its slot holding `i`: a 0-d `i` as the Python int the eager path indexes
+    with (NumPy raises IndexError out of range, never clamps), a Window as its slice."""
+    return filled(idx, i, shape, _operand)
 
 
 def _operand(i):
@@ -56,7 +56,7 @@ def _scatter(v, i, idx, shape):
     """Zeros of `shape` with `v` added at idx: a fresh np.zeros is untouched pages until
     written, so only the written part costs (not a copy of the whole)."""
     out = np.zeros(shape, dtype=np.result_type(v))
-    idx = _filled(idx, i)
+    idx = _filled(idx, i, shape)
     if _has_int_array(idx):  # repeated indices must all apply
         np.add.at(out, _ufunc_index(idx), v)
     else:
@@ -69,10 +69,10 @@ _add = _update(np.add)
 KERNELS = {
     "getitem": lambda x, idx: np.asarray(x)[idx],
     "index_add": _add,
-    "dynamic_getitem": lambda x, i, idx, shape: np.asarray(x)[_filled(idx, i)],
+    "dynamic_getitem": lambda x, i, idx, shape: np.asarray(x)[_filled(idx, i, shape)],
     "dynamic_scatter": _scatter,
-    "dynamic_index_set": lambda x, v, i, idx: _set(x, v, _filled(idx, i)),
-    "dynamic_index_add": lambda x, v, i, idx: _add(x, v, _filled(idx, i)),
+    "dynamic_index_set": lambda x, v, i, idx: _set(x, v, _filled(idx, i, np.shape(x))),
+    "dynamic_index_add": lambda x, v, i, idx: _add(x, v, _filled(idx, i, np.shape(x))),
     "index_set": _set,
     "index_mul": _update(np.multiply),
     "index_min": _update(np.minimum),

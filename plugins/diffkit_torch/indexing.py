@@ -14,7 +14,7 @@ import operator
 import numpy as np
 import torch
 
-from diffkit.primitives.indexing import Operand
+from diffkit.primitives.indexing import filled
 
 
 def _axes_taken(i) -> int:
@@ -142,10 +142,11 @@ def _argsort(x, axis=-1):
     return torch.argsort(x, dim=axis, stable=True)
 
 
-def _filled(idx, i):
-    """`idx` with its Operand slot holding `i`; a 0-d `i` as the Python int the eager path
-    indexes with (a host sync on CUDA; out of range raises IndexError, never clamps)."""
-    return tuple(_operand(i) if isinstance(e, Operand) else e for e in idx)
+def _filled(idx, i, shape):
+    """`idx` with its slot holding `i`: a 0-d `i` as the Python int the eager path indexes
+    with (a host sync on CUDA; out of range raises IndexError, never clamps), a Window as
+    its slice."""
+    return filled(idx, i, tuple(shape), _operand)
 
 
 def _operand(i):
@@ -157,7 +158,7 @@ def _operand(i):
 def _scatter(v, i, idx, shape):
     """Zeros of `shape` with `v` added at idx (written in place: no copy of the whole)."""
     out = torch.zeros(shape, dtype=v.dtype, device=v.device)
-    idx = _filled(idx, i)
+    idx = _filled(idx, i, shape)
     _, plain = _index(out, idx)
     if _has_int_array(plain) or _flipped(idx):  # repeats and flips: the flat scatter
         return _add(out, v, idx)
@@ -170,10 +171,10 @@ _add = _update(torch.add, "sum")
 KERNELS = {
     "getitem": getitem,
     "index_add": _add,
-    "dynamic_getitem": lambda x, i, idx, shape: getitem(x, _filled(idx, i)),
+    "dynamic_getitem": lambda x, i, idx, shape: getitem(x, _filled(idx, i, shape)),
     "dynamic_scatter": _scatter,
-    "dynamic_index_set": lambda x, v, i, idx: _set(x, v, _filled(idx, i)),
-    "dynamic_index_add": lambda x, v, i, idx: _add(x, v, _filled(idx, i)),
+    "dynamic_index_set": lambda x, v, i, idx: _set(x, v, _filled(idx, i, x.shape)),
+    "dynamic_index_add": lambda x, v, i, idx: _add(x, v, _filled(idx, i, x.shape)),
     "index_set": _set,
     "index_mul": _update(torch.mul, "prod"),
     "index_min": _update(torch.minimum, "amin"),
