@@ -185,6 +185,14 @@ def test_a_slice_of_unproven_length_keeps_guarding_its_values(name, f):
     np.testing.assert_array_equal(prog(OBS, np.asarray(2), np.asarray(4)), f(OBS, 2, 4))
 
 
+def test_bounds_of_a_narrower_integer_type_keep_their_guards():
+    """int8 bounds could wrap around between start and stop: guarded, not a window."""
+    f = lambda x, i: x[i:i + 3]
+    prog = dk.make_program(f)(OBS, np.asarray(2, dtype=np.int8))
+    assert not [e for e in prog.equations if e.prim.name == "dynamic_getitem"]
+    np.testing.assert_array_equal(prog(OBS, np.asarray(2, dtype=np.int8)), OBS[2:5])
+
+
 def test_eager_slicing_is_unchanged(backend, to_backend):
     """Outside a program the bounds are data as before: a static getitem whose gradient
     scatters into x, for Python ints and for integer tracers of a transform alike."""

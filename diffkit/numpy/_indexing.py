@@ -17,7 +17,7 @@ import operator
 
 import numpy as np  # static bookkeeping on index arrays only
 
-from diffkit.core.program import Eqn, Lit, NotProgrammable
+from diffkit.core.program import Eqn, Lit, NotProgrammable, Var
 from diffkit.core.tracer import Tracer
 from diffkit.numpy import _elementwise as _el
 from diffkit.numpy._core import _arr, _has_tracer, asarray
@@ -32,6 +32,7 @@ from diffkit.numpy._shape import (
     stack,
     transpose,
 )
+from diffkit.primitives import elementwise as E
 from diffkit.primitives import indexing as P
 
 __all__ = ["_getitem", "_at", "at", "take", "take_along_axis", "sort", "argsort", "nonzero",
@@ -107,7 +108,7 @@ def _window(s: slice) -> _Slice | None:
     step a positive int; None keeps guarding its values (a conservative fallback)."""
     start, stop, step = _base(s.start), _base(s.stop), 1 if s.step is None else s.step
     if (isinstance(step, Tracer) or operator.index(step) <= 0 or start._trace is not stop._trace
-            or start.shape or stop.shape or not (_signed(start.dtype) and _signed(stop.dtype))):
+            or start.shape or stop.shape or not (_int64(start.dtype) and _int64(stop.dtype))):
         return None
     (a, c1), (b, c2) = _offset(start), _offset(stop)
     if a is not b or c2 <= c1:
@@ -117,9 +118,10 @@ def _window(s: slice) -> _Slice | None:
     return _Slice(start, stop, reach, step)
 
 
-def _signed(dtype) -> bool:
-    kind = getattr(dtype, "kind", None)
-    return kind == "i" if kind is not None else str(dtype).startswith("torch.int")
+def _int64(dtype) -> bool:
+    """Adds of small constants to int64 never wrap around (int8's would, and the length
+    would change): every variable `_offset` reads through is int64."""
+    return str(dtype) in ("int64", "torch.int64")
 
 
 def _offset(t) -> tuple:
@@ -131,12 +133,12 @@ def _offset(t) -> tuple:
         k -= 1
         while k >= 0 and not (type(body[k]) is Eqn and body[k].outs[0] is var):
             k -= 1
-        if k < 0 or body[k].prim.name not in ("add", "subtract"):
+        if k < 0 or body[k].prim not in (E.add, E.subtract):
             return var, c
-        (a, b), sign = body[k].ins, 1 if body[k].prim.name == "add" else -1
-        if _int_lit(b) and type(a) is not Lit:
+        (a, b), sign = body[k].ins, 1 if body[k].prim is E.add else -1
+        if _int_lit(b) and type(a) is Var and _int64(a.dtype):
             var, c = a, c + sign * int(b.value)
-        elif sign == 1 and _int_lit(a) and type(b) is not Lit:
+        elif sign == 1 and _int_lit(a) and type(b) is Var and _int64(b.dtype):
             var, c = b, c + int(a.value)
         else:
             return var, c
