@@ -103,6 +103,9 @@ class _Slice:
         return P.Window(self.span, self.step)
 
 
+_DYNAMIC = (Tracer, _Slice)  # the entries a program takes as operands
+
+
 def _window(s: slice) -> _Slice | None:
     """`s` (start and stop traced) as a _Slice when its length is provably constant and its
     step a positive int; None keeps guarding its values (a conservative fallback)."""
@@ -184,7 +187,7 @@ def index_tuple(idx) -> tuple:
 
 def _traced(idx: tuple) -> list[int]:
     """Positions of the traced integer entries and windows of a normal index (`_entry`)."""
-    return [k for k, i in enumerate(idx) if isinstance(i, Tracer | _Slice)]
+    return [k for k, i in enumerate(idx) if isinstance(i, _DYNAMIC)]
 
 
 def _slot(idx: tuple, k: int, shape: tuple):
@@ -217,7 +220,7 @@ def _static(idx: tuple) -> tuple:
 def _gather(x, idx: tuple):
     """`x[idx]` for a normal index: a traced integer entry goes in as an operand."""
     for i in idx:
-        if isinstance(i, Tracer | _Slice):
+        if isinstance(i, _DYNAMIC):
             return _dynamic_gather(x, idx)
     return P.getitem.bind(x, idx=idx)
 
@@ -261,7 +264,7 @@ def _getitem(x, idx):
     if not idx or (len(idx) == 1 and idx[0] is Ellipsis):
         return x
     for i in idx:
-        if isinstance(i, Tracer | _Slice):
+        if isinstance(i, _DYNAMIC):
             return _dynamic_gather(x, idx)
     return P.getitem.bind(x, idx=idx)
 
