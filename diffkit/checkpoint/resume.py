@@ -16,7 +16,9 @@ the files a resume point needs and the journal line naming it are flushed to the
 (fsync), so the point survives the node, not only the process. A run directory
 holding a resume point of a different program (code, state0, args, n_steps, budget, plan or
 options) is refused by a `ResumeError` naming what differs; one without a resume point is
-started over. The directories survive SIGTERM, SIGKILL and errors (they are not
+started over. A directory of manifest version 1 (SHA-256 checksums; version 2 records
+CRC-32 ones, each with its algorithm) resumes, its snapshots verified with SHA-256. The
+directories survive SIGTERM, SIGKILL and errors (they are not
 ``cleanup``'s run directories) and are removed when the gradient succeeds.
 """
 
@@ -43,7 +45,8 @@ from diffkit.errors import ResumeError
 __all__ = ["PREFIX", "Run", "open_run", "resume_sweep"]
 
 PREFIX = "diffkit-resume-"
-_VERSION = 1
+_VERSION = 2  # 2: snapshot checksums as "<algorithm>:<hex>" (CRC-32); 1: bare SHA-256
+_READS = (1, 2)  # the manifest versions this code resumes (each snapshot checked as recorded)
 _ID = "[A-Za-z0-9_.-]{1,100}"
 _active: set[str] = set()  # journal directories of this process's open runs
 
@@ -106,7 +109,7 @@ class Run:
             os.makedirs(d, exist_ok=True)
         self._check_owner()
         manifest = _read_json(os.path.join(self.home, "manifest.json"))
-        ours = manifest is not None and manifest.get("version") == _VERSION
+        ours = manifest is not None and manifest.get("version") in _READS
         point = _replay(self._journal_lines()) if ours else None  # another version: restart
         if point is not None and manifest.get("identity") != self.identity:
             raise ResumeError(self._mismatch(manifest.get("identity") or {}))
@@ -121,6 +124,10 @@ class Run:
         else:
             self._wipe(keep=point["live"], ys=point["ys"])
             self._compact(point)
+            if manifest["version"] != _VERSION:  # older code must not append to it unread
+                _write_json(os.path.join(self.home, "manifest.json"),
+                            {**manifest, "version": _VERSION})
+                self._durable(os.path.join(self.home, "manifest.json"))
             self._durable(os.path.join(self.home, "journal.jsonl"))
         self.point = point
         with open(os.path.join(self.home, "owner"), "w") as fh:
@@ -224,7 +231,7 @@ class Run:
             self.stopped = True
             return
         self.written_keys.add(key)
-        self._log({"save": key[1], "tier": key[0], "path": entry.path, "sha256": entry.digest,
+        self._log({"save": key[1], "tier": key[0], "path": entry.path, "checksum": entry.digest,
                    "layout": [[list(s), d] for s, d in entry.layout]})
         if self.pending is not None and self.pending["key"] == key:
             self._point()
@@ -320,7 +327,8 @@ def resume_sweep(ex, current, at):
     for rec in point["live"].values():
         key = (rec["tier"], rec["save"])
         layout = tuple((tuple(s), d) for s, d in rec["layout"])
-        ex.storage.adopt(key, Entry(rec["path"], rec["sha256"], run.tree, run.kinds, layout))
+        ex.storage.adopt(key, Entry(rec["path"], _checksum(rec, run), run.tree, run.kinds,
+                                    layout))
         if ex.rng is not None:
             ex.rng.at[key] = _load_rng(_rng_path(rec))
     if ex.fp is not None and not _load_fingerprints(os.path.join(run.home, "fingerprints.npy"),
@@ -338,6 +346,16 @@ def resume_sweep(ex, current, at):
     ex.report.resumed_from = point["step"]
     ex.progress.update("forward", point["step"])
     return ex._do(Load(point["step"], point["tier"]), None, None)
+
+
+def _checksum(rec, run) -> str:
+    """A journaled snapshot's checksum: "<algorithm>:<hex>", or version 1's bare SHA-256."""
+    if "checksum" in rec:
+        return rec["checksum"]
+    if "sha256" in rec:
+        return "sha256:" + rec["sha256"]
+    raise ResumeError(f"{run.name}: run {run.id!r}: the journal records no checksum for "
+                      f"{rec['path']}, so it cannot be verified; delete {run.home}")
 
 
 def _replay(lines) -> dict | None:
