@@ -21,11 +21,13 @@ apart from the plan's). "waited" is the time the loop's thread spent in disk-tie
 calls (writing, reading, or waiting for the background thread): the I/O left on the critical
 path, which overlap is to shrink; "CPU" is the process's CPU time (both threads): overlap
 shortens the wall time only when a core is idle to run the I/O thread's share (its copies
-and SHA-256 checksums). The gradients are compared bit for bit.
+and checksums). ``--checksums crc32,sha256`` runs every mode with each snapshot checksum
+(`storage.CHECKSUM`; CRC-32 the default, SHA-256 what diffkit used before), interleaved too:
+what the checksum costs in CPU and wall time. The gradients are compared bit for bit.
 
 Run: python benchmarks/bench_disk_io.py [--state-mb 16] [--steps 40] [--rounds 5]
-     [--path DIR] [--sync] [--cold] [--work 2]   (the disk tier's directory: default the
-     system temp dir)
+     [--path DIR] [--sync] [--cold] [--work 2] [--checksums crc32]   (the disk tier's
+     directory: default the system temp dir)
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ import numpy as np  # noqa: E402
 import diffkit as dk  # noqa: E402
 import diffkit.checkpoint.executor as executor  # noqa: E402
 import diffkit.numpy as dnp  # noqa: E402
+from diffkit.checkpoint import storage as storage_module  # noqa: E402
 from diffkit.checkpoint.storage import Storage  # noqa: E402
 
 MODES = ("overlapped", "synchronous", "sync, same plan")
@@ -116,10 +119,11 @@ def storage_class(cold: bool, overlap: bool):
     return Timed
 
 
-def gradient(step, u0, n, budget, storage):
+def gradient(step, u0, n, budget, storage, checksum):
     """(wall seconds, CPU seconds of the process, gradient, report, seconds waited on disk
-    calls) of one gradient."""
+    calls) of one gradient, its snapshots checked with `checksum`."""
     executor.Storage, IO_WAIT[0] = storage, 0.0
+    storage_module.CHECKSUM, default = checksum, storage_module.CHECKSUM
     try:
         t0, c0 = time.perf_counter(), time.process_time()
         g = dk.grad(lambda u, a: dnp.sum(dk.checkpoint.loop(step, u, n, (a,), budget)),
@@ -127,12 +131,14 @@ def gradient(step, u0, n, budget, storage):
         return (time.perf_counter() - t0, time.process_time() - c0, g,
                 dk.checkpoint.last_report(), IO_WAIT[0])
     finally:
-        executor.Storage = Storage
+        executor.Storage, storage_module.CHECKSUM = Storage, default
 
 
-def measure(state_mb=16.0, steps=40, rounds=5, path=None, sync=True, cold=False, work=2):
-    """Run the three modes interleaved; return {mode: dict of medians and the report}, the
-    times of one step and of one write, and whether the gradients agree bit for bit."""
+def measure(state_mb=16.0, steps=40, rounds=5, path=None, sync=True, cold=False, work=2,
+            checksums=None):
+    """Run the three modes (each with each of `checksums`) interleaved; return {mode: dict of
+    medians and the report} (keys "mode, checksum" with several checksums), the times of one
+    step and of one write, and whether the gradients agree bit for bit."""
     m = int(state_mb * 2**20 / 8)
     u0 = np.linspace(0.0, 1.0, m)
     path = path or tempfile.gettempdir()
@@ -143,9 +149,11 @@ def measure(state_mb=16.0, steps=40, rounds=5, path=None, sync=True, cold=False,
         return {"budget": {"memory": 30 * u0.nbytes, "disk": {**disk, "overlap": overlap}},
                 "schedule": "multilevel", "costs": {"disk_write": 0.01, "disk_read": 0.01}}
 
-    runs = {"overlapped": (budget(True), storage_class(cold, True)),
-            "synchronous": (budget(False), storage_class(cold, False)),
-            "sync, same plan": (budget(True), storage_class(cold, False))}
+    checksums = checksums or [storage_module.CHECKSUM]
+    modes = {"overlapped": (budget(True), storage_class(cold, True)),
+             "synchronous": (budget(False), storage_class(cold, False)),
+             "sync, same plan": (budget(True), storage_class(cold, False))}
+    runs = {_label(m, c, checksums): (*modes[m], c) for c in checksums for m in MODES}
     step(u0, 0, 1.5)
     t_step = time.perf_counter()
     for _ in range(3):
@@ -154,20 +162,25 @@ def measure(state_mb=16.0, steps=40, rounds=5, path=None, sync=True, cold=False,
     t_write = write_time(u0, path, sync)
     wall, cpu, wait = ({k: [] for k in runs} for _ in range(3))
     grads, reps = {}, {}
+    order = list(runs)
     for r in range(rounds):
-        for k in range(len(MODES)):
-            mode = MODES[(k + r) % len(MODES)]
+        for k in range(len(order)):
+            mode = order[(k + r) % len(order)]
             t, c, g, rep, w = gradient(step, u0, steps, *runs[mode])
             wall[mode].append(t)
             cpu[mode].append(c)
             wait[mode].append(w)
             grads[mode], reps[mode] = g, rep
     same = all(np.array_equal(a, b) for g in grads.values()
-               for a, b in zip(g, grads["overlapped"], strict=True))
+               for a, b in zip(g, grads[order[0]], strict=True))
     out = {mode: {"wall": statistics.median(wall[mode]), "cpu": statistics.median(cpu[mode]),
                   "waited": statistics.median(wait[mode]), "report": reps[mode]}
-           for mode in MODES}
+           for mode in runs}
     return out, (t_step, t_write), same
+
+
+def _label(mode, checksum, checksums):
+    return mode if len(checksums) == 1 else f"{mode}, {checksum}"
 
 
 def main(argv=None):
@@ -179,9 +192,12 @@ def main(argv=None):
     ap.add_argument("--sync", action="store_true", help="budget.disk.sync: fsync each file")
     ap.add_argument("--cold", action="store_true", help="drop written files from the cache")
     ap.add_argument("--work", type=int, default=2, help="updates per step (its cost)")
+    ap.add_argument("--checksums", default=storage_module.CHECKSUM,
+                    help="snapshot checksums to compare, comma-separated: crc32,sha256")
     args = ap.parse_args(argv)
+    args.checksums = args.checksums.split(",")
     out, times, same = measure(args.state_mb, args.steps, args.rounds, args.path, args.sync,
-                               args.cold, args.work)
+                               args.cold, args.work, args.checksums)
     report(out, times, same, args)
 
 
@@ -195,19 +211,33 @@ def report(out, times, same, args):
           f"{os.cpu_count()} cores")
     for mode, o in out.items():
         rep = o["report"]
-        print(f"  {mode:<16} {o['wall']:7.3f} s (CPU {o['cpu']:6.3f} s), waited on disk calls "
+        print(f"  {mode:<24} {o['wall']:7.3f} s (CPU {o['cpu']:6.3f} s), waited on disk calls "
               f"{o['waited']:6.3f} s; "
               f"plan {rep.plan.slots}, written {rep.disk_written / 2**20:,.0f} MiB, read "
               f"{rep.disk_read / 2**20:,.0f} MiB, in background {rep.overlapped_writes} "
               f"writes, {rep.read_ahead} reads; I/O room {rep.io_bytes / 2**20:.0f} MiB")
-    on = out["overlapped"]
-    for mode in MODES[1:]:
-        off = out[mode]
-        print(f"  saving against {mode}: {off['wall'] - on['wall']:+.3f} s "
-              f"({1 - on['wall'] / off['wall']:+.1%} of the wall time), waited "
-              f"{off['waited'] - on['waited']:+.3f} s less "
-              f"({1 - on['waited'] / off['waited']:+.1%})")
+    checksums = getattr(args, "checksums", None) or [storage_module.CHECKSUM]
+    for c in checksums:
+        on = out[_label("overlapped", c, checksums)]
+        for mode in MODES[1:]:
+            off = out[_label(mode, c, checksums)]
+            print(f"  saving against {_label(mode, c, checksums)}: "
+                  f"{off['wall'] - on['wall']:+.3f} s "
+                  f"({_less(on['wall'], off['wall'])} of the wall time), waited "
+                  f"{off['waited'] - on['waited']:+.3f} s less "
+                  f"({_less(on['waited'], off['waited'])})")
+    for c in checksums[1:]:
+        for mode in MODES:
+            a, b = out[_label(mode, checksums[0], checksums)], out[_label(mode, c, checksums)]
+            print(f"  {mode}, {checksums[0]} against {c}: wall {_less(a['wall'], b['wall'])}, "
+                  f"CPU {_less(a['cpu'], b['cpu'])}, waited {_less(a['waited'], b['waited'])} "
+                  f"less")
     print(f"  gradients equal bit for bit: {same}")
+
+
+def _less(a, b) -> str:
+    """How much less `a` is than `b`, as a signed fraction of `b`."""
+    return f"{1 - a / b:+.1%}" if b else "n/a"
 
 
 if __name__ == "__main__":
