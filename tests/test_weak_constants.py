@@ -134,3 +134,28 @@ def test_a_numpy_value_that_cannot_move_is_named():
     with pytest.raises(BackendMismatchError, match=r"argument 1 of 'add', a ndarray of dtype "
                                                    r"<U1, cannot move to torch\.Tensor"):
         dnp.add(torch.ones(2), np.array(["a", "b"]))
+
+
+@pytest.mark.parametrize("compile", ["auto", False])
+@pytest.mark.parametrize("kind", ["loop", "while_loop"])
+def test_a_number_argument_of_grad_meets_a_tensor_state_in_untaped_steps(compile, kind):
+    """`dk.grad` makes a NumPy array of a Python-number argument; a checkpointed loop's
+    untaped steps (recomputation, a while loop's condition) call the step on raw values,
+    where the step's own `k * u` of that array and a tensor failed (TypeError)."""
+    u0 = torch.tensor(np.sin(np.linspace(0.0, 6.0, 4096)))
+
+    def step(u, i, k):
+        return u + k * (dnp.roll(u, 1) - 2 * u + dnp.roll(u, -1))
+
+    budget = {"budget": {"memory": "400KiB"}}  # a few states: steps are recomputed
+    if kind == "loop":
+        f = lambda k, b: dnp.sum(dk.checkpoint.loop(step, u0, 30, (k,), b,  # noqa: E731
+                                                    compile=compile) ** 2)
+    else:
+        f = lambda k, b: dnp.sum(dk.checkpoint.while_loop(  # noqa: E731
+            lambda u, i, k: i < 30 + 0 * k, step, u0, (k,), b, compile=compile) ** 2)
+    g = dk.grad(f)(0.1, budget)
+    assert dk.checkpoint.last_report().advances > 30  # steps were recomputed untaped
+    want = dk.grad(f)(0.1, {"budget": {"memory": "1GiB"}, "schedule": "store_all"}
+                      if kind == "loop" else {"budget": {"memory": "1GiB"}})
+    np.testing.assert_allclose(to_numpy(g), to_numpy(want), rtol=1e-12)
