@@ -22,6 +22,7 @@ from diffkit.checkpoint.baselines import Periodic, StoreAll
 from diffkit.checkpoint.budget import Budget, Costs, Disk, load_budget, parse_bytes
 from diffkit.checkpoint.compiled import compile_steps
 from diffkit.checkpoint.compiled_forward import ForwardReport, last_forward_report
+from diffkit.checkpoint.fuse import fuse_steps
 from diffkit.checkpoint.loop import loop, while_loop
 from diffkit.checkpoint.multilevel import MultiLevel, StepCosts, Tier
 from diffkit.checkpoint.online import Online
@@ -38,6 +39,7 @@ from diffkit.checkpoint.validate import Summary, validate
 __all__ = [
     # checkpointed loops
     "loop", "while_loop", "scan", "last_report", "last_reports", "Report", "compile_steps",
+    "fuse_steps",
     "last_forward_report", "ForwardReport",
     # recomputation of one function (jax.checkpoint / jax.remat)
     "remat",

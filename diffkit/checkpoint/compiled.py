@@ -20,6 +20,7 @@ import weakref
 
 import numpy as np
 
+from diffkit.checkpoint import fuse
 from diffkit.checkpoint.planner import human_bytes
 from diffkit.checkpoint.stepcheck import RngState
 from diffkit.core import pytree
@@ -103,6 +104,8 @@ class CompiledStep:
         self.accepts = lambda leaves: True  # whether to trace for new inputs (the executor's)
         self.before_retrace = lambda nbytes, i: None  # step i's new trace will take `nbytes`
         # (the executor's: it may re-plan, or refuse, when the budget has no room)
+        self.n_steps: int | None = None  # the loop's length (the executor's): whether
+        # fusing its programs pays (`fuse.wanted`)
 
     @property
     def on(self) -> bool:
@@ -112,7 +115,8 @@ class CompiledStep:
         """For the loop's report: how the step ran."""
         if self.reason is not None:
             return f"eager (not compiled: {self.reason})"
-        return (f"compiled: {len(self.entries)} program set(s) traced, "
+        fused = " fused" if any(e.fused for e in self.entries) else ""
+        return (f"compiled{fused}: {len(self.entries)} program set(s) traced, "
                 f"{self.replays:,} replays")
 
     def give_up(self, reason: str, cause: BaseException | None = None) -> None:
@@ -248,7 +252,8 @@ class CompiledStep:
         finally:
             trace.active = False
         inputs = [b for b in boxed if type(b) is ProgramTracer] + [index]
-        entry = _Entry(trace.body, n_fwd, inputs, outs, in_cts, slots, sig, self.pool)
+        entry = _Entry(trace.body, n_fwd, inputs, outs, in_cts, slots, sig, self.pool,
+                       fuse.wanted(self.n_steps))
         pick = [k for k, b in enumerate(boxed) if type(b) is ProgramTracer]
         entry.pick = None if len(pick) == len(leaves) else pick  # the rest are constants
         entry.trace_peak = trace.peak
@@ -285,7 +290,7 @@ class _Entry:
     """One traced program set: forward (with residuals), plain forward, backward, and the
     residuals alone (taping a step in the reverse sweep, whose next state is not wanted)."""
 
-    def __init__(self, body, n_fwd, inputs, outs, in_cts, slots, sig, pool):
+    def __init__(self, body, n_fwd, inputs, outs, in_cts, slots, sig, pool, fusing=False):
         ins = [t.var for t in inputs]
         bwd_outs = [None if c is None else ref(c) for c in in_cts]
         flows = [r for r in bwd_outs if r is not None]
@@ -304,6 +309,7 @@ class _Entry:
         kinds = [t.var.kind for t in inputs if t.var.shape]  # not the tracers: they keep
         self.backend_kind = kinds[0] if kinds else None  # the trace and its values
         self.outer = any(isinstance(_primal(t), Tracer) for t in inputs)
+        self.fusing = fusing
         self.build(pool)
         self._backward_bind = None
         self.kept_nbytes = _PROGRAM_TAPE_BYTES + sum(v.nbytes for v in self.residuals)
@@ -312,8 +318,10 @@ class _Entry:
     def build(self, pool: dict | None) -> None:
         """Generate the programs' code, writing temporaries into `pool`'s buffers where the
         backend offers them (None: no buffers), and size their temporaries."""
-        fwd, plain, bwd, only = self.programs
         run = _runner(self.backend_kind, self.outer, pool)
+        lower = run.lower if self.fusing else lambda p: p  # fused (Backend.lower_program):
+        fwd, plain, bwd, only = map(lower, self.programs)  # the bind path keeps the traced
+        self.fused = any(a is not b for a, b in zip((fwd, plain, bwd, only), self.programs))
         (self.forward, f_pool), (self.plain, p_pool) = run(fwd), run(plain)
         (self.backward, b_pool), (self.residual_only, _) = run(bwd), run(only)
         made = {v.n for v in fwd.ins}
@@ -342,14 +350,17 @@ def _runner(kind, outer: bool, pool: dict | None):
     backend = registry().backend_of(kind) if kind is not None else None
     offer = getattr(backend, "program_buffers", None)
     if pool is None or offer is None or outer:
-        return lambda program: (compile_program(program), frozenset())
+        def run(program):
+            return compile_program(program), frozenset()
+    else:
+        def run(program):
+            buffers = offer(program, pool)
+            pooled = frozenset(program.body[k].outs[0].n for k in buffers)
+            return compile_program(program, buffers=buffers), pooled
 
-    def run(program):
-        buffers = offer(program, pool)
-        pooled = frozenset(program.body[k].outs[0].n for k in buffers)
-        return compile_program(program, buffers=buffers), pooled
-
-    return run
+    lowering = None if outer else getattr(backend, "lower_program", None)
+    run.lower = lowering or (lambda program: program)  # (`run.lower`: values of outer
+    return run  # transforms go through bind, which a lowered program cannot)
 
 
 def _step_vjp(entry: _Entry, residuals):

@@ -41,6 +41,11 @@ class Backend:
             equations of a compiled program (`core.program`) whose kernel may write into a
             preallocated output, with the arrays (taken from `pool`, which the programs of
             one loop share). None: every output is allocated by its kernel.
+        lower_program: `lower_program(program) -> program` computing the same values with
+            other equations (NumPy's: elementwise chains fused into one numba loop,
+            plugins/diffkit_numpy/fusion.py), applied to a compiled loop step's programs
+            before `program_buffers` when fusion is on (`dk.checkpoint.fuse_steps`); never
+            to programs run through `bind`. None: programs run as traced.
     """
 
     name: str
@@ -52,6 +57,7 @@ class Backend:
     inexact: Callable[[Any], bool | None] | None = None
     default: bool = False
     program_buffers: Callable[..., dict] | None = None
+    lower_program: Callable[[Any], Any] | None = None
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from diffkit_numpy import (
     shape,
     special,
 )
+from diffkit_numpy.fusion import lower_program
 from diffkit_numpy.programs import program_buffers
 
 FAMILIES = (creation, elementwise, special, reductions, products, shape, indexing, linalg, fft)
@@ -51,6 +52,7 @@ BACKEND = Backend(
     inexact=lambda dt: dt.kind in "fc" if isinstance(dt, np.dtype) else None,
     default=True,
     program_buffers=program_buffers,
+    lower_program=lower_program,
 )
 
 

@@ -1,0 +1,72 @@
+"""Whether compiled loop steps fuse their elementwise chains (`Backend.lower_program`).
+
+Fusing (NumPy: numba loops, plugins/diffkit_numpy/fusion.py) makes a replayed step several
+times faster but compiles each new kernel once per process (~0.1-1 s), so "auto" fuses only
+loops long enough to pay for that: offline loops of at least `MIN_STEPS` steps, when numba
+is installed; a while_loop, whose length is unknown, fuses only with True.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+
+from diffkit.errors import CompileError, TransformError
+
+__all__ = ["fuse_steps", "wanted", "MIN_STEPS"]
+
+MIN_STEPS = 2000  # 1-D Burgers N=512: ~1 s of kernel compiling against ~0.1 ms saved a
+# step (forward and reverse), benchmarks/bench_compiled.py; docs/benchmarks.md
+
+_WORDS = {"auto": "auto", "1": True, "true": True, "on": True, "0": False, "false": False,
+          "off": False}
+
+
+def _numba() -> bool:
+    return importlib.util.find_spec("numba") is not None
+
+
+def _parse(mode, where: str, need: bool = True):
+    if isinstance(mode, str) and mode.lower() in _WORDS:
+        mode = _WORDS[mode.lower()]
+    if mode is not True and mode is not False and mode != "auto":
+        raise TransformError(f"{where}: fusion must be 'auto', True or False, got {mode!r}")
+    if mode is True and need and not _numba():
+        raise CompileError(f"{where}: fusing compiled steps needs numba, which is not "
+                           f"installed: pip install 'diffkit[fast]' (or pass 'auto')")
+    return mode
+
+
+# from the environment, True without numba runs unfused (the backend's lowering needs it)
+_default = [_parse(os.environ.get("DIFFKIT_FUSE", "auto"), "$DIFFKIT_FUSE", need=False)]
+
+
+def wanted(n_steps: int | None) -> bool:
+    """Whether a compiled step of a loop of `n_steps` steps (None: a while_loop) fuses."""
+    mode = _default[0]
+    if mode == "auto":
+        return n_steps is not None and n_steps >= MIN_STEPS and _numba()
+    return mode
+
+
+class fuse_steps:  # noqa: N801 - used as a function and a with-block, like a setting
+    """Set whether compiled loop steps fuse elementwise chains into one compiled loop
+    (NumPy backend, needs numba: ``pip install 'diffkit[fast]'``): 'auto' (the default;
+    also `$DIFFKIT_FUSE`) fuses loops of at least `MIN_STEPS` steps, True every compiled
+    loop (while_loop included), False none. Results equal the unfused programs' (to an ulp
+    for sin, exp, ...). As a call it sets the default; in a `with` block, for the block.
+
+    >>> import diffkit as dk
+    >>> with dk.checkpoint.fuse_steps(False):
+    ...     pass  # compiled steps here run one NumPy call per equation
+    """
+
+    def __init__(self, mode):
+        self._previous = _default[0]
+        _default[0] = _parse(mode, "fuse_steps")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        _default[0] = self._previous

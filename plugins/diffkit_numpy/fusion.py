@@ -1,0 +1,313 @@
+"""Fused elementwise kernels for NumPy compiled programs (`Backend.lower_program`).
+
+A compiled step's program is mostly NumPy ufunc calls on arrays of one shape, each ~1 us on
+512 elements and each allocating a temporary. `lower_program` finds maximal groups of such
+equations (float64 or float32 arrays of one shape, 0-d values and Python-number constants,
+plus `roll` read as a shifted index) and replaces each group by one equation whose kernel is
+a numba loop over the elements computing only the group's values read outside it: values
+used only inside the group are never materialized. No fastmath: + - * / are bitwise NumPy's;
+sin, exp, ... are libm's (within an ulp of NumPy's SIMD loops). numba is optional (extra
+`diffkit[fast]`) and imported only here, when a program is lowered; kernels are cached in
+this process by their source (never on disk), so a second gradient call compiles nothing.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from diffkit.core.primitive import Primitive
+from diffkit.core.program import Eqn, Guard, Lit, Program, Var
+
+__all__ = ["lower_program", "available", "compilations", "FUSED"]
+
+# a synthetic primitive naming fused equations; never registered, never bound: a fused
+# equation exists only in a program run by its kernel (`compile_program`)
+FUSED = Primitive("fused_elementwise", nondiff=True, multiple_results=True,
+                  doc="A group of elementwise equations run as one numba loop.")
+
+_BINARY = {np.add: "{0} + {1}", np.subtract: "{0} - {1}", np.multiply: "{0} * {1}",
+           np.divide: "{0} / {1}", np.power: "{0} ** {1}",
+           np.maximum: "{0} if ({0} >= {1} or {0} != {0}) else {1}",  # NaN propagates
+           np.minimum: "{0} if ({0} <= {1} or {0} != {0}) else {1}"}
+_UNARY = {np.negative: "-{0}", np.square: "{0} * {0}", np.absolute: "abs({0})"}
+_UNARY.update({f: f"np.{f.__name__}({{0}})" for f in (
+    np.sin, np.cos, np.tan, np.exp, np.log, np.tanh, np.sqrt, np.sinh, np.cosh, np.arctan,
+    np.log1p, np.expm1)})
+_NAMED = {"tanh_grad": "{0} * (ONE - {1} * {1})"}  # g * (1 - y*y): the NumPy kernel's order
+_DTYPES = (np.dtype(np.float64), np.dtype(np.float32))
+_RECOMPUTE = 16  # a rolled in-group value is recomputed at the shifted index up to this
+# many equations; a larger one ends the group (it is materialized, then rolled)
+_MAX_NDIM = 4
+
+_kernels: dict[str, object] = {}  # generated source -> compiled numba dispatcher
+_numba: list = []  # [the numba module, or None], on first use
+
+
+def available() -> bool:
+    """Whether numba can be imported (fusion needs it)."""
+    if not _numba:
+        try:
+            import numba
+        except ImportError:
+            numba = None
+        _numba.append(numba)
+    return _numba[0] is not None
+
+
+def compilations() -> int:
+    """Kernels compiled in this process so far (each new group source compiles once)."""
+    return len(_kernels)
+
+
+def lower_program(program: Program) -> Program:
+    """`program` with each group of two or more fusible equations replaced by one fused
+    equation, placed before the first item that reads one of its values (a guard ends
+    every group: no equation moves across one). Without numba, `program` itself."""
+    if not available():
+        return program
+    readers: dict[int, set] = {}
+    for k, item in enumerate(program.body):
+        for v in (item.var,) if type(item) is Guard else item.ins:
+            if type(v) is Var:
+                readers.setdefault(v.n, set()).add(k)
+    outs = {v.n for v in program.outs if type(v) is Var}
+    body, groups, owner = [], {}, {}  # owner: var number -> its open group
+
+    def close(g):
+        del groups[g.key]
+        for k in g.members:
+            for o in program.body[k].outs:
+                owner.pop(o.n, None)
+        body.extend(g.lower(program.body, readers, outs))
+
+    for k, item in enumerate(program.body):
+        key = _fusible(item) if type(item) is Eqn else None
+        if key is not None:
+            g = groups.get(key)
+            if g is not None and item.prim.name == "roll" and item.ins[0].n in owner \
+                    and g.ancestors(program.body, item.ins[0].n) > _RECOMPUTE:
+                close(g)
+                g = None
+            if g is None:
+                g = groups[key] = _Group(key)
+            g.members.append(k)
+            g.index.update((o.n, k) for o in item.outs)
+            owner.update((o.n, g) for o in item.outs)
+            continue
+        reads = (item.var,) if type(item) is Guard else item.ins
+        hit = list(groups.values()) if type(item) is Guard else \
+            {id(owner[v.n]): owner[v.n] for v in reads if type(v) is Var and v.n in owner}.values()
+        for g in sorted(hit, key=lambda g: g.members[0]):
+            close(g)
+        body.append(item)
+    for g in sorted(groups.values(), key=lambda g: g.members[0]):
+        close(g)
+    return Program(program.ins, program.outs, body)
+
+
+def _fusible(eqn: Eqn):
+    """The (shape, dtype) of the loop an equation can join, or None."""
+    if len(eqn.outs) != 1:
+        return None
+    o = eqn.outs[0]
+    dt = o.dtype
+    if not (isinstance(dt, np.dtype) and dt in _DTYPES and 1 <= len(o.shape) <= _MAX_NDIM
+            and o.kind is np.ndarray and 0 not in o.shape):
+        return None
+    if eqn.prim.name == "roll":
+        x = eqn.ins[0]
+        ok = (type(x) is Var and x.shape == o.shape and x.kind is np.ndarray and x.dtype == dt
+              and eqn.params.get("axis") is not None
+              and all(type(s) is int for s in eqn.params["shift"]))
+        return (o.shape, dt) if ok else None
+    if _template(eqn) is None or eqn.params:
+        return None
+    if eqn.kernel is np.power and type(eqn.ins[1]) is not Lit:
+        return None  # a constant exponent only
+    for v in eqn.ins:
+        if type(v) is Lit:
+            if not _weak(v.value, dt):
+                return None
+        elif v.shape == ():
+            if not (v.kind in (int, float) or v.dtype == dt):
+                return None
+        elif not (v.shape == o.shape and v.kind is np.ndarray and v.dtype == dt):
+            return None
+    return o.shape, dt
+
+
+def _weak(value, dt) -> bool:
+    """A constant that leaves the result's dtype `dt`: a Python number (NumPy's weak
+    scalar), or a NumPy scalar or 0-d array of dtype `dt`."""
+    if type(value) in (int, float):
+        return True
+    return getattr(value, "dtype", None) == dt and getattr(value, "shape", None) == ()
+
+
+def _template(eqn: Eqn):
+    k = eqn.kernel
+    if k is None:
+        return None
+    if isinstance(k, np.ufunc):
+        t = _BINARY.get(k) if k.nin == 2 else _UNARY.get(k)
+        return t if k.nin == len(eqn.ins) else None
+    return _NAMED.get(eqn.prim.name) if k is _named_kernel(eqn.prim.name) else None
+
+
+def _named_kernel(name):
+    from diffkit_numpy.elementwise import OWN
+
+    return OWN.get(name)
+
+
+class _Group:
+    """An open group of fusible equations (body indices) of one (shape, dtype)."""
+
+    def __init__(self, key):
+        self.key, self.members, self.index = key, [], {}  # index: var number -> body index
+
+    def ancestors(self, body, n: int) -> int:
+        """How many of the group's equations the value numbered `n` depends on."""
+        seen, todo = set(), [n]
+        while todo:
+            k = self.index.get(todo.pop())
+            if k is not None and k not in seen:
+                seen.add(k)
+                todo += [v.n for v in body[k].ins if type(v) is Var]
+        return len(seen)
+
+    def lower(self, body, readers, outs) -> list:
+        """The group as body items: one fused equation, or its equations unchanged when
+        fusing would not pay (a single equation, rolls alone) or numba refuses it."""
+        eqns = [body[k] for k in self.members]
+        if len(eqns) < 2 or all(e.prim.name == "roll" for e in eqns):
+            return eqns
+        mine = set(self.members)
+        results = [o for e in eqns for o in e.outs
+                   if o.n in outs or any(r not in mine for r in readers.get(o.n, ()))]
+        if not results:
+            return eqns
+        ins, seen = [], set()
+        for e in eqns:
+            for v in e.ins:
+                if type(v) is Var and v.n not in self.index and v.n not in seen:
+                    seen.add(v.n)
+                    ins.append(v)
+        try:
+            kernel = _build(self.key, eqns, ins, results, self.index)
+        except Exception:  # noqa: BLE001 - a group numba cannot compile runs unfused
+            return eqns
+        return [Eqn(FUSED, ins, {}, tuple(results), kernel)]
+
+
+def _build(key, eqns, ins, results, index):
+    """The Python function running one group: allocates the results, calls the kernel."""
+    shape, dt = key
+    src = _Source(shape, dt, eqns, ins, index).text(results)
+    disp = _kernels.get(src)
+    if disp is None:
+        disp = _kernels[src] = _compile(src, shape, dt, ins, len(results))
+    names = [f"x{k}" for k in range(len(ins))]
+    call = [f"F({x})" if v.shape == () else x for x, v in zip(names, ins, strict=True)]
+    cont = [a if v.shape == () else f"C({a})" for a, v in zip(call, ins, strict=True)]
+    res = [f"o{k}" for k in range(len(results))]
+    lines = [f"def fused({', '.join(names)}):"]
+    lines += [f"    {o} = E(S, D)" for o in res]
+    lines += [f"    try:\n        K({', '.join(call + res)})",
+              f"    except TypeError:  # a non-contiguous input: the kernel reads C order\n"
+              f"        K({', '.join(cont + res)})",
+              f"    return ({', '.join(res)},)"]
+    env = {"E": np.empty, "S": shape, "D": dt, "F": dt.type, "C": np.ascontiguousarray,
+           "K": disp}
+    exec(compile("\n".join(lines) + "\n", "<diffkit fused>", "exec"), env)  # noqa: S102
+    fused = env.pop("fused")
+    fused.source = src
+    return fused
+
+
+def _compile(src, shape, dt, ins, n_out):
+    numba = _numba[0]
+    t = numba.from_dtype(dt)
+    nd = len(shape)
+    arg = lambda v: t if v.shape == () else numba.types.Array(t, nd, "C", readonly=True)  # noqa: E731
+    sig = numba.types.void(*[arg(v) for v in ins],
+                           *[numba.types.Array(t, nd, "C")] * n_out)
+    env = {"np": np}
+    exec(compile(src, "<diffkit fused kernel>", "exec"), env)  # noqa: S102 - from a program
+    return numba.njit(sig, error_model="numpy", nogil=True, cache=False)(env["kernel"])
+
+
+class _Source:
+    """The numba source of one group: nested loops over `shape`, each result computed from
+    the inputs at the loop index; a roll reads its operand at a shifted index (an operand
+    computed in the group is recomputed there)."""
+
+    def __init__(self, shape, dt, eqns, ins, index):
+        self.shape, self.dt, self.index = shape, dt, index
+        self.eqn = {o.n: e for e in eqns for o in e.outs}
+        self.arg = {v.n: k for k, v in enumerate(ins)}
+        self.scalar = {v.n for v in ins if v.shape == ()}
+        self.consts: dict = {}  # (type, value) -> name
+        self.lines: list[str] = []
+        self.memo: dict = {}  # (var number, shifts) -> name
+        self.shifted: dict = {}  # (axis, shift) -> index name, defined at its loop level
+
+    def text(self, results) -> str:
+        nd = len(self.shape)
+        zero = (0,) * nd
+        stores = [f"o{k}[{self._idx(zero)}] = {self._value(v, zero)}"
+                  for k, v in enumerate(results)]
+        args = [f"x{k}" for k in range(len(self.arg))] + [f"o{k}" for k in range(len(results))]
+        out = [f"def kernel({', '.join(args)}):"]
+        out += [f"    {name} = np.{self.dt.name}(float({str(float(value))!r}))"
+                for (_, value), name in self.consts.items()]  # float('inf') included
+        pad = "    "
+        for a, n in enumerate(self.shape):
+            out.append(f"{pad}for i{a} in range({n}):")
+            pad += "    "
+            for (ax, s), name in sorted(self.shifted.items()):
+                if ax == a:
+                    out.append(f"{pad}{name} = i{a} + {n - s} if i{a} < {s} else i{a} - {s}")
+        out += [pad + line for line in self.lines + stores]
+        return "\n".join(out) + "\n"
+
+    def _idx(self, shifts) -> str:
+        parts = []
+        for a, s in enumerate(shifts):
+            if s:
+                parts.append(self.shifted.setdefault((a, s), f"j{a}_{s}"))
+            else:
+                parts.append(f"i{a}")
+        return ", ".join(parts)
+
+    def _const(self, value) -> str:
+        key = (type(value), value.item() if hasattr(value, "item") else value)
+        return self.consts.setdefault(key, f"c{len(self.consts)}")
+
+    def _value(self, v, shifts) -> str:
+        """The name of variable `v` read at the loop index shifted by `shifts`."""
+        if type(v) is Lit:
+            return self._const(v.value)
+        if v.n in self.scalar:
+            return f"x{self.arg[v.n]}"
+        key = (v.n, shifts)
+        name = self.memo.get(key)
+        if name is not None:
+            return name
+        e = self.eqn.get(v.n)
+        if e is None:
+            expr = f"x{self.arg[v.n]}[{self._idx(shifts)}]"
+        elif e.prim.name == "roll":
+            shifts = list(shifts)
+            for s, ax in zip(e.params["shift"], e.params["axis"], strict=True):
+                shifts[ax] = (shifts[ax] + s) % self.shape[ax]
+            name = self.memo[key] = self._value(e.ins[0], tuple(shifts))
+            return name
+        else:
+            args = [self._value(a, shifts) for a in e.ins]
+            expr = _template(e).format(*args)
+            if "ONE" in expr:
+                expr = expr.replace("ONE", self._const(1))
+        name = self.memo[key] = f"t{len(self.memo)}"
+        self.lines.append(f"{name} = {expr}")
+        return name
