@@ -10,6 +10,8 @@ import dataclasses
 import time
 from typing import NamedTuple
 
+import numpy as np
+
 from diffkit.checkpoint import ranks
 from diffkit.checkpoint.actions import RAM, Advance, Discard, Forward, Load, Reverse, Save
 from diffkit.checkpoint.budget import Budget, load_budget
@@ -123,8 +125,10 @@ class Executor:
         n_x = len(self.io.x_flat)
         primals = unbox(flat_in, trace)
         state0, args = pytree.unflatten(in_tree, primals[:len(primals) - n_x])
-        self.state0, self.args = state0, tuple(args)
-        self.flat_args, self.a_tree = pytree.flatten(self.args)
+        flat_args, self.a_tree = pytree.flatten(tuple(args))
+        self.state0 = state0  # NumPy arguments on a tensor state's backend, as weak constants
+        self.args = _weak_moved(tuple(args), flat_args, self.a_tree, state0)
+        self.flat_args = pytree.leaves(self.args)
         # only the arguments the caller differentiates need cotangents (every state leaf
         # that can carry one does: it may come to depend on a traced value)
         n_s = len(flat_in) - len(self.flat_args) - n_x  # args' and x_i's leaves: traced?
@@ -665,6 +669,26 @@ class _Replan(Exception):
     def __init__(self, nbytes: int, step: int, retrace: bool = False):
         super().__init__(nbytes, step)
         self.nbytes, self.step, self.retrace = nbytes, step, retrace
+
+
+def _weak_moved(args: tuple, flat: list, tree, state) -> tuple:
+    """`args` with their 0-d NumPy arrays (what `dk.grad` makes of a Python-number argument)
+    on the state's backend and device when the state is on another, as a traced call would
+    move them (weak constants): an untaped step's own `k * u` would meet a NumPy array and a
+    tensor, which neither library accepts, and VJP rules would mix the two. Larger NumPy
+    arguments stay as given (a step may use them as NumPy data)."""
+    from diffkit.core.dispatch import registry
+
+    reg = registry()
+    strong = next((x for x in pytree.leaves(state) if (b := reg.backend_of(type(x)))
+                   is not None and not b.default), None)
+    weak = [isinstance(x, np.ndarray | np.generic) and x.ndim == 0 for x in flat]
+    if strong is None or not any(weak):
+        return args
+    backend = reg.backend_of(type(strong))
+    device = getattr(strong, "device", None)
+    return pytree.unflatten(tree, [backend.asarray(x, device=device) if w else x
+                                   for x, w in zip(flat, weak, strict=True)])
 
 
 def _expect(at, step, action):
