@@ -144,7 +144,8 @@ def step_table(p: Problem, rounds: int) -> None:
 
 
 # -- table 2: whole gradients -----------------------------------------------------------------
-def diffkit_grad(p: Problem, n: int, budget, compile):
+def diffkit_grad(p: Problem, n: int, budget, compile, fuse=False):
+    """`fuse`: compiled steps fuse elementwise chains into numba loops (fuse_steps)."""
     step = p.make_step(dnp)
     argnums = tuple(range(1 + len(p.args)))
 
@@ -152,7 +153,11 @@ def diffkit_grad(p: Problem, n: int, budget, compile):
         u = dk.checkpoint.loop(step, u0, n, args, budget, compile=compile)
         return dnp.sum(u * u)
 
-    return lambda: dk.grad(loss, argnums=argnums)(p.u0, *p.args)
+    def run():
+        with dk.checkpoint.fuse_steps(fuse):
+            return dk.grad(loss, argnums=argnums)(p.u0, *p.args)
+
+    return run
 
 
 def torch_grad(p: Problem, n: int):
@@ -220,6 +225,16 @@ def gradient_table(p: Problem, rounds: int) -> None:
            "diffkit eager, store-all": diffkit_grad(p, n, big, False),
            f"diffkit compiled, Revolve {slots}": diffkit_grad(p, n, tight, "auto"),
            f"diffkit eager, Revolve {slots}": diffkit_grad(p, n, tight, False)}
+    if importlib.util.find_spec("numba"):
+        fused = diffkit_grad(p, n, big, True, fuse=True)
+        t0 = time.perf_counter()
+        fused()  # compiles the kernels (cached in the process: later calls compile nothing)
+        t1 = time.perf_counter()
+        fused()
+        print(f"  {p.name}: fusing's first gradient call {t1 - t0:.2f} s, the next "
+              f"{time.perf_counter() - t1:.2f} s (numba compiling the kernels)")
+        fns["diffkit fused, store-all"] = fused
+        fns[f"diffkit fused, Revolve {slots}"] = diffkit_grad(p, n, tight, "auto", fuse=True)
     if p.adjoint is not None:
         fns["hand-written, store-all"] = lambda: hand_written(p, n)
         fns[f"hand-written, Revolve {slots}"] = lambda: hand_revolve(p, n, slots)
@@ -235,7 +250,7 @@ def gradient_table(p: Problem, rounds: int) -> None:
           f"Revolve with {slots} snapshots = 1/20 of store-all's memory)")
     for k, v in t.items():
         print(f"    {k:34s} {v * 1e3:9.1f} ms  {v / unit:6.2f}x")
-    print(f"    (diffkit compiled, Revolve: the step ran {how})")
+    print(f"    (diffkit compiled, Revolve: the step ran {how}; 'compiled' rows unfused)")
     if p.adjoint is not None:
         rev = t[f"hand-written, Revolve {slots}"]
         print(f"    compiled / hand-written: store-all "
@@ -246,6 +261,11 @@ def gradient_table(p: Problem, rounds: int) -> None:
         print(f"    compiled / JAX jit: store-all "
               f"{t['diffkit compiled, store-all'] / t['JAX jit scan, store-all']:.2f}x, "
               f"checkpointed {ckpt:.2f}x")
+        if "diffkit fused, store-all" in t:
+            ckpt = t[f"diffkit fused, Revolve {slots}"] / t["JAX jit scan + checkpoint"]
+            print(f"    fused / JAX jit: store-all "
+                  f"{t['diffkit fused, store-all'] / t['JAX jit scan, store-all']:.2f}x, "
+                  f"checkpointed {ckpt:.2f}x")
 
 
 # -- table 3: 2-D Burgers in few states -------------------------------------------------------
@@ -289,10 +309,15 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="1/20 of the steps, 3 rounds")
     ap.add_argument("--big", action="store_true", help="2-D Burgers at 1024^2 too")
+    ap.add_argument("--gradients-1d", action="store_true", help="table 2, 1-D problems only")
     opts = ap.parse_args(argv)
     scale, rounds = (0.05, 3) if opts.quick else (1.0, 5)
     sizes = [512, 1024] if opts.big else [512]
     probs = problems(scale, sizes[0])
+    if opts.gradients_1d:
+        for p in probs[:2]:
+            gradient_table(p, rounds)
+        return
     print("== 1. one step ==")
     for p in probs:
         step_table(p, rounds * 3)
