@@ -105,7 +105,7 @@ class CompiledStep:
         self.before_retrace = lambda nbytes, i: None  # step i's new trace will take `nbytes`
         # (the executor's: it may re-plan, or refuse, when the budget has no room)
         self.n_steps: int | None = None  # the loop's length (the executor's): whether
-        # fusing its programs pays (`fuse.wanted`)
+        # fusing its programs pays (`fuse.plan`)
 
     @property
     def on(self) -> bool:
@@ -115,9 +115,9 @@ class CompiledStep:
         """For the loop's report: how the step ran."""
         if self.reason is not None:
             return f"eager (not compiled: {self.reason})"
-        fused = " fused" if any(e.fused for e in self.entries) else ""
-        return (f"compiled{fused}: {len(self.entries)} program set(s) traced, "
-                f"{self.replays:,} replays")
+        fused = ", fused" if any(e.fused for e in self.entries) else ""  # (fuse_steps)
+        return (f"compiled: {len(self.entries)} program set(s) traced, "
+                f"{self.replays:,} replays{fused}")
 
     def give_up(self, reason: str, cause: BaseException | None = None) -> None:
         """Run eagerly from now on; with compile=True, raise instead."""
@@ -253,7 +253,7 @@ class CompiledStep:
             trace.active = False
         inputs = [b for b in boxed if type(b) is ProgramTracer] + [index]
         entry = _Entry(trace.body, n_fwd, inputs, outs, in_cts, slots, sig, self.pool,
-                       fuse.wanted(self.n_steps))
+                       fuse.plan(self.n_steps))
         pick = [k for k, b in enumerate(boxed) if type(b) is ProgramTracer]
         entry.pick = None if len(pick) == len(leaves) else pick  # the rest are constants
         entry.trace_peak = trace.peak
@@ -290,7 +290,8 @@ class _Entry:
     """One traced program set: forward (with residuals), plain forward, backward, and the
     residuals alone (taping a step in the reverse sweep, whose next state is not wanted)."""
 
-    def __init__(self, body, n_fwd, inputs, outs, in_cts, slots, sig, pool, fusing=False):
+    def __init__(self, body, n_fwd, inputs, outs, in_cts, slots, sig, pool,
+                 fusing=(False, None)):
         ins = [t.var for t in inputs]
         bwd_outs = [None if c is None else ref(c) for c in in_cts]
         flows = [r for r in bwd_outs if r is not None]
@@ -309,7 +310,7 @@ class _Entry:
         kinds = [t.var.kind for t in inputs if t.var.shape]  # not the tracers: they keep
         self.backend_kind = kinds[0] if kinds else None  # the trace and its values
         self.outer = any(isinstance(_primal(t), Tracer) for t in inputs)
-        self.fusing = fusing
+        self.fusing = fusing  # (whether to lower the programs, runs expected: `fuse.plan`)
         self.build(pool)
         self._backward_bind = None
         self.kept_nbytes = _PROGRAM_TAPE_BYTES + sum(v.nbytes for v in self.residuals)
@@ -319,7 +320,8 @@ class _Entry:
         """Generate the programs' code, writing temporaries into `pool`'s buffers where the
         backend offers them (None: no buffers), and size their temporaries."""
         run = _runner(self.backend_kind, self.outer, pool)
-        lower = run.lower if self.fusing else lambda p: p  # fused (Backend.lower_program):
+        on, runs = self.fusing
+        lower = (lambda p: run.lower(p, runs)) if on else lambda p: p  # (lower_program):
         fwd, plain, bwd, only = map(lower, self.programs)  # the bind path keeps the traced
         self.fused = any(a is not b for a, b in zip((fwd, plain, bwd, only), self.programs))
         (self.forward, f_pool), (self.plain, p_pool) = run(fwd), run(plain)
@@ -359,7 +361,7 @@ def _runner(kind, outer: bool, pool: dict | None):
             return compile_program(program, buffers=buffers), pooled
 
     lowering = None if outer else getattr(backend, "lower_program", None)
-    run.lower = lowering or (lambda program: program)  # (`run.lower`: values of outer
+    run.lower = lowering or (lambda program, runs: program)  # (`run.lower`: values of outer
     return run  # transforms go through bind, which a lowered program cannot)
 
 

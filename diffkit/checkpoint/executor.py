@@ -365,7 +365,7 @@ class Executor:
         # after step 0
         compiled = self.compiled if self.compiled is not None and self.compiled.on else None
         if compiled is not None:  # the programs on step 0 (traced now, or replayed)
-            compiled.n_steps = n  # fusing the programs pays on long loops (`fuse.wanted`)
+            compiled.n_steps = n  # fusing the programs pays on long loops (`fuse.plan`)
             if not compiled.insist:  # a trace that outgrows the budget stops: run eagerly
                 compiled.trace_limit = self.budget.memory - fixed(ys=False)
             flat, tree = pytree.flatten(self.state0)

@@ -1,9 +1,11 @@
 """Whether compiled loop steps fuse their elementwise chains (`Backend.lower_program`).
 
 Fusing (NumPy: numba loops, plugins/diffkit_numpy/fusion.py) makes a replayed step several
-times faster but compiles each new kernel once per process (~0.1-1 s), so "auto" fuses only
-loops long enough to pay for that: offline loops of at least `MIN_STEPS` steps, when numba
-is installed; a while_loop, whose length is unknown, fuses only with True.
+times faster but compiles each new kernel once per process (~0.5-1 s), so "auto" fuses only
+where that pays: an offline loop tells the backend its length, and a kernel is compiled
+once the steps run with it in this process (over every call: an optimizer's iterations)
+reach the backend's threshold (NumPy: 20,000); a while_loop, whose length is unknown,
+fuses only with True, which compiles every kernel at once.
 """
 
 from __future__ import annotations
@@ -13,10 +15,7 @@ import os
 
 from diffkit.errors import CompileError, TransformError
 
-__all__ = ["fuse_steps", "wanted", "MIN_STEPS"]
-
-MIN_STEPS = 2000  # 1-D Burgers N=512: ~1 s of kernel compiling against ~0.1 ms saved a
-# step (forward and reverse), benchmarks/bench_compiled.py; docs/benchmarks.md
+__all__ = ["fuse_steps", "plan"]
 
 _WORDS = {"auto": "auto", "1": True, "true": True, "on": True, "0": False, "false": False,
           "off": False}
@@ -41,19 +40,21 @@ def _parse(mode, where: str, need: bool = True):
 _default = [_parse(os.environ.get("DIFFKIT_FUSE", "auto"), "$DIFFKIT_FUSE", need=False)]
 
 
-def wanted(n_steps: int | None) -> bool:
-    """Whether a compiled step of a loop of `n_steps` steps (None: a while_loop) fuses."""
+def plan(n_steps: int | None) -> tuple[bool, int | None]:
+    """For a compiled step of a loop of `n_steps` steps (None: a while_loop): (whether to
+    lower its programs, the runs to count toward compiling kernels; None: compile now)."""
     mode = _default[0]
     if mode == "auto":
-        return n_steps is not None and n_steps >= MIN_STEPS and _numba()
-    return mode
+        return n_steps is not None and _numba(), n_steps
+    return mode, None
 
 
 class fuse_steps:  # noqa: N801 - used as a function and a with-block, like a setting
     """Set whether compiled loop steps fuse elementwise chains into one compiled loop
     (NumPy backend, needs numba: ``pip install 'diffkit[fast]'``): 'auto' (the default;
-    also `$DIFFKIT_FUSE`) fuses loops of at least `MIN_STEPS` steps, True every compiled
-    loop (while_loop included), False none. Results equal the unfused programs' (to an ulp
+    also `$DIFFKIT_FUSE`) fuses a loop's kernels once the steps run with them in this
+    process reach 20,000 (compiling one takes ~1 s), True every compiled loop at once
+    (while_loop included), False none. Results equal the unfused programs' (to an ulp
     for sin, exp, ...). As a call it sets the default; in a `with` block, for the block.
 
     >>> import diffkit as dk

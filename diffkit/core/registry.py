@@ -41,11 +41,13 @@ class Backend:
             equations of a compiled program (`core.program`) whose kernel may write into a
             preallocated output, with the arrays (taken from `pool`, which the programs of
             one loop share). None: every output is allocated by its kernel.
-        lower_program: `lower_program(program) -> program` computing the same values with
-            other equations (NumPy's: elementwise chains fused into one numba loop,
+        lower_program: `lower_program(program, runs) -> program` computing the same values
+            with other equations (NumPy's: elementwise chains fused into one numba loop,
             plugins/diffkit_numpy/fusion.py), applied to a compiled loop step's programs
             before `program_buffers` when fusion is on (`dk.checkpoint.fuse_steps`); never
-            to programs run through `bind`. None: programs run as traced.
+            to programs run through `bind`. `runs`: how often the caller expects to run it
+            (it may skip work that would not pay), None: lower fully now. None: programs
+            run as traced.
     """
 
     name: str

@@ -9,6 +9,8 @@ used only inside the group are never materialized. No fastmath: + - * / are bitw
 sin, exp, ... are libm's (within an ulp of NumPy's SIMD loops). numba is optional (extra
 `diffkit[fast]`) and imported only here, when a program is lowered; kernels are cached in
 this process by their source (never on disk), so a second gradient call compiles nothing.
+A caller that says how often a program will run (`runs`) gets a kernel compiled only once
+the runs counted for its source reach `HOT_RUNS`: until then its group stays unfused.
 """
 
 from __future__ import annotations
@@ -38,6 +40,10 @@ _DTYPES = (np.dtype(np.float64), np.dtype(np.float32))
 _RECOMPUTE = 16  # a rolled in-group value is recomputed at the shifted index up to this
 # many equations; a larger one ends the group (it is materialized, then rolled)
 _MAX_NDIM = 4
+HOT_RUNS = 20000  # compiling a kernel takes ~0.5-1 s; fusing saves ~30-50 us a 1-D step
+# (forward and reverse, benchmarks/bench_compiled.py): it pays after ~20,000 steps
+
+_runs: dict[str, int] = {}  # source -> runs counted toward compiling it
 
 _kernels: dict[str, object] = {}  # generated source -> compiled numba dispatcher
 _numba: list = []  # [the numba module, or None], on first use
@@ -59,10 +65,12 @@ def compilations() -> int:
     return len(_kernels)
 
 
-def lower_program(program: Program) -> Program:
+def lower_program(program: Program, runs: int | None = None) -> Program:
     """`program` with each group of two or more fusible equations replaced by one fused
     equation, placed before the first item that reads one of its values (a guard ends
-    every group: no equation moves across one). Without numba, `program` itself."""
+    every group: no equation moves across one). With `runs` (how many times the caller
+    will run it), a group whose kernel is not compiled yet is fused only once the runs
+    counted for it reach `HOT_RUNS`. Without numba, `program` itself."""
     if not available():
         return program
     readers: dict[int, set] = {}
@@ -78,7 +86,7 @@ def lower_program(program: Program) -> Program:
         for k in g.members:
             for o in program.body[k].outs:
                 owner.pop(o.n, None)
-        body.extend(g.lower(program.body, readers, outs))
+        body.extend(g.lower(program.body, readers, outs, runs))
 
     for k, item in enumerate(program.body):
         key = _fusible(item) if type(item) is Eqn else None
@@ -102,6 +110,8 @@ def lower_program(program: Program) -> Program:
         body.append(item)
     for g in sorted(groups.values(), key=lambda g: g.members[0]):
         close(g)
+    if len(body) == len(program.body):
+        return program  # nothing fused: the same program (its caller may tell)
     return Program(program.ins, program.outs, body)
 
 
@@ -176,9 +186,10 @@ class _Group:
                 todo += [v.n for v in body[k].ins if type(v) is Var]
         return len(seen)
 
-    def lower(self, body, readers, outs) -> list:
+    def lower(self, body, readers, outs, runs) -> list:
         """The group as body items: one fused equation, or its equations unchanged when
-        fusing would not pay (a single equation, rolls alone) or numba refuses it."""
+        fusing would not pay (a single equation, rolls alone, a kernel not yet hot) or
+        numba refuses it."""
         eqns = [body[k] for k in self.members]
         if len(eqns) < 2 or all(e.prim.name == "roll" for e in eqns):
             return eqns
@@ -194,17 +205,22 @@ class _Group:
                     seen.add(v.n)
                     ins.append(v)
         try:
-            kernel = _build(self.key, eqns, ins, results, self.index)
+            kernel = _build(self.key, eqns, ins, results, self.index, runs)
         except Exception:  # noqa: BLE001 - a group numba cannot compile runs unfused
             return eqns
-        return [Eqn(FUSED, ins, {}, tuple(results), kernel)]
+        return eqns if kernel is None else [Eqn(FUSED, ins, {}, tuple(results), kernel)]
 
 
-def _build(key, eqns, ins, results, index):
-    """The Python function running one group: allocates the results, calls the kernel."""
+def _build(key, eqns, ins, results, index, runs):
+    """The Python function running one group (allocates the results, calls the kernel), or
+    None while its kernel is not compiled and its runs stay below `HOT_RUNS`."""
     shape, dt = key
     src = _Source(shape, dt, eqns, ins, index).text(results)
     disp = _kernels.get(src)
+    if disp is None and runs is not None:
+        _runs[src] = _runs.get(src, 0) + runs
+        if _runs[src] < HOT_RUNS:
+            return None
     if disp is None:
         disp = _kernels[src] = _compile(src, shape, dt, ins, len(results))
     names = [f"x{k}" for k in range(len(ins))]
