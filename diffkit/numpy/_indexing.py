@@ -138,7 +138,7 @@ def _offset(t) -> tuple:
     k = len(body)
     while True:
         k -= 1
-        while k >= 0 and not (type(body[k]) is Eqn and body[k].outs[0] is var):
+        while k >= 0 and not (type(body[k]) is Eqn and var in body[k].outs):
             k -= 1
         sign = _SHIFTS.get(body[k].prim) if k >= 0 else None
         if sign is None:
