@@ -23,7 +23,8 @@ path, which overlap is to shrink; "CPU" is the process's CPU time (both threads)
 shortens the wall time only when a core is idle to run the I/O thread's share (its copies
 and checksums). ``--checksums crc32,sha256`` runs every mode with each snapshot checksum
 (`storage.CHECKSUM`; CRC-32 the default, SHA-256 what diffkit used before), interleaved too:
-what the checksum costs in CPU and wall time. The gradients are compared bit for bit.
+what the checksum costs in CPU and wall time; first, the CPU time of one snapshot written
+and read back through `Storage` with each. The gradients are compared bit for bit.
 
 Run: python benchmarks/bench_disk_io.py [--state-mb 16] [--steps 40] [--rounds 5]
      [--path DIR] [--sync] [--cold] [--work 2] [--checksums crc32]   (the disk tier's
@@ -179,6 +180,32 @@ def measure(state_mb=16.0, steps=40, rounds=5, path=None, sync=True, cold=False,
     return out, (t_step, t_write), same
 
 
+def snapshot_cpu(state_mb, path, checksums, rounds=9):
+    """{checksum: (write, read) CPU ms}: one state written and read back through `Storage`
+    (its checksum at both), medians of interleaved rounds."""
+    u = np.linspace(0.0, 1.0, int(state_mb * 2**20 / 8))
+    times = {c: ([], []) for c in checksums}
+    s = Storage(path)
+    try:
+        for r in range(rounds):
+            for k, c in enumerate(checksums):
+                storage_module.CHECKSUM, default = c, storage_module.CHECKSUM
+                try:
+                    c0 = time.process_time()
+                    s.save(r * len(checksums) + k, "disk", u)
+                    c1 = time.process_time()
+                    s.load(r * len(checksums) + k, "disk")
+                    c2 = time.process_time()
+                finally:
+                    storage_module.CHECKSUM = default
+                s.discard(r * len(checksums) + k, "disk")
+                times[c][0].append(c1 - c0)
+                times[c][1].append(c2 - c1)
+    finally:
+        s.close()
+    return {c: tuple(statistics.median(t) * 1e3 for t in w_r) for c, w_r in times.items()}
+
+
 def _label(mode, checksum, checksums):
     return mode if len(checksums) == 1 else f"{mode}, {checksum}"
 
@@ -196,6 +223,9 @@ def main(argv=None):
                     help="snapshot checksums to compare, comma-separated: crc32,sha256")
     args = ap.parse_args(argv)
     args.checksums = args.checksums.split(",")
+    for c, (w, r) in snapshot_cpu(args.state_mb, args.path, args.checksums).items():
+        print(f"one {args.state_mb:.0f} MiB snapshot through Storage, {c}: write {w:.1f} ms, "
+              f"verified read {r:.1f} ms of CPU (medians of 9, interleaved)")
     out, times, same = measure(args.state_mb, args.steps, args.rounds, args.path, args.sync,
                                args.cold, args.work, args.checksums)
     report(out, times, same, args)
