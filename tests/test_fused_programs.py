@@ -127,6 +127,15 @@ def test_float32_and_strong_scalars():
     np.testing.assert_array_equal(got[0], want[0])
 
 
+def test_same_chain_two_dtypes():  # no constant names the dtype: the kernels still differ
+    f = lambda u, v: u * v + u - v  # noqa: E731
+    for dt in (np.float64, np.float32):
+        u, v = RNG.random(50).astype(dt), RNG.random(50).astype(dt)
+        want, got, _, q = both(f, u, v)
+        assert fused_eqns(q) == 1 and got[0].dtype == dt
+        np.testing.assert_array_equal(got[0], want[0])
+
+
 def test_unfusible_left_alone():
     ints = program(lambda u: (u * 2 + 1) * 3, np.arange(10))
     cplx = program(lambda u: (u * 2 + 1) * 3, np.ones(10) * (1 + 1j))

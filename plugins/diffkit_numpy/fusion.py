@@ -274,7 +274,7 @@ class _Source:
         stores = [f"o{k}[{self._idx(zero)}] = {self._value(v, zero)}"
                   for k, v in enumerate(results)]
         args = [f"x{k}" for k in range(len(self.arg))] + [f"o{k}" for k in range(len(results))]
-        out = [f"def kernel({', '.join(args)}):"]
+        out = [f"def kernel({', '.join(args)}):  # {self.dt.name}"]  # the cache key
         out += [f"    {name} = np.{self.dt.name}(float({str(float(value))!r}))"
                 for (_, value), name in self.consts.items()]  # float('inf') included
         pad = "    "
