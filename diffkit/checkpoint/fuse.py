@@ -22,7 +22,10 @@ _WORDS = {"auto": "auto", "1": True, "true": True, "on": True, "0": False, "fals
 
 
 def _numba() -> bool:
-    return importlib.util.find_spec("numba") is not None
+    try:  # (a module blocked with sys.modules["numba"] = None raises ValueError)
+        return importlib.util.find_spec("numba") is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def _parse(mode, where: str, need: bool = True):
