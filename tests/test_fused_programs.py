@@ -253,3 +253,15 @@ def test_hvp_through_fused_loop_binds_unfused():
     with dk.checkpoint.fuse_steps(True):
         got = dk.hvp(f, (u0,), (t,))
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=0)
+
+
+def test_loop_working_set_sees_fused_programs():
+    u0 = RNG.uniform(0.5, 1.0, (48, 48))
+    step = lambda u, i, nu: burgers2d(u, nu)  # noqa: E731
+    J = lambda u, nu: dnp.sum(dk.checkpoint.loop(step, u, 10, (nu,), BIG, compile=True))  # noqa: E731
+    sets = {}
+    for mode in (False, True):
+        with dk.checkpoint.fuse_steps(mode):
+            dk.grad(J)(u0, 0.01)
+        sets[mode] = dk.checkpoint.last_report().reverse_bytes
+    assert sets[True] <= sets[False] - 3 * u0.nbytes  # the unfused programs' temporaries
