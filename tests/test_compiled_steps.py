@@ -172,7 +172,7 @@ def nested_loop(u, i, k):
 ATTACKS = {  # step: what compile=True's error names
     random_step: "different programs: it draws random numbers",
     float_step: r"float\(x\) turns a traced floating-point value",
-    list_indexed: "guards took more than 8 different outcomes.*pass the array in args=",
+    list_indexed: "guards took more than 8 different outcomes.*pass it in args=",
     custom_rule: "custom_vjp '_halve_grad' is called inside it",
     nested_loop: "checkpoint.loop is called inside it",
 }

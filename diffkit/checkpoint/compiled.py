@@ -174,9 +174,11 @@ class CompiledStep:
             return None  # inputs the programs were not made for (the executor decides)
         if len(self.entries) >= MAX_PROGRAMS:
             last = self.entries[0].guard_summary
-            hint = ("; an index that takes a new value at every step is a traced integer "
-                    "indexing a NumPy array or a Python list the step closes over: pass the "
-                    "array in args= (or use dnp.take) to make the index an operand"
+            hint = ("; a traced integer used as an index or a size that takes a new value "
+                    "at every step is a guard: a NumPy array or Python list the step closes "
+                    "over, indexed by i (pass it in args= or use dnp.take, and i is an "
+                    "operand), or a slice whose length changes with i (obs[i:], obs[i:2*i]; "
+                    "obs[i:i + k] with a fixed k is an operand)"
                     if "used as an index" in last else "")
             self.give_up(f"its guards took more than {MAX_PROGRAMS} different outcomes "
                          f"(last: {last}){hint}")
