@@ -283,6 +283,10 @@ def _peak_run(f):
         tracemalloc.stop()
 
 
+def _has_numba() -> bool:
+    return importlib.util.find_spec("numba") is not None
+
+
 def few_states(p: Problem) -> None:
     """The least budget (in states, counting everything the loop holds: snapshots, tapes,
     cotangents, temporaries, tracing) that plans and runs compiled and eagerly, with the
@@ -291,14 +295,15 @@ def few_states(p: Problem) -> None:
     _, e = _peak_run(diffkit_grad(p, n, {"budget": {"memory": 4 * state}}, "auto"))
     print(f"  {p.name}, {n} steps, budget 4 states: "
           f"{'runs' if e is None else 'refused: ' + str(e).split(': ', 1)[-1]}")
-    for compile in ("auto", False):
-        for k in range(8, 41):
+    fusing = [True] if _has_numba() else []
+    for compile, fuse in [("auto", f) for f in fusing] + [("auto", False), (False, False)]:
+        for k in range(4, 41):
             budget = {"budget": {"memory": k * state}}
-            peak, e = _peak_run(diffkit_grad(p, n, budget, compile))
+            peak, e = _peak_run(diffkit_grad(p, n, budget, compile, fuse))
             rep = dk.checkpoint.last_report()
             if e is None and (compile is False or rep.compiled.startswith("compiled")):
                 break
-        label = "compiled" if compile else "eager"
+        label = "fused" if fuse else "compiled" if compile else "eager"
         print(f"    {label:8s} least budget {k} states: {rep.plan.schedule}, kept per taped "
               f"step {rep.work_bytes / state:.2f} states, working set "
               f"{rep.reverse_bytes / state:.2f} states, measured peak {peak / state:.2f} "
