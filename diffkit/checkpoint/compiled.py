@@ -146,6 +146,31 @@ class CompiledStep:
         outs, entry, residuals = got
         return outs, _step_vjp(entry, residuals)
 
+    def taped_step(self, leaves: list, i: int, outputs: bool, ns: int, na: int):
+        """`taped` for the executor, in one closure: (outputs or None, step_vjp) where
+        `step_vjp(ct, ct_y)` gives the cotangents of `leaves` split at `ns` and `na` (state,
+        args, x_i), as `Executor._tape`'s. None when the step runs eagerly."""
+        got = self._replay(leaves, i, taped=True, outputs=outputs)
+        if got is None:
+            return None
+        outs, entry, residuals = got
+        slots, zeros, flows = entry.ct_slots, entry.zeros, entry.flows
+        places = [k for k, f in zip(self.diff_pos, flows, strict=True) if f]
+        backward_for, n = entry.backward_for, len(leaves)
+
+        def step_vjp(ct, ct_y=()):
+            given = []
+            for k in slots:
+                c = ct[k] if k < len(ct) else ct_y[k - len(ct)]
+                given.append(zeros[k]() if c is None else c)
+            cts = [None] * n
+            for k, c in zip(places, backward_for(given)(*residuals, *given), strict=True):
+                cts[k] = c
+            return cts[:ns], cts[ns:na], cts[na:]
+
+        step_vjp.tape = _ResidualTape(entry.kept_nbytes)
+        return outs, step_vjp
+
     def _replay(self, leaves, i, taped, outputs=True):
         if self.reason is not None:
             return None
@@ -495,8 +520,11 @@ def _data_nbytes(values) -> int:
 
 def _signature(leaves) -> tuple:
     """Types, shapes and dtypes of the inputs: a program applies only to the same."""
-    return tuple((type(x), getattr(x, "shape", None), getattr(x, "dtype", None))
-                 for x in leaves)
+    try:  # arrays (the common case, once per replayed step)
+        return tuple([(type(x), x.shape, x.dtype) for x in leaves])
+    except AttributeError:  # a Python number among them
+        return tuple((type(x), getattr(x, "shape", None), getattr(x, "dtype", None))
+                     for x in leaves)
 
 
 def _same_body(a: list, b: list) -> bool:

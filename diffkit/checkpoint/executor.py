@@ -222,7 +222,8 @@ class Executor:
         reversed step, so it does no pytree work it can avoid. With `outputs=False` (the
         reverse sweep, which wants only the tape) a compiled step computes just what its
         backward program reads, and the next state returned is None."""
-        flat_s, s_tree = pytree.flatten(state)
+        flat_s, s_tree = ([state], pytree.LEAF) if type(state) is np.ndarray else \
+            pytree.flatten(state)
         x = self.io.x_at(i)
         leaves, ns = flat_s + self.flat_args + x, len(flat_s)
         na = ns + len(self.flat_args)
@@ -279,31 +280,18 @@ class Executor:
 
     def _tape_compiled(self, leaves, s_tree, ns, na, i, outputs=True):
         """`_tape` by the step's forward and backward programs (None: run it eagerly)."""
-        got = self.compiled.taped(leaves, i, outputs)  # programs exist only for inputs that get
-        pos = self.compiled.diff_pos  # cotangents at `diff_pos` (`accepts`)
-        if got is None:
+        got = self.compiled.taped_step(leaves, i, outputs, ns, na)  # programs exist only for
+        if got is None:  # inputs that get cotangents at `diff_pos` (`accepts`)
             return None
         self.calls += 1
-        outs, vjp = got
-        n_leaves = len(leaves)
-        if outs is not None:
-            primal, y = outs[:ns], outs[ns:]
-            self.io.put_y(i, y)
-            del y
-        del outs, leaves
-
-        def step_vjp(ct, ct_y=()):
-            cts = [None] * n_leaves
-            for k, c in zip(pos, vjp(list(ct) + list(ct_y)), strict=True):
-                cts[k] = c
-            return cts[:ns], cts[ns:na], cts[na:]
-
-        step_vjp.tape = vjp.tape
+        outs, step_vjp = got
         if self.fp is not None:
             self.fp.skip(i + 1)
-        if not outputs:
+        if outs is None:
             return None, step_vjp
-        return pytree.unflatten(s_tree, primal), step_vjp
+        self.io.put_y(i, outs[ns:])
+        state = outs[0] if s_tree is pytree.LEAF else pytree.unflatten(s_tree, outs[:ns])
+        return state, step_vjp
 
     def _check_closure(self, leaves, i):
         for leaf in leaves:

@@ -14,7 +14,8 @@ from typing import Any, NamedTuple
 
 from diffkit.errors import PytreeError
 
-__all__ = ["flatten", "unflatten", "map", "leaves", "structure", "register_pytree_node", "TreeDef"]
+__all__ = ["flatten", "unflatten", "map", "leaves", "structure", "register_pytree_node", "TreeDef",
+           "LEAF"]
 
 # TreeDef equality and hashing are tuple operations that recurse in C, taking about two of
 # the interpreter's 1,000 recursion levels per tree level (a 1,000-deep TreeDef fails to
@@ -59,6 +60,7 @@ class TreeDef(NamedTuple):
 
 
 _LEAF = TreeDef(None, None, ())
+LEAF = _LEAF  # the structure of a single leaf (`flatten(x)[1] is LEAF` for an array)
 
 
 def register_pytree_node(cls: type, flatten_fn: Callable, unflatten_fn: Callable) -> None:
