@@ -256,6 +256,7 @@ class CompiledStep:
         na = ns + self.n_args
         boxed = [_box(trace, x, k, ns, na, self.diff_pos) for k, x in enumerate(leaves)]
         index = trace.new(np.asarray(i, dtype=np.int64))
+        trace.live = trace.peak = 0  # the inputs are the caller's (the plan counts the state)
         if taped:
             trace.differentiate([boxed[k] for k in self.diff_pos])
         try:
@@ -423,6 +424,8 @@ class _MeasuredTrace(ProgramTrace):
     def new(self, value):
         t = super().new(value)
         n = t.var.nbytes + 112
+        if self.live < 0:  # (an input, not counted, was freed: it never is while tracing)
+            self.live = 0
         self.live += n
         self.peak = max(self.peak, self.live)
         if self.limit is not None and \
