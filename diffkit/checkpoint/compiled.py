@@ -22,6 +22,7 @@ import numpy as np
 
 from diffkit.checkpoint import fuse
 from diffkit.checkpoint.planner import human_bytes
+from diffkit.checkpoint.setting import ModeSetting, mode_of
 from diffkit.checkpoint.stepcheck import RngState
 from diffkit.core import pytree
 from diffkit.core.program import GuardFailed, NotProgrammable, Program, ProgramTrace, ProgramTracer
@@ -47,15 +48,9 @@ def _tracing_bytes(lines: int) -> int:
 
 
 def _parse(mode, where: str):
-    if isinstance(mode, str) and mode.lower() in _WORDS:
-        return _WORDS[mode.lower()]
-    if mode is True or mode is False or mode == "auto":
-        return mode
-    raise TransformError(f"{where}: compile must be 'auto', True or False, got {mode!r}")
+    return mode_of(mode, where, "compile")
 
 
-_WORDS = {"auto": "auto", "1": True, "true": True, "on": True, "0": False, "false": False,
-          "off": False}
 _default = [_parse(os.environ.get("DIFFKIT_COMPILE", "auto"), "$DIFFKIT_COMPILE")]
 
 
@@ -64,7 +59,7 @@ def resolve(mode, where: str):
     return _default[0] if mode is None else _parse(mode, where)
 
 
-class compile_steps:  # noqa: N801 - used as a function and a with-block, like a setting
+class compile_steps(ModeSetting):  # noqa: N801 - a function and a with-block, a setting
     """Set whether loops compile their steps when their `compile=` is not given: 'auto'
     (the default; also `$DIFFKIT_COMPILE`), True, or False (run every step's Python, for
     debugging: a print in the step then runs at every step). As a call it sets the default;
@@ -75,15 +70,7 @@ class compile_steps:  # noqa: N801 - used as a function and a with-block, like a
     ...     pass  # loops here run their steps eagerly
     """
 
-    def __init__(self, mode):
-        self._previous = _default[0]
-        _default[0] = _parse(mode, "compile_steps")
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        _default[0] = self._previous
+    _default, _parse = _default, staticmethod(_parse)
 
 
 class CompiledStep:

@@ -13,13 +13,10 @@ from __future__ import annotations
 import importlib.util
 import os
 
-from diffkit.errors import CompileError, TransformError
+from diffkit.checkpoint.setting import ModeSetting, mode_of
+from diffkit.errors import CompileError
 
 __all__ = ["fuse_steps", "plan"]
-
-_WORDS = {"auto": "auto", "1": True, "true": True, "on": True, "0": False, "false": False,
-          "off": False}
-
 
 def _numba() -> bool:
     try:  # (a module blocked with sys.modules["numba"] = None raises ValueError)
@@ -29,10 +26,7 @@ def _numba() -> bool:
 
 
 def _parse(mode, where: str, need: bool = True):
-    if isinstance(mode, str) and mode.lower() in _WORDS:
-        mode = _WORDS[mode.lower()]
-    if mode is not True and mode is not False and mode != "auto":
-        raise TransformError(f"{where}: fusion must be 'auto', True or False, got {mode!r}")
+    mode = mode_of(mode, where, "fusion")
     if mode is True and need and not _numba():
         raise CompileError(f"{where}: fusing compiled steps needs numba, which is not "
                            f"installed: pip install 'diffkit[fast]' (or pass 'auto')")
@@ -52,7 +46,7 @@ def plan(n_steps: int | None) -> tuple[bool, int | None]:
     return mode, None
 
 
-class fuse_steps:  # noqa: N801 - used as a function and a with-block, like a setting
+class fuse_steps(ModeSetting):  # noqa: N801 - a function and a with-block, a setting
     """Set whether compiled loop steps fuse elementwise chains into one compiled loop
     (NumPy backend, needs numba: ``pip install 'diffkit[fast]'``): 'auto' (the default;
     also `$DIFFKIT_FUSE`) fuses a loop's kernels once the steps run with them in this
@@ -65,12 +59,4 @@ class fuse_steps:  # noqa: N801 - used as a function and a with-block, like a se
     ...     pass  # compiled steps here run one NumPy call per equation
     """
 
-    def __init__(self, mode):
-        self._previous = _default[0]
-        _default[0] = _parse(mode, "fuse_steps")
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        _default[0] = self._previous
+    _default, _parse = _default, staticmethod(_parse)
