@@ -47,7 +47,8 @@ class Primitive:
 
     __slots__ = (
         "name", "jvp_args", "jvp_all", "vjp_args", "vjp_all", "nondiff", "multiple_results",
-        "sample", "subgradient", "saves_args", "saves_ans", "doc", "kernels", "keep",
+        "sample", "subgradient", "saves_args", "saves_ans", "value_shaped", "doc", "kernels",
+        "keep",
     )
 
     def __init__(
@@ -62,6 +63,7 @@ class Primitive:
         subgradient: str | None = None,
         saves_args: bool = True,
         saves_ans: bool = True,
+        value_shaped: bool | Callable = False,
         doc: str = "",
     ):
         self.name = name
@@ -73,6 +75,9 @@ class Primitive:
         self.subgradient = subgradient
         self.saves_args = saves_args
         self.saves_ans = saves_ans
+        # its outputs' shapes depend on its inputs' values (nonzero, a boolean mask): True,
+        # or a predicate on the arguments saying when; a program guards those shapes
+        self.value_shaped = value_shaped
         self.doc = doc
         self.kernels: dict[type, Callable] = {}  # cache of the active registry: type -> kernel
         self.keep: dict[int, tuple] = {}  # traced-argument mask -> what a tape node keeps

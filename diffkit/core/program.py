@@ -97,7 +97,8 @@ class Eqn:
 
 
 class Guard:
-    """`var`'s outcome under `kind` ("bool": bool(x); "value": x.tolist()) must equal
+    """`var`'s outcome under `kind` ("bool": bool(x); "value": x.tolist(); "shape":
+    tuple(x.shape), for a value whose shape its inputs' values decide) must equal
     `expected` for the program to apply; `what` says which Python operation made it."""
 
     __slots__ = ("var", "kind", "expected", "what")
@@ -240,6 +241,10 @@ class ProgramTrace(Trace):
         kernel = None if lower else _kernel_of(prim, primals)
         outs = tuple(self.new(a) for a in ans) if prim.multiple_results else (self.new(ans),)
         self.body.append(Eqn(prim, ins, dict(params), tuple(o.var for o in outs), kernel))
+        shaped = prim.value_shaped
+        if shaped and (shaped is True or shaped(primals)):
+            for o in outs:  # a replay on other values makes another shape: a new program
+                self.body.append(Guard(o.var, "shape", o.var.shape, f"shape of {prim.name}"))
         if mask and not prim.nondiff:
             self._keep(prim, args, outs, mask)
         return outs if prim.multiple_results else outs[0]

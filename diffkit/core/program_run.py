@@ -57,8 +57,8 @@ def compile_program(program: Program, through_bind: bool = False, buffers=None):
         else:
             x = names[item.var.n]
             env[f"e{k}"] = item.expected
-            test = (f"bool({x}) is not e{k}" if item.kind == "bool"
-                    else f"{x}.tolist() != e{k}")
+            test = {"bool": f"bool({x}) is not e{k}", "value": f"{x}.tolist() != e{k}",
+                    "shape": f"tuple({x}.shape) != e{k}"}[item.kind]
             lines.append(f"    if {test}:\n        raise GuardFailed({k})")
         gone = [names[v.n] for v in dead if v.n in names]
         if gone:

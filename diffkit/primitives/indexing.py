@@ -254,7 +254,7 @@ def filled(idx: tuple, i, shape: tuple, scalar) -> tuple:
 dynamic_getitem = linear(
     "dynamic_getitem",
     lambda g, _ans, _x, i, idx, shape: dynamic_scatter.bind(g, i, idx=idx, shape=shape), None,
-    saves_ans=False,
+    saves_ans=False, value_shaped=lambda args: is_bool_array(args[1]),  # x[mask]: its count
     sample=cases(
         (lambda r: (r.normal(size=(5, 3)), np.asarray(-2)),
          {"idx": (OPERAND, slice(None)), "shape": (5, 3)}),
@@ -334,9 +334,9 @@ dynamic_index_add = Primitive(
 _NONZERO_SAMPLE = cases((lambda r: (r.normal(size=(3, 4)) > 0,), {}))
 argsort = nondiff("argsort", sample=cases((lambda r: (r.normal(size=(3, 4)),), {"axis": -1}),
                                           (lambda r: (r.normal(size=(3, 4)),), {"axis": None})))
-nonzero = nondiff("nonzero", multiple_results=True, sample=_NONZERO_SAMPLE)
-argwhere = nondiff("argwhere", sample=_NONZERO_SAMPLE)
-flatnonzero = nondiff("flatnonzero", sample=_NONZERO_SAMPLE)
+nonzero = nondiff("nonzero", multiple_results=True, value_shaped=True, sample=_NONZERO_SAMPLE)
+argwhere = nondiff("argwhere", value_shaped=True, sample=_NONZERO_SAMPLE)
+flatnonzero = nondiff("flatnonzero", value_shaped=True, sample=_NONZERO_SAMPLE)
 
 PRIMITIVES = (getitem, index_add, index_set, index_mul, index_min, index_max,
               dynamic_getitem, dynamic_scatter, dynamic_index_set, dynamic_index_add,

@@ -258,7 +258,7 @@ argpartition = nondiff(  # samples partition at every position: NumPy's order is
     sample=cases((lambda r: (r.normal(size=(3, 5)),), {"kth": (0, 1, 2, 3), "axis": -1}),
                  (lambda r: (r.normal(size=(4,)),), {"kth": (0, 1, 2), "axis": 0})))
 unique = nondiff(  # (index of first occurrence, inverse, counts), sorted as NumPy's unique
-    "unique", multiple_results=True,
+    "unique", multiple_results=True, value_shaped=True,
     sample=cases((lambda r: (r.integers(0, 4, size=(3, 4)).astype(float),), {}),
                  (lambda r: (r.integers(0, 2, size=(3, 4)).astype(float),), {"axis": 1})))
 
