@@ -25,7 +25,14 @@ from diffkit.checkpoint.planner import human_bytes
 from diffkit.checkpoint.setting import ModeSetting, mode_of
 from diffkit.checkpoint.stepcheck import RngState
 from diffkit.core import pytree
-from diffkit.core.program import GuardFailed, NotProgrammable, Program, ProgramTrace, ProgramTracer
+from diffkit.core.program import (
+    GuardFailed,
+    NeedsValues,
+    NotProgrammable,
+    Program,
+    ProgramTrace,
+    ProgramTracer,
+)
 from diffkit.core.program_passes import cse, order_for_memory, peak_bytes, prune, ref, split
 from diffkit.core.program_run import compile_program
 from diffkit.core.program_vjp import transpose
@@ -85,6 +92,8 @@ class CompiledStep:
         self.traces = self.replays = 0
         self.trace_peak = 0  # most bytes of traced values alive at once while tracing
         self.trace_limit: int | None = None  # bytes a trace's values may take (the budget)
+        self.shapes_only = None  # the backend's stand_in once tracing values did not fit:
+        self.too_large = ""  # every trace then follows shapes only (`_trace_checked`)
         self.pool: dict | None = {}  # preallocated outputs the programs share
         # (Backend.program_buffers); None: none (`drop_buffers`)
         self.on_trace = lambda outs, i: None  # checks a new program's outputs (the executor's)
@@ -197,26 +206,33 @@ class CompiledStep:
             return None
         if self.entries:
             self.before_retrace(self.stats()[4], i)
-        return self._trace_new(leaves, i, sig)
+        return self._trace_new(leaves, i, sig, taped)
 
     # -- tracing ----------------------------------------------------------------------
-    def _trace_new(self, leaves, i, sig):
+    def _trace_new(self, leaves, i, sig, taped):
         rng = RngState()  # tracing must not consume the global generators' draws
         try:
-            return self._trace_checked(leaves, i, sig)
+            return self._trace_checked(leaves, i, sig, taped)
         finally:
             rng.restore()
 
-    def _trace_checked(self, leaves, i, sig):
-        try:  # the first program is traced twice and must come out the same; the plain
-            # trace first, so that the second does not run beside the first one's values
-            plain = None if self.entries else self._trace(leaves, i, sig, taped=False)
-            entry, outs, residuals = self._trace(leaves, i, sig)
-            self.trace_peak = max(self.trace_peak, entry.trace_peak)
-            if plain is not None and not _same_body(entry.traced, plain):
-                raise NotProgrammable(
-                    "tracing it twice on the same state gave different programs: it "
-                    "draws random numbers or keeps state between calls")
+    def _trace_checked(self, leaves, i, sig, taped):
+        try:
+            if self.shapes_only is None:
+                try:
+                    entry, outs, residuals = self._trace_twice(leaves, i, sig)
+                except _TraceTooLarge as e:  # its values do not fit: trace shapes only
+                    self.shapes_only = self._stand_in(leaves)
+                    if self.shapes_only is None:
+                        raise
+                    self.too_large = str(e)
+            if self.shapes_only is not None:
+                try:
+                    entry, _, _ = self._trace_twice(leaves, i, sig, self.shapes_only)
+                except NeedsValues as e:
+                    raise NotProgrammable(f"{self.too_large}, and tracing its shapes only "
+                                          f"could not: {e}") from e
+                outs, residuals = self._run_traced(entry, leaves, i, taped)
         except (NotProgrammable, GuardFailed) as e:
             self.give_up(str(e), e)
             return None
@@ -229,9 +245,45 @@ class CompiledStep:
         self.on_trace(outs, i)
         return outs, entry, residuals
 
-    def _trace(self, leaves, i, sig, taped=True):
-        """(entry, outputs, residuals) of a new trace (`taped=False`: its forward body)."""
-        trace = _MeasuredTrace(f"{self.io.name} (compile)", self.trace_limit)
+    def _trace_twice(self, leaves, i, sig, stand_in=None):
+        """The first program is traced twice and must come out the same; the plain trace
+        first, so that the second does not run beside the first one's values."""
+        if stand_in is not None and not self.entries:  # what a trace takes from now on
+            self.trace_peak = 0
+        plain = None if self.entries else self._trace(leaves, i, sig, False, stand_in)
+        entry, outs, residuals = self._trace(leaves, i, sig, True, stand_in)
+        self.trace_peak = max(self.trace_peak, entry.trace_peak)
+        if plain is not None and not _same_body(entry.traced, plain):
+            raise NotProgrammable(
+                "tracing it twice on the same state gave different programs: it "
+                "draws random numbers or keeps state between calls")
+        return entry, outs, residuals
+
+    def _stand_in(self, leaves):
+        """The backend's `stand_in` for a shapes-only trace of these inputs, or None (no
+        backend offers one, or values of an outer transform are among them)."""
+        from diffkit.core.dispatch import registry
+
+        if any(isinstance(x, Tracer) for x in leaves):
+            return None
+        kinds = [type(x) for x in leaves if getattr(x, "shape", ())]
+        return getattr(registry().backend_of(kinds[0]), "stand_in", None) if kinds else None
+
+    @staticmethod
+    def _run_traced(entry, leaves, i, taped):
+        """(outputs, residuals) of step i by the new programs (a shapes-only trace has no
+        values): the taped forward program, or the plain one."""
+        args = [*(leaves if entry.pick is None else [leaves[k] for k in entry.pick]),
+                np.asarray(i, dtype=np.int64)]
+        if not taped:
+            return list(entry.plain(*args)), None
+        out = entry.forward(*args)
+        return list(out[:entry.n_out]), out[entry.n_out:]
+
+    def _trace(self, leaves, i, sig, taped=True, stand_in=None):
+        """(entry, outputs, residuals) of a new trace (`taped=False`: its forward body);
+        with `stand_in`, of the state's shapes only (outputs and residuals: stand-ins)."""
+        trace = _MeasuredTrace(f"{self.io.name} (compile)", self.trace_limit, stand_in)
         try:
             return self._record(trace, leaves, i, sig, taped)
         finally:  # tracers keep their trace: no cycle may keep its values, even on failure
@@ -260,7 +312,9 @@ class CompiledStep:
             outs = list(flat_out) + list(flat_y)
             n_fwd = len(trace.body)
             if not taped:
-                self.trace_peak = max(self.trace_peak, trace.peak + _data_nbytes(outs))
+                self.trace_peak = max(self.trace_peak, trace.peak + _data_nbytes(
+                    [o for o in outs if not (type(o) is ProgramTracer and o.var.n in
+                                             trace.unknown)]))
                 return trace.body[:n_fwd]
             cts, slots = _ct_inputs(trace, outs)
             in_cts = transpose(trace, n_fwd, [boxed[k] for k in self.diff_pos], cts)
@@ -276,6 +330,8 @@ class CompiledStep:
         for old, new in entry.alias.items():  # merged by cse: the same value
             if old in known:
                 known.setdefault(new.n, known[old])
+        if trace.unknown:  # stand-ins: the caller runs the programs (`_run_traced`)
+            return entry, None, None
         residuals = [known[v.n].primal for v in entry.residuals]
         return entry, [_primal(o) for o in outs], residuals
 
@@ -403,29 +459,40 @@ class _MeasuredTrace(ProgramTrace):
 
     __slots__ = ("live", "peak", "limit", "__weakref__")
 
-    def __init__(self, transform, limit: int | None = None):
-        super().__init__(transform)
+    def __init__(self, transform, limit: int | None = None, stand_in=None):
+        super().__init__(transform, stand_in)
         self.live = self.peak = 0
         self.limit = limit
 
-    def new(self, value):
-        t = super().new(value)
-        n = t.var.nbytes + 112
+    def new(self, value, unknown=False):
+        t = super().new(value, unknown)
+        n = (0 if unknown else t.var.nbytes) + 112  # a stand-in takes no memory
         if self.live < 0:  # (an input, not counted, was freed: it never is while tracing)
             self.live = 0
         self.live += n
-        self.peak = max(self.peak, self.live)
-        if self.limit is not None and \
-                self.live + _tracing_bytes(2 * len(self.body)) > self.limit:  # with backward
-            raise NotProgrammable(
-                f"tracing it holds more than the {human_bytes(self.limit)} that "
-                f"budget.memory leaves for one step's values")
+        self._grew(self.live)
         base = value
         while isinstance(base, Tracer):
             base = base.primal
         with contextlib.suppress(TypeError):  # a Python number has none: counted as kept
             weakref.finalize(base, _freed, weakref.ref(self), n)  # (a bound method would
         return t  # keep the trace, its values and programs, as long as the caller's state)
+
+    def transient(self, nbytes: int) -> None:
+        self._grew(self.live + nbytes)
+
+    def _grew(self, live: int) -> None:
+        """Note `live` bytes alive; past the limit (with the backward's objects), stop."""
+        self.peak = max(self.peak, live)
+        if self.limit is not None and \
+                live + _tracing_bytes(2 * len(self.body)) > self.limit:
+            raise _TraceTooLarge(
+                f"tracing it holds more than the {human_bytes(self.limit)} that "
+                f"budget.memory leaves for one step's values")
+
+
+class _TraceTooLarge(NotProgrammable):
+    """Tracing a step's values outgrew what the budget leaves (`_MeasuredTrace.limit`)."""
 
 
 def _freed(trace_ref, n: int) -> None:
@@ -460,6 +527,8 @@ def _box(trace, x, k, ns, na, diff):
         if k < na and k not in diff:
             return x
         return trace.new(x)
+    if k < ns and trace.stand_in is not None:  # shapes only: the state's values are unread
+        return trace.new(trace.stand_in(x), True)
     if isinstance(x, Tracer) or hasattr(x, "dtype"):
         return trace.new(x)
     raise NotProgrammable(f"input leaf {k} is a {type(x).__name__}, not an array")
@@ -472,7 +541,9 @@ def _ct_inputs(trace, outs):
     for k, o in enumerate(outs):
         if type(o) is ProgramTracer and o._trace is trace and o.var.n in trace.diff \
                 and _inexact(o):
-            ct = slots[k] = trace.new(_ones_like(o.primal))
+            ones = _ones_like(o.primal)
+            ct = slots[k] = trace.new(ones) if trace.stand_in is None else \
+                trace.new(trace.stand_in(ones), True)
             prev = cts.get(o.var.n)
             cts[o.var.n] = ct if prev is None else prev + ct
     return cts, slots

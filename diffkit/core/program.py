@@ -8,6 +8,11 @@ value (`if x > 0:`, an integer value used as an index or a size) is recorded as 
 the program is valid only while the guard's outcome is the same, which replay checks.
 Conversions that would bake a float value into the program (`float(x)`) stop tracing
 (`NotProgrammable`): the caller falls back to running the function itself.
+
+A trace may also follow shapes only (`ProgramTrace.stand_in`): inputs marked unknown hold a
+zero-memory stand-in of their shape and dtype, and every value computed from one is unknown
+too. That traces a step whose values would not fit in memory; a Python decision on an
+unknown value cannot be recorded (`NeedsValues`): the caller traces with values instead.
 """
 
 from __future__ import annotations
@@ -19,12 +24,17 @@ from diffkit.errors import CompileError
 
 __all__ = [
     "Var", "Lit", "Eqn", "Guard", "Program", "ProgramTrace", "ProgramTracer",
-    "NotProgrammable", "GuardFailed", "refuse_inside",
+    "NotProgrammable", "NeedsValues", "GuardFailed", "refuse_inside",
 ]
 
 
 class NotProgrammable(CompileError):
     """A traced function did something a program cannot replay (the message says what)."""
+
+
+class NeedsValues(NotProgrammable):
+    """A shapes-only trace met a use of a value it does not know (a Python decision on it,
+    a result whose shape its values decide)."""
 
 
 def refuse_inside(top, what: str) -> None:
@@ -153,6 +163,8 @@ class ProgramTracer(Tracer):
     _records_values = property(_mine)
 
     def __bool__(self):
+        if self._mine():
+            self._trace.known(self, "bool(x)")
         value = bool(self._base())
         if self._mine():
             self._trace.guard(self, "bool", value, "bool")
@@ -161,6 +173,7 @@ class ProgramTracer(Tracer):
     def _value_guard(self, what: str):
         """The Python value of an integer or boolean tracer, guarded; a float's refused."""
         if self._mine():
+            self._trace.known(self, what)
             if is_inexact(self):
                 raise NotProgrammable(
                     f"{what} turns a traced floating-point value into Python data, which a "
@@ -183,6 +196,8 @@ class ProgramTracer(Tracer):
         return id(self)
 
     def __format__(self, spec):  # integers only: a float printed is a side effect, not data
+        if self._mine():
+            self._trace.known(self, "formatting x")
         if not is_inexact(self):
             return format(self._value_guard("str(x)"), spec)
         return format(self._base(), spec) if spec else str(self._base())
@@ -199,19 +214,32 @@ class ProgramTrace(Trace):
     everything else is freed when the traced function drops it.
     """
 
-    __slots__ = ("body", "count", "diff", "keep")
+    __slots__ = ("body", "count", "diff", "keep", "unknown", "stand_in")
 
-    def __init__(self, transform: str = "make_program"):
+    def __init__(self, transform: str = "make_program", stand_in=None):
         super().__init__(transform)
         self.body: list = []
         self.count = 0
         self.diff: set[int] | None = None
         self.keep: dict[int, ProgramTracer] = {}  # var number -> tracer a VJP rule reads
+        self.unknown: set[int] = set()  # numbers of the variables traced by shape only
+        self.stand_in = stand_in  # value -> zero-memory stand-in (`Backend.stand_in`)
 
-    def new(self, value) -> ProgramTracer:
+    def new(self, value, unknown: bool = False) -> ProgramTracer:
+        """A tracer of `value`, as a new variable; `unknown`: `value` is a stand-in."""
         var = Var(self.count, value)
         self.count += 1
+        if unknown:
+            self.unknown.add(var.n)
         return ProgramTracer(self, value, var)
+
+    def known(self, tracer: ProgramTracer, what: str) -> None:
+        """Refuse `what` (a use of the value) on a variable traced by shape only."""
+        if tracer.var.n in self.unknown:
+            raise NeedsValues(f"{what} needs a value that tracing by shapes does not compute")
+
+    def transient(self, nbytes: int) -> None:
+        """A kernel made `nbytes` that a shapes-only trace drops at once (measured traces)."""
 
     def differentiate(self, tracers) -> None:
         """Track dependence on `tracers` and keep what their VJP rules will read."""
@@ -237,9 +265,14 @@ class ProgramTrace(Trace):
             else:
                 ins.append(Lit(a))
                 lower = lower or isinstance(a, Tracer)
-        ans = prim.bind(*primals, **params) if lower else prim.impl(primals, params)
+        unknown = bool(self.unknown) and any(type(v) is Var and v.n in self.unknown for v in ins)
+        if unknown:
+            ans = self._shapes_only(prim, primals, params)
+        else:
+            ans = prim.bind(*primals, **params) if lower else prim.impl(primals, params)
         kernel = None if lower else _kernel_of(prim, primals)
-        outs = tuple(self.new(a) for a in ans) if prim.multiple_results else (self.new(ans),)
+        outs = tuple(self.new(a, unknown) for a in ans) if prim.multiple_results else \
+            (self.new(ans, unknown),)
         self.body.append(Eqn(prim, ins, dict(params), tuple(o.var for o in outs), kernel))
         shaped = prim.value_shaped
         if shaped and (shaped is True or shaped(primals)):
@@ -248,6 +281,18 @@ class ProgramTrace(Trace):
         if mask and not prim.nondiff:
             self._keep(prim, args, outs, mask)
         return outs if prim.multiple_results else outs[0]
+
+    def _shapes_only(self, prim, primals, params):
+        """`prim` on stand-ins: its results as stand-ins, their memory freed at once."""
+        shaped = prim.value_shaped
+        if shaped and (shaped is True or shaped(primals)):
+            raise NeedsValues(f"the shape of {prim.name}'s result depends on values that "
+                              f"tracing by shapes does not compute")
+        ans = prim.impl(primals, params)
+        many = ans if prim.multiple_results else (ans,)
+        self.transient(sum(int(getattr(a, "nbytes", 0)) for a in many))
+        stand = [self.stand_in(a) for a in many]
+        return stand if prim.multiple_results else stand[0]
 
     def _keep(self, prim, args, outs, mask) -> None:
         keep_args, keep_ans = prim.keep.get(mask) or keep_plan(prim, mask, len(args))

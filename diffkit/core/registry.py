@@ -48,6 +48,10 @@ class Backend:
             to programs run through `bind`. `runs`: how often the caller expects to run it
             (it may skip work that would not pay), None: lower fully now. None: programs
             run as traced.
+        stand_in: `stand_in(x) -> array` of x's shape, dtype and device taking no memory (a
+            broadcast view of one element), for tracing a compiled step's shapes only when
+            tracing its values would not fit the loop's budget (`checkpoint.compiled`).
+            None: such a step is traced with its values, or not compiled.
     """
 
     name: str
@@ -60,6 +64,7 @@ class Backend:
     default: bool = False
     program_buffers: Callable[..., dict] | None = None
     lower_program: Callable[[Any], Any] | None = None
+    stand_in: Callable[[Any], Any] | None = None
 
 
 @dataclass(frozen=True)

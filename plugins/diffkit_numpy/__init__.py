@@ -21,7 +21,7 @@ from diffkit_numpy import (
     special,
 )
 from diffkit_numpy.fusion import lower_program
-from diffkit_numpy.programs import program_buffers
+from diffkit_numpy.programs import program_buffers, stand_in
 
 FAMILIES = (creation, elementwise, special, reductions, products, shape, indexing, linalg, fft)
 
@@ -53,6 +53,7 @@ BACKEND = Backend(
     default=True,
     program_buffers=program_buffers,
     lower_program=lower_program,
+    stand_in=stand_in,
 )
 
 

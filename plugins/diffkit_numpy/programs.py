@@ -15,9 +15,17 @@ import numpy as np
 from diffkit.core.program import Eqn, Guard, Var
 from diffkit.core.program_passes import last_uses
 
-__all__ = ["program_buffers", "MIN_BYTES"]
+__all__ = ["program_buffers", "stand_in", "MIN_BYTES"]
 
 MIN_BYTES = 1 << 16  # smaller arrays come from NumPy's and malloc's caches anyway
+
+
+def stand_in(x):
+    """`x`'s shape and dtype in no memory: a read-only broadcast of a copy of its first
+    element (`Backend.stand_in`, for tracing a step's shapes only)."""
+    if getattr(x, "size", 1) <= 1:
+        return x
+    return np.broadcast_to(x.reshape(-1)[0].copy(), x.shape)
 
 
 def _buffer(pool: dict, key, slot: int):

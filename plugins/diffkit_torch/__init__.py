@@ -116,6 +116,14 @@ def _inexact(dtype) -> bool | None:
     return dtype.is_floating_point or dtype.is_complex
 
 
+def _stand_in(x):
+    """`x`'s shape, dtype and device in no memory: an expanded copy of its first element
+    (`Backend.stand_in`, for tracing a step's shapes only)."""
+    if x.numel() <= 1:
+        return x
+    return x.reshape(-1)[:1].clone().reshape(()).expand(x.shape)
+
+
 def _explain(prim_name: str, args, exc: BaseException) -> BaseException | None:
     from diffkit_torch.devices import explain
 
@@ -124,7 +132,7 @@ def _explain(prim_name: str, args, exc: BaseException) -> BaseException | None:
 
 BACKEND = Backend(
     name="torch", recognizes=_recognizes, asarray=asarray, to_numpy=to_numpy,
-    describe=describe, explain=_explain, inexact=_inexact,
+    describe=describe, explain=_explain, inexact=_inexact, stand_in=_stand_in,
 )
 
 

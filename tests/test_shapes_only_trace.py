@@ -1,0 +1,101 @@
+"""A compiled step whose values do not fit the room the budget leaves for tracing is traced by
+shapes only (`Backend.stand_in`): its programs equal a values trace's, its outputs and
+residuals come from running them, and a step that needs a value to trace runs eagerly with
+the reason."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+import diffkit as dk
+import diffkit.numpy as dnp
+from diffkit.checkpoint.compiled import CompiledStep
+from diffkit.checkpoint.executor import LoopIO
+from diffkit.core import pytree
+from diffkit.testing import to_numpy
+
+N = 256
+U0 = np.cos(np.linspace(0.0, 6.0, N * N)).reshape(N, N) + 0.3
+
+
+def stencil(u, i, k):
+    """Named temporaries, all alive until the return: a values trace holds them all."""
+    e, w = dnp.roll(u, 1, axis=0), dnp.roll(u, -1, axis=0)
+    n, s = dnp.roll(u, 1, axis=1), dnp.roll(u, -1, axis=1)
+    lap = e + w + n + s - 4 * u
+    adv = u * (e - w + n - s)
+    return u + k * lap - 0.01 * adv + 0.001 * dnp.sin(u * i)
+
+
+def _compiled(step, u, limit):
+    cs = CompiledStep(LoopIO(), step, pytree.structure(u), pytree.structure((0.1,)), 1,
+                      [0, 1], False)
+    cs.trace_limit = limit
+    return cs
+
+
+def test_a_step_too_large_to_trace_with_values_is_traced_by_shapes(to_backend):
+    u = to_backend(U0)
+    state = U0.nbytes
+    full = _compiled(stencil, u, None)
+    lean = _compiled(stencil, u, 3 * state)
+    want_out, want_vjp = full.taped([u, 0.1], 3)
+    got_out, got_vjp = lean.taped([u, 0.1], 3)
+    assert full.shapes_only is None and lean.shapes_only is not None, lean.reason
+    assert lean.trace_peak < 2.5 * state < full.trace_peak
+    assert str(lean.entries[0].programs[0]) == str(full.entries[0].programs[0])
+    np.testing.assert_array_equal(to_numpy(got_out[0]), to_numpy(want_out[0]))
+    ct = to_backend(np.sin(U0))
+    for a, b in zip(got_vjp([ct]), want_vjp([ct]), strict=True):
+        np.testing.assert_array_equal(to_numpy(a), to_numpy(b))
+    plain = lean.forward([u * 2, 0.1], 4)  # replayed; a new state traces nothing
+    np.testing.assert_array_equal(to_numpy(plain[0]), to_numpy(stencil(u * 2, 4, 0.1)))
+    assert lean.traces == 1
+
+
+def test_a_loop_traced_by_shapes_gets_the_eager_gradient(to_backend, monkeypatch):
+    """Every trace of the loop follows shapes only (as under a budget too small for values):
+    gradients equal the eager path's."""
+    def loss(u0, k, compile):
+        u = dk.checkpoint.loop(stencil, u0, 6, (k,), {"budget": {"memory": "1GiB"}},
+                               compile=compile)
+        return dnp.sum(u * u)
+
+    u0 = to_backend(U0)
+    eager = dk.grad(loss, argnums=(0, 1))(u0, 0.1, False)
+    values_trace = CompiledStep._trace_twice
+
+    def by_shapes(self, leaves, i, sig, stand_in=None):
+        self.shapes_only = self._stand_in(leaves)
+        return values_trace(self, leaves, i, sig, self.shapes_only)
+
+    monkeypatch.setattr(CompiledStep, "_trace_twice", by_shapes)
+    got = dk.grad(loss, argnums=(0, 1))(u0, 0.1, True)
+    assert dk.checkpoint.last_report().compiled.startswith("compiled")
+    for a, b in zip(got, eager, strict=True):
+        np.testing.assert_allclose(to_numpy(a), to_numpy(b), rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize(("step", "why"), [
+    (lambda u, i, k: u * k if dnp.max(u) > 0 else u, r"bool\(x\) needs a value"),
+    (lambda u, i, k: u + k * dnp.sum(u[u > 0.5]), "shape of dynamic_getitem"),
+])
+def test_a_step_that_needs_values_to_trace_runs_eagerly_and_says_why(step, why):
+    cs = _compiled(step, U0, 2 * U0.nbytes)
+    assert cs.taped([U0, 0.1], 0) is None
+    assert "tracing it holds more than" in cs.reason and "its shapes only" in cs.reason
+    assert re.search(why, cs.reason), cs.reason
+
+
+def test_a_random_step_traced_by_shapes_is_still_refused():
+    rng = np.random.default_rng(0)
+
+    def noisy(u, i, k):
+        return u + k * dnp.asarray(rng.standard_normal(u.shape))
+
+    cs = _compiled(noisy, U0, 3 * U0.nbytes)
+    assert cs.taped([U0, 0.1], 0) is None
+    assert cs.shapes_only is not None and "random numbers" in cs.reason, cs.reason
