@@ -33,7 +33,15 @@ from diffkit.core.program import (
     ProgramTrace,
     ProgramTracer,
 )
-from diffkit.core.program_passes import cse, order_for_memory, peak_bytes, prune, ref, split
+from diffkit.core.program_passes import (
+    cse,
+    order_for_memory,
+    peak_bytes,
+    prune,
+    ref,
+    rematerialize,
+    split,
+)
 from diffkit.core.program_run import compile_program
 from diffkit.core.program_vjp import transpose
 from diffkit.core.tracer import Tracer
@@ -368,24 +376,38 @@ class _Entry:
         flows = [r for r in bwd_outs if r is not None]
         self.traced = body[:n_fwd]  # as recorded: the determinism check compares traces
         body, renamed, n_fwd, self.alias = cse(body, [ref(o) for o in outs] + flows, n_fwd)
-        fwd, plain, bwd, self.residuals = split(
+        fwd, plain, bwd, residuals = split(
             body, n_fwd, ins, renamed[:len(outs)], [c.var for c in slots.values()],
             renamed[len(outs):])
-        only = Program(ins, self.residuals, [fwd.body[k] for k in prune(fwd.body,
-                                                                          self.residuals)])
         self.sig, self.n_out = sig, len(outs)
         self.ct_slots = list(slots)  # output positions that take a cotangent
         self.zeros = {k: _zero_maker(_primal(outs[k])) for k in self.ct_slots}
         self.flows = [r is not None for r in bwd_outs]  # diff input positions that get one
-        self.programs = tuple(order_for_memory(p) for p in (fwd, plain, bwd, only))
         kinds = [t.var.kind for t in inputs if t.var.shape]  # not the tracers: they keep
         self.backend_kind = kinds[0] if kinds else None  # the trace and its values
         self.outer = any(isinstance(_primal(t), Tracer) for t in inputs)
         self.fusing = fusing  # (whether to lower the programs, runs expected: `fuse.plan`)
+        fwd, bwd, self.residuals = self._recompute_when_fused(fwd, bwd, residuals)
+        only = Program(ins, self.residuals, [fwd.body[k] for k in prune(fwd.body,
+                                                                          self.residuals)])
+        self.programs = tuple(order_for_memory(p) for p in (fwd, plain, bwd, only))
         self.build(pool)
         self._backward_bind = None
         self.kept_nbytes = _PROGRAM_TAPE_BYTES + sum(v.nbytes for v in self.residuals)
         self.guard_summary = ", ".join(g.what for g in fwd.guards) or "none"
+
+    def _recompute_when_fused(self, fwd, bwd, residuals):
+        """The programs, with the backward recomputing the residuals that elementwise
+        equations make (`rematerialize`) when the backend fuses all of those into its
+        loops: the tape then keeps the step's inputs only, at no memory in the backward."""
+        again = None if not self.fusing[0] or self.outer else \
+            rematerialize(fwd, bwd, residuals)
+        if again is None:
+            return fwd, bwd, residuals
+        lowered = _runner(self.backend_kind, False, None).lower(
+            order_for_memory(again[1]), self.fusing[1])
+        unfused = {id(e) for e in again[3]} & {id(e) for e in lowered.body}
+        return (fwd, bwd, residuals) if unfused else again[:3]
 
     def build(self, pool: dict | None) -> None:
         """Generate the programs' code, writing temporaries into `pool`'s buffers where the

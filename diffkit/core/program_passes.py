@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from diffkit.core.program import Eqn, Guard, Lit, Program, Var
 
-__all__ = ["ref", "prune", "split", "last_uses", "peak_bytes", "cse", "order_for_memory"]
+__all__ = ["ref", "prune", "split", "rematerialize", "last_uses", "peak_bytes", "cse",
+           "order_for_memory"]
 
 
 def ref(x):
@@ -109,6 +110,56 @@ def split(body, n_fwd: int, ins, fwd_outs, bwd_ins, bwd_outs):
     plain = Program(ins, fwd_outs, [body[k] for k in prune(body[:n_fwd], fwd_outs)])
     backward = Program(residuals + list(bwd_ins), bwd_outs, [body[k] for k in bwd_idx])
     return forward, plain, backward, residuals
+
+
+_REMAT_MAX = 32  # equations a backward recomputes at most (beyond: kept as residuals)
+
+
+def rematerialize(forward: Program, backward: Program, residuals: list):
+    """`split`'s programs with the backward recomputing every residual that elementwise-
+    shaped equations (outputs shaped as the residual) make from the forward's inputs, at
+    most `_REMAT_MAX` equations: (forward, backward, residuals, the recomputed equations),
+    or None when there is none. The tape then keeps the inputs instead (a stencil step's
+    derivatives recomputed inside one fused backward loop, where they cost no memory)."""
+    body = forward.body
+    made = {o.n: k for k, item in enumerate(body) if type(item) is Eqn for o in item.outs}
+    moved: set[int] = set()
+    kept = []
+    for r in residuals:
+        cone = _cone(body, made, r)
+        if cone is None or len(moved | cone) > _REMAT_MAX:
+            kept.append(r)
+        else:
+            moved |= cone
+    if not moved:
+        return None
+    again = [body[k] for k in sorted(moved)]
+    defined = {o.n for e in again for o in e.outs}
+    new, seen = [], set()
+    for v in kept + [v for e in again for v in e.ins]:
+        if type(v) is Var and v.n not in defined and v.n not in seen:
+            seen.add(v.n)
+            new.append(v)
+    outs = forward.outs[:len(forward.outs) - len(residuals)]
+    fwd = Program(forward.ins, outs + new, [body[k] for k in prune(body, outs + new)])
+    bwd = Program(new + backward.ins[len(residuals):], backward.outs, again + backward.body)
+    return fwd, bwd, new, again
+
+
+def _cone(body, made, r):
+    """Body indices of the equations computing `r` from the inputs, if all are shaped as
+    `r` (elementwise, a roll) and single-output; else None."""
+    cone, todo = set(), [r]
+    while todo:
+        k = made.get(todo.pop().n)
+        if k is None or k in cone:
+            continue
+        e = body[k]
+        if len(e.outs) != 1 or e.outs[0].shape != r.shape or e.outs[0].dtype != r.dtype:
+            return None
+        cone.add(k)
+        todo += [v for v in e.ins if type(v) is Var]
+    return cone or None
 
 
 def last_uses(program: Program) -> list[list[Var]]:
