@@ -49,7 +49,7 @@ def chain(u, k):
             + dnp.square(dnp.cos(u)))
 
 
-def reduced(u, k):  # a reduction in the middle: it ends the group it reads
+def reduced(u, k):  # a full sum joins the group; the product reading it starts another
     s = dnp.sum(u * u + k)
     return (u * 2 + 1) * s - u
 
@@ -92,7 +92,8 @@ def test_fused_equals_unfused(f, shape, k, scalar):
     for w, g in zip(want, got, strict=True):
         assert g.dtype == w.dtype and g.shape == w.shape
         np.testing.assert_allclose(g, w, rtol=1e-12, atol=0)
-    if f is not chain:  # + - * / only: the same operations in the same order
+    if f not in (chain, reduced):  # + - * / only: the same operations in the same order
+        # (reduced's sum is fused: compensated, not NumPy's pairwise, so its last bits may differ)
         assert all(np.array_equal(w, g) for w, g in zip(want, got, strict=True))
     u2 = RNG.uniform(0.1, 1.0, shape)  # new inputs through the same compiled kernels
     np.testing.assert_allclose(compile_program(q)(u2, arg)[0], compile_program(p)(u2, arg)[0],
@@ -115,7 +116,7 @@ def test_guard_and_reduction_bound_groups():
     assert made(q.body, gq) <= before and not made(q.body, gq) & after
     assert fused_eqns(q) == 2  # one group each side of the guard
     _, _, _, r = both(reduced, RNG.random(100), 0.5)
-    assert [e.prim.name for e in r.body] == ["fused_elementwise", "sum", "fused_elementwise"]
+    assert [e.prim.name for e in r.body] == ["fused_elementwise", "fused_elementwise"]
 
 
 def test_float32_and_strong_scalars():

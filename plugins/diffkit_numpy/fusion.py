@@ -5,7 +5,12 @@ A compiled step's program is mostly NumPy ufunc calls on arrays of one shape, ea
 equations (float64 or float32 arrays of one shape, 0-d values and Python-number constants,
 plus `roll` read as a shifted index) and replaces each group by one equation whose kernel is
 a numba loop over the elements computing only the group's values read outside it: values
-used only inside the group are never materialized. No fastmath: + - * / are bitwise NumPy's;
+used only inside the group are never materialized. A `sum` over all axes of such a value
+joins its group as a 0-d result the loop accumulates (`_sum_block`: within 1e-13 of sum(|x|)
+of np.sum for float64, n = 512^2; not bitwise: NumPy sums pairwise), so its summand is never
+materialized either. An equation that cannot join a group but reads its values runs right after
+the group's fused equation instead of ending the group (`_Lowering.defer`): a step's backward
+with a scalar parameter's gradient is one loop. No fastmath: + - * / are bitwise NumPy's;
 sin, exp, ... are libm's (within an ulp of NumPy's SIMD loops). numba is optional (extra
 `diffkit[fast]`) and imported only here, when a program is lowered; kernels are cached in
 this process by their source (never on disk), so a second gradient call compiles nothing.
@@ -40,6 +45,7 @@ _DTYPES = (np.dtype(np.float64), np.dtype(np.float32))
 _RECOMPUTE = 16  # a rolled in-group value is recomputed at the shifted index up to this
 # many equations; a larger one ends the group (it is materialized, then rolled)
 _MAX_NDIM = 4
+_BLOCK = 256  # a fused sum's summands are buffered and summed this many at a time
 HOT_RUNS = 20000  # compiling a kernel takes ~0.5-1 s; fusing saves ~30-50 us a 1-D step
 # (forward and reverse, benchmarks/bench_compiled.py): it pays after ~20,000 steps
 
@@ -47,6 +53,7 @@ _runs: dict[str, int] = {}  # source -> runs counted toward compiling it
 
 _kernels: dict[str, object] = {}  # generated source -> compiled numba dispatcher
 _numba: list = []  # [the numba module, or None], on first use
+_helpers: list = []  # [_sum_block compiled], on first use
 
 
 def available() -> bool:
@@ -67,58 +74,106 @@ def compilations() -> int:
 
 def lower_program(program: Program, runs: int | None = None) -> Program:
     """`program` with each group of two or more fusible equations replaced by one fused
-    equation, placed before the first item that reads one of its values (a guard ends
-    every group: no equation moves across one). With `runs` (how many times the caller
-    will run it), a group whose kernel is not compiled yet is fused only once the runs
-    counted for it reach `HOT_RUNS`. Without numba, `program` itself."""
+    equation. An equation that cannot join a group but reads its values is deferred: it runs
+    right after the group's fused equation, and the group stays open until one of its later
+    equations needs a deferred value (or a sum's), a guard (no equation moves across one) or
+    the end. With `runs` (how many times the caller will run it), a group whose kernel is not
+    compiled yet is fused only once the runs counted for it reach `HOT_RUNS`. Without numba,
+    `program` itself."""
     if not available():
         return program
-    readers: dict[int, set] = {}
-    for k, item in enumerate(program.body):
-        for v in (item.var,) if type(item) is Guard else item.ins:
-            if type(v) is Var:
-                readers.setdefault(v.n, set()).add(k)
-    outs = {v.n for v in program.outs if type(v) is Var}
-    body, groups, owner = [], {}, {}  # owner: var number -> its open group
-
-    def close(g):
-        del groups[g.key]
-        for k in g.members:
-            for o in program.body[k].outs:
-                owner.pop(o.n, None)
-        body.extend(g.lower(program.body, readers, outs, runs))
-
-    for k, item in enumerate(program.body):
-        key = _fusible(item) if type(item) is Eqn else None
-        if key is not None:
-            g = groups.get(key)
-            if g is not None and item.prim.name == "roll" and item.ins[0].n in owner \
-                    and g.ancestors(program.body, item.ins[0].n) > _RECOMPUTE:
-                close(g)
-                g = None
-            if g is None:
-                g = groups[key] = _Group(key)
-            g.members.append(k)
-            g.index.update((o.n, k) for o in item.outs)
-            owner.update((o.n, g) for o in item.outs)
-            continue
-        reads = (item.var,) if type(item) is Guard else item.ins
-        hit = list(groups.values()) if type(item) is Guard else \
-            {id(owner[v.n]): owner[v.n] for v in reads if type(v) is Var and v.n in owner}.values()
-        for g in sorted(hit, key=lambda g: g.members[0]):
-            close(g)
-        body.append(item)
-    for g in sorted(groups.values(), key=lambda g: g.members[0]):
-        close(g)
+    body = _Lowering(program, runs).run()
     if len(body) == len(program.body):
         return program  # nothing fused: the same program (its caller may tell)
     return Program(program.ins, program.outs, body)
+
+
+class _Lowering:
+    """One pass over a program's body: the open groups (one per (shape, dtype)), the values
+    their loops compute (`owner`), the values made only after a group's fused equation
+    (`late`: its sums and its deferred equations' outputs), and the lowered body so far."""
+
+    def __init__(self, program: Program, runs):
+        self.program, self.runs = program, runs
+        self.readers: dict[int, set] = {}
+        for k, item in enumerate(program.body):
+            for v in (item.var,) if type(item) is Guard else item.ins:
+                if type(v) is Var:
+                    self.readers.setdefault(v.n, set()).add(k)
+        self.outs = {v.n for v in program.outs if type(v) is Var}
+        self.body, self.groups, self.owner, self.late = [], {}, {}, {}
+
+    def run(self) -> list:
+        for k, item in enumerate(self.program.body):
+            if type(item) is Guard:
+                self.close(*self.groups.values())
+                self.body.append(item)
+                continue
+            key = _fusible(item)
+            if key is None:
+                self.defer(item)
+            else:
+                self.join(k, item, key)
+        self.close(*self.groups.values())
+        return self.body
+
+    def hit(self, item, maps) -> list:
+        """The open groups whose values (in `maps`) `item` reads."""
+        found = {}
+        for v in item.ins:
+            g = next((m[v.n] for m in maps if v.n in m), None) if type(v) is Var else None
+            if g is not None:
+                found[id(g)] = g
+        return list(found.values())
+
+    def join(self, k: int, item: Eqn, key) -> None:
+        """Adds a fusible equation to its group, ending first each group whose late value
+        it reads (its own included: a loop cannot read what is made after it)."""
+        self.close(*self.hit(item, (self.late,)))
+        g = self.groups.get(key)
+        if g is not None and item.prim.name == "roll" and self.owner.get(item.ins[0].n) is g \
+                and g.ancestors(self.program.body, item.ins[0].n) > _RECOMPUTE:
+            self.close(g)
+            g = None
+        if g is None:
+            g = self.groups[key] = _Group(key)
+        g.members.append(k)
+        made = self.late if item.prim.name == "sum" else self.owner
+        for o in item.outs:
+            g.index[o.n] = k
+            made[o.n] = g
+
+    def defer(self, item: Eqn) -> None:
+        """Places a non-fusible equation: at once when it reads no open group's value, else
+        after the fused equation of the last-extended group it reads (the others end now)."""
+        hit = sorted(self.hit(item, (self.owner, self.late)), key=lambda g: g.members[-1])
+        if not hit:
+            self.body.append(item)
+            return
+        self.close(*hit[:-1])
+        hit[-1].deferred.append(item)
+        self.late.update((o.n, hit[-1]) for o in item.outs)
+
+    def close(self, *groups) -> None:
+        """Ends `groups` (in program order): each one's lowered equations, then its deferred
+        ones, go to the body."""
+        body = self.program.body
+        for g in sorted(groups, key=lambda g: g.members[0]):
+            del self.groups[g.key]
+            for item in [body[k] for k in g.members] + g.deferred:
+                for o in item.outs:
+                    self.owner.pop(o.n, None)
+                    self.late.pop(o.n, None)
+            self.body.extend(g.lower(body, self.readers, self.outs, self.runs))
+            self.body.extend(g.deferred)
 
 
 def _fusible(eqn: Eqn):
     """The (shape, dtype) of the loop an equation can join, or None."""
     if len(eqn.outs) != 1:
         return None
+    if eqn.prim.name == "sum":
+        return _full_sum(eqn)
     o = eqn.outs[0]
     dt = o.dtype
     if not (isinstance(dt, np.dtype) and dt in _DTYPES and 1 <= len(o.shape) <= _MAX_NDIM
@@ -144,6 +199,24 @@ def _fusible(eqn: Eqn):
         elif not (v.shape == o.shape and v.kind is np.ndarray and v.dtype == dt):
             return None
     return o.shape, dt
+
+
+def _full_sum(eqn: Eqn):
+    """The (shape, dtype) of a `sum` over all axes of a fusible array (a 0-d result of
+    its dtype), or None: a sum over some axes is left unfused."""
+    x, o, p = eqn.ins[0], eqn.outs[0], eqn.params
+    if not (type(x) is Var and x.kind is np.ndarray and isinstance(x.dtype, np.dtype)
+            and x.dtype in _DTYPES and 1 <= len(x.shape) <= _MAX_NDIM and 0 not in x.shape
+            and o.shape == () and o.dtype == x.dtype and set(p) <= {"axis", "keepdims"}
+            and not p.get("keepdims", False)):
+        return None
+    axis = p.get("axis")
+    nd = len(x.shape)
+    axes = range(nd) if axis is None else (axis,) if type(axis) is int else axis
+    if not all(type(a) is int and -nd <= a < nd for a in axes) \
+            or {a % nd for a in axes} != set(range(nd)):
+        return None
+    return x.shape, x.dtype
 
 
 def _weak(value, dt) -> bool:
@@ -175,6 +248,7 @@ class _Group:
 
     def __init__(self, key):
         self.key, self.members, self.index = key, [], {}  # index: var number -> body index
+        self.deferred: list[Eqn] = []  # equations placed right after the group's
 
     def ancestors(self, body, n: int) -> int:
         """How many of the group's equations the value numbered `n` depends on."""
@@ -221,36 +295,68 @@ def _build(key, eqns, ins, results, index, runs):
         _runs[src] = _runs.get(src, 0) + runs
         if _runs[src] < HOT_RUNS:
             return None
+    n_sum = sum(1 for v in results if v.shape == ())  # a 0-d result is a sum's
     if disp is None:
-        disp = _kernels[src] = _compile(src, shape, dt, ins, len(results))
+        disp = _kernels[src] = _compile(src, shape, dt, ins, len(results) - n_sum, n_sum)
     names = [f"x{k}" for k in range(len(ins))]
     call = [f"F({x})" if v.shape == () else x for x, v in zip(names, ins, strict=True)]
     cont = [a if v.shape == () else f"C({a})" for a, v in zip(call, ins, strict=True)]
-    res = [f"o{k}" for k in range(len(results))]
+    arrays = [f"o{k}" for k in range(len(results) - n_sum)]
+    outs = arrays + ["A"] * (n_sum > 0)  # A: the sums, accumulated in float64
+    a, j = iter(arrays), iter(range(n_sum))
+    res = [f"F(A[{next(j)}])" if v.shape == () else next(a) for v in results]  # np.sum's type
     lines = [f"def fused({', '.join(names)}):"]
-    lines += [f"    {o} = E(S, D)" for o in res]
-    lines += [f"    try:\n        K({', '.join(call + res)})",
+    lines += [f"    {o} = E(S, D)" for o in arrays] + [f"    A = E({n_sum}, W)"] * (n_sum > 0)
+    lines += [f"    try:\n        K({', '.join(call + outs)})",
               f"    except TypeError:  # a non-contiguous input: the kernel reads C order\n"
-              f"        K({', '.join(cont + res)})",
+              f"        K({', '.join(cont + outs)})",
               f"    return ({', '.join(res)},)"]
     env = {"E": np.empty, "S": shape, "D": dt, "F": dt.type, "C": np.ascontiguousarray,
-           "K": disp}
+           "K": disp, "W": np.float64}
     exec(compile("\n".join(lines) + "\n", "<diffkit fused>", "exec"), env)  # noqa: S102
     fused = env.pop("fused")
     fused.source = src
     return fused
 
 
-def _compile(src, shape, dt, ins, n_out):
+def _compile(src, shape, dt, ins, n_out, n_sum):
     numba = _numba[0]
     t = numba.from_dtype(dt)
     nd = len(shape)
     arg = lambda v: t if v.shape == () else numba.types.Array(t, nd, "C", readonly=True)  # noqa: E731
     sig = numba.types.void(*[arg(v) for v in ins],
-                           *[numba.types.Array(t, nd, "C")] * n_out)
-    env = {"np": np}
+                           *[numba.types.Array(t, nd, "C")] * n_out,
+                           *[numba.types.Array(numba.float64, 1, "C")] * (n_sum > 0))
+    if not _helpers:
+        _helpers.append(numba.njit(nogil=True, cache=False)(_sum_block))
+    env = {"np": np, "BS": _helpers[0]}
     exec(compile(src, "<diffkit fused kernel>", "exec"), env)  # noqa: S102 - from a program
     return numba.njit(sig, error_model="numpy", nogil=True, cache=False)(env["kernel"])
+
+
+def _sum_block(b, m, s, e):
+    """(s, e) after adding the sum of b[:m]: 8 running sums (NumPy's pairwise leaf), then
+    Neumaier's compensated step. Over blocks of <= `_BLOCK` summands, the total is within
+    ~32 ulp of sum(|x|) of the exact sum whatever n (NumPy's pairwise: ~(16 + log2(n / 128))
+    ulp); tests hold it to 1e-13 of sum(|x|) against np.sum at n = 512^2."""
+    r0 = r1 = r2 = r3 = r4 = r5 = r6 = r7 = 0.0
+    k = 0
+    while k + 8 <= m:
+        r0 += b[k]
+        r1 += b[k + 1]
+        r2 += b[k + 2]
+        r3 += b[k + 3]
+        r4 += b[k + 4]
+        r5 += b[k + 5]
+        r6 += b[k + 6]
+        r7 += b[k + 7]
+        k += 8
+    t = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    while k < m:
+        t += b[k]
+        k += 1
+    u = s + t
+    return u, e + ((s - u) + t if abs(s) >= abs(t) else (t - u) + s)
 
 
 class _Source:
@@ -271,21 +377,47 @@ class _Source:
     def text(self, results) -> str:
         nd = len(self.shape)
         zero = (0,) * nd
-        stores = [f"o{k}[{self._idx(zero)}] = {self._value(v, zero)}"
-                  for k, v in enumerate(results)]
-        args = [f"x{k}" for k in range(len(self.arg))] + [f"o{k}" for k in range(len(results))]
-        out = [f"def kernel({', '.join(args)}):  # {self.dt.name}"]  # the cache key
+        stores, sums = [], []
+        for v in results:  # a 0-d result is a sum: its summand read at the loop index
+            if v.shape == ():
+                sums.append(self._value(self.eqn[v.n].ins[0], zero))
+            else:
+                stores.append(f"o{len(stores)}[{self._idx(zero)}] = {self._value(v, zero)}")
+        args = [f"x{k}" for k in range(len(self.arg))] + [f"o{k}" for k in range(len(stores))]
+        out = [f"def kernel({', '.join(args + ['acc'] * bool(sums))}):  # {self.dt.name}"]
         out += [f"    {name} = np.{self.dt.name}(float({str(float(value))!r}))"
                 for (_, value), name in self.consts.items()]  # float('inf') included
+        n = self.shape[-1]
+        out += [f"    s{j} = 0.0\n    e{j} = 0.0\n    w{j} = np.empty({min(n, _BLOCK)}, np.float64)"
+                for j in range(len(sums))]
+        blocks = bool(sums) and n > _BLOCK  # the innermost loop in blocks: buffers stay small
+        pad = self._loops(out, blocks)
+        k = f"i{nd - 1} - b" if blocks else f"i{nd - 1}"
+        out += [pad + line for line in self.lines + stores]
+        out += [f"{pad}w{j}[{k}] = {t}" for j, t in enumerate(sums)]  # keeps the loop SIMD
+        m = "m" if blocks else str(n)
+        out += [f"{pad[4:]}s{j}, e{j} = BS(w{j}, {m}, s{j}, e{j})" for j in range(len(sums))]
+        out += [f"    acc[{j}] = s{j} + e{j} if np.isfinite(s{j}) else s{j}"  # inf, nan: as is
+                for j in range(len(sums))]
+        return "\n".join(out) + "\n"
+
+    def _loops(self, out: list, blocks: bool) -> str:
+        """Appends the nested loop headers (the innermost one over blocks of `_BLOCK` with
+        `blocks`) and the shifted indices; returns the loop body's indentation."""
         pad = "    "
         for a, n in enumerate(self.shape):
-            out.append(f"{pad}for i{a} in range({n}):")
+            if blocks and a == len(self.shape) - 1:
+                out += [f"{pad}for b in range(0, {n}, {_BLOCK}):",
+                        f"{pad}    m = min({_BLOCK}, {n} - b)",
+                        f"{pad}    for i{a} in range(b, b + m):"]
+                pad += "    "
+            else:
+                out.append(f"{pad}for i{a} in range({n}):")
             pad += "    "
             for (ax, s), name in sorted(self.shifted.items()):
                 if ax == a:
                     out.append(f"{pad}{name} = i{a} + {n - s} if i{a} < {s} else i{a} - {s}")
-        out += [pad + line for line in self.lines + stores]
-        return "\n".join(out) + "\n"
+        return pad
 
     def _idx(self, shifts) -> str:
         parts = []
