@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from diffkit import numpy as dnp
 from diffkit.core import pytree
-from diffkit.core.dispatch import is_inexact
+from diffkit.core.dispatch import is_inexact, registry
 from diffkit.core.forward import JVPTrace, JVPTracer
 from diffkit.core.program import refuse_inside
 from diffkit.core.reverse import VJPTrace, VJPTracer
@@ -45,26 +45,39 @@ def _parents(flat, trace):
 
 
 class _TapeRule:
-    """Stands in for a primitive on the tape: a node whose VJP is a closure."""
+    """Stands in for a primitive on the tape: a node whose VJP is a closure. `hands_over`:
+    the closure gets its cotangents in a one-item list it empties (`VJPTrace.backward`)."""
 
-    __slots__ = ("name", "vjp_all")
+    __slots__ = ("name", "vjp_all", "hands_over")
     multiple_results = True
     vjp_args = None
 
-    def __init__(self, name, vjp_all):
+    def __init__(self, name, vjp_all, hands_over=False):
         self.name = name
         self.vjp_all = vjp_all
+        self.hands_over = hands_over
 
 
-def record_node(trace, name, flat_in, out, vjp_all):
+def record_node(trace, name, flat_in, out, vjp_all, lean: bool = False):
     """One tape node for a rule given as a closure; the inexact array outputs are traced
-    (Python numbers and integer arrays come back as they are: nothing flows through them)."""
+    (Python numbers and integer arrays come back as they are: nothing flows through them).
+    `lean` (a checkpointed loop, which bounds its memory): the node keeps zero-memory
+    stand-ins of the outputs, and `vjp_all` takes its cotangents over (`hands_over`), so
+    that the reverse sweep holds neither the loop's result nor its incoming cotangent."""
     flat_out, out_tree = pytree.flatten(out)
-    idx = trace.add_node(_TapeRule(name, vjp_all), (), tuple(flat_out),
+    kept = tuple(_stand_in(o) for o in flat_out) if lean else tuple(flat_out)
+    idx = trace.add_node(_TapeRule(name, vjp_all, lean), (), kept,
                          _parents(flat_in, trace), len(flat_out))
     return pytree.unflatten(out_tree, [
         VJPTracer(trace, o, idx, k) if carries_tangent(o) else o for k, o in enumerate(flat_out)
     ])
+
+
+def _stand_in(x):
+    """`x`'s shape, dtype and device in no memory (`Backend.stand_in`), or `x` itself."""
+    backend = registry().backend_of(type(x))
+    stand_in = getattr(backend, "stand_in", None)
+    return x if stand_in is None else stand_in(x)
 
 
 def carries_tangent(x) -> bool:

@@ -103,8 +103,9 @@ def test_snapshot_bytes_are_counted_as_saved_and_discarded(to_backend):
     rep = dk.checkpoint.last_report()
     slots = rep.peak_snapshots["ram"]
     assert slots == rep.plan.slots["ram"] > 1
-    # at the deepest point every slot holds a state while one step's tape is reversed
-    assert rep.peak_held == slots * rep.state_bytes + rep.work_bytes
+    # at the deepest point every slot holds a state while one step's tape is reversed (the
+    # slot of state 0 holds the caller's u0: no new bytes)
+    assert rep.peak_held == (slots - 1) * rep.state_bytes + rep.work_bytes
     assert rep.held_bytes == 0
     assert rep.peak_bytes <= budget["budget"]["memory"]
 
@@ -169,9 +170,11 @@ def test_a_tape_growing_with_every_step_is_refused_naming_the_step(to_backend):
 
     dk.grad(J, argnums=(0, 1))(x0, 1.0, {"budget": {"memory": "1GiB"}})
     need = dk.checkpoint.last_report().plan.peak_bytes  # store-all with step 0's tapes
-    with pytest.raises(BudgetError, match=r"step \d+'s tape keeps [\d,]+ bytes, more than the "
-                                          r"step tape measured on step 0"):
-        dk.grad(J, argnums=(0, 1))(x0, 1.0, {"budget": {"memory": need * 9 // 10}})
+    with pytest.raises(BudgetError, match=r"step \d+('s tape keeps [\d,]+ bytes, more than the "
+                                          r"step tape measured on step 0| took a new branch "
+                                          r"whose programs need a [\d,]+-byte working set).*"
+                                          r"does more work at some i"):
+        dk.grad(J, argnums=(0, 1))(x0, 1.0, {"budget": {"memory": need * 6 // 10}})
 
 
 def burgers_2d(u, i, nu):

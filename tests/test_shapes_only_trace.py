@@ -1,7 +1,7 @@
-"""A compiled step whose values do not fit the room the budget leaves for tracing is traced by
-shapes only (`Backend.stand_in`): its programs equal a values trace's, its outputs and
-residuals come from running them, and a step that needs a value to trace runs eagerly with
-the reason."""
+"""A compiled step is traced by shapes only (`Backend.stand_in`), a kernel's output at a time:
+its programs equal a values trace's, its outputs and residuals come from running them. A step
+that needs a value to trace is traced with its values, within the room the budget leaves, or
+runs eagerly with both reasons."""
 
 from __future__ import annotations
 
@@ -37,14 +37,15 @@ def _compiled(step, u, limit):
     return cs
 
 
-def test_a_step_too_large_to_trace_with_values_is_traced_by_shapes(to_backend):
+def test_a_step_is_traced_by_shapes_into_the_programs_of_a_values_trace(to_backend):
     u = to_backend(U0)
     state = U0.nbytes
     full = _compiled(stencil, u, None)
+    full._stand_in = lambda leaves: None  # (a backend without stand-ins: traced with values)
     lean = _compiled(stencil, u, 3 * state)
     want_out, want_vjp = full.taped([u, 0.1], 3)
     got_out, got_vjp = lean.taped([u, 0.1], 3)
-    assert full.shapes_only is None and lean.shapes_only is not None, lean.reason
+    assert lean.reason is None and full.reason is None
     assert lean.trace_peak < 2.5 * state < full.trace_peak
     assert str(lean.entries[0].programs[0]) == str(full.entries[0].programs[0])
     np.testing.assert_array_equal(to_numpy(got_out[0]), to_numpy(want_out[0]))
@@ -56,9 +57,7 @@ def test_a_step_too_large_to_trace_with_values_is_traced_by_shapes(to_backend):
     assert lean.traces == 1
 
 
-def test_a_loop_traced_by_shapes_gets_the_eager_gradient(to_backend, monkeypatch):
-    """Every trace of the loop follows shapes only (as under a budget too small for values):
-    gradients equal the eager path's."""
+def test_a_loop_traced_by_shapes_gets_the_eager_gradient(to_backend):
     def loss(u0, k, compile):
         u = dk.checkpoint.loop(stencil, u0, 6, (k,), {"budget": {"memory": "1GiB"}},
                                compile=compile)
@@ -66,17 +65,20 @@ def test_a_loop_traced_by_shapes_gets_the_eager_gradient(to_backend, monkeypatch
 
     u0 = to_backend(U0)
     eager = dk.grad(loss, argnums=(0, 1))(u0, 0.1, False)
-    values_trace = CompiledStep._trace_twice
-
-    def by_shapes(self, leaves, i, sig, stand_in=None):
-        self.shapes_only = self._stand_in(leaves)
-        return values_trace(self, leaves, i, sig, self.shapes_only)
-
-    monkeypatch.setattr(CompiledStep, "_trace_twice", by_shapes)
     got = dk.grad(loss, argnums=(0, 1))(u0, 0.1, True)
     assert dk.checkpoint.last_report().compiled.startswith("compiled")
     for a, b in zip(got, eager, strict=True):
         np.testing.assert_allclose(to_numpy(a), to_numpy(b), rtol=1e-12, atol=1e-14)
+
+
+def test_a_step_deciding_on_a_value_is_traced_with_its_values():
+    def step(u, i, k):
+        return u * k if dnp.max(u) > 0 else u
+
+    cs = _compiled(step, U0, None)
+    out, _ = cs.taped([U0, 0.1], 0)
+    assert cs.reason is None and cs.trace_peak > U0.nbytes  # (values)
+    np.testing.assert_array_equal(out[0], U0 * 0.1)
 
 
 @pytest.mark.parametrize(("step", "why"), [
@@ -84,7 +86,7 @@ def test_a_loop_traced_by_shapes_gets_the_eager_gradient(to_backend, monkeypatch
     (lambda u, i, k: u + k * dnp.sum(u[u > 0.5]), "shape of dynamic_getitem"),
 ])
 def test_a_step_that_needs_values_to_trace_runs_eagerly_and_says_why(step, why):
-    cs = _compiled(step, U0, 2 * U0.nbytes)
+    cs = _compiled(step, U0, U0.nbytes // 2)  # too little room for its values
     assert cs.taped([U0, 0.1], 0) is None
     assert "tracing it holds more than" in cs.reason and "its shapes only" in cs.reason
     assert re.search(why, cs.reason), cs.reason
@@ -98,4 +100,4 @@ def test_a_random_step_traced_by_shapes_is_still_refused():
 
     cs = _compiled(noisy, U0, 3 * U0.nbytes)
     assert cs.taped([U0, 0.1], 0) is None
-    assert cs.shapes_only is not None and "random numbers" in cs.reason, cs.reason
+    assert "random numbers" in cs.reason, cs.reason

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import warnings
 import weakref
 
 import numpy as np
@@ -100,16 +101,17 @@ class CompiledStep:
         self.traces = self.replays = 0
         self.trace_peak = 0  # most bytes of traced values alive at once while tracing
         self.trace_limit: int | None = None  # bytes a trace's values may take (the budget)
-        self.shapes_only = None  # the backend's stand_in once tracing values did not fit:
-        self.too_large = ""  # every trace then follows shapes only (`_trace_checked`)
         self.pool: dict | None = {}  # preallocated outputs the programs share
         # (Backend.program_buffers); None: none (`drop_buffers`)
         self.on_trace = lambda outs, i: None  # checks a new program's outputs (the executor's)
         self.accepts = lambda leaves: True  # whether to trace for new inputs (the executor's)
+        self.on_give_up = lambda i: None  # step i runs eagerly from now on (the executor's:
+        # a plan made for the programs must be made again)
         self.before_retrace = lambda nbytes, i: None  # step i's new trace will take `nbytes`
         # (the executor's: it may re-plan, or refuse, when the budget has no room)
         self.n_steps: int | None = None  # the loop's length (the executor's): whether
         # fusing its programs pays (`fuse.plan`)
+        self.fuse_now = False  # fused because the budget needs it (`fuse_for_memory`)
 
     @property
     def on(self) -> bool:
@@ -226,23 +228,17 @@ class CompiledStep:
 
     def _trace_checked(self, leaves, i, sig, taped):
         try:
-            if self.shapes_only is None:
+            entry, why = self._trace_shapes(leaves, i, sig)
+            if entry is not None:
+                outs, residuals = self._run_traced(entry, leaves, i, taped)
+            else:
                 try:
                     entry, outs, residuals = self._trace_twice(leaves, i, sig)
-                except _TraceTooLarge as e:  # its values do not fit: trace shapes only
-                    self.shapes_only = self._stand_in(leaves)
-                    if self.shapes_only is None:
-                        raise
-                    self.too_large = str(e)
-            if self.shapes_only is not None:
-                try:
-                    entry, _, _ = self._trace_twice(leaves, i, sig, self.shapes_only)
-                except NeedsValues as e:
-                    raise NotProgrammable(f"{self.too_large}, and tracing its shapes only "
-                                          f"could not: {e}") from e
-                outs, residuals = self._run_traced(entry, leaves, i, taped)
+                except _TraceTooLarge as e:
+                    raise NotProgrammable(f"{e}{why}") from e
         except (NotProgrammable, GuardFailed) as e:
             self.give_up(str(e), e)
+            self.on_give_up(i)
             return None
         except Exception as e:  # anything a program trace cannot follow (a traced index
             # array used as data, ...): run it eagerly, which raises again if the step is wrong
@@ -253,11 +249,27 @@ class CompiledStep:
         self.on_trace(outs, i)
         return outs, entry, residuals
 
+    def _trace_shapes(self, leaves, i, sig):
+        """(entry, "") traced by shapes only, its memory a kernel's output at a time; or
+        (None, why it could not: a Python decision on a value, a kernel that refused a
+        stand-in), when the step must be traced with its values."""
+        stand_in = self._stand_in(leaves)
+        if stand_in is None:
+            return None, ""
+        try:
+            with warnings.catch_warnings(), np.errstate(all="ignore"):  # stand-ins' values
+                warnings.simplefilter("ignore")  # are no data: no warning is the user's
+                return self._trace_twice(leaves, i, sig, stand_in)[0], ""
+        except (NotProgrammable, GuardFailed) as e:
+            if not isinstance(e, NeedsValues):
+                raise  # (random numbers, a custom rule: so with values too)
+            return None, f"; tracing its shapes only could not: {e}"
+        except Exception as e:  # noqa: BLE001 - a kernel that needs real values: trace them
+            return None, f"; tracing its shapes only raised {type(e).__name__}: {e}"
+
     def _trace_twice(self, leaves, i, sig, stand_in=None):
         """The first program is traced twice and must come out the same; the plain trace
         first, so that the second does not run beside the first one's values."""
-        if stand_in is not None and not self.entries:  # what a trace takes from now on
-            self.trace_peak = 0
         plain = None if self.entries else self._trace(leaves, i, sig, False, stand_in)
         entry, outs, residuals = self._trace(leaves, i, sig, True, stand_in)
         self.trace_peak = max(self.trace_peak, entry.trace_peak)
@@ -330,10 +342,14 @@ class CompiledStep:
             trace.active = False
         inputs = [b for b in boxed if type(b) is ProgramTracer] + [index]
         entry = _Entry(trace.body, n_fwd, inputs, outs, in_cts, slots, sig, self.pool,
-                       fuse.plan(self.n_steps))
+                       fuse.plan(self.n_steps, for_memory=self.fuse_now or any(
+                           e.fused for e in self.entries)))  # (one plan: fused as the first)
         pick = [k for k, b in enumerate(boxed) if type(b) is ProgramTracer]
         entry.pick = None if len(pick) == len(leaves) else pick  # the rest are constants
         entry.trace_peak = trace.peak
+        state = {b.var.n for b in boxed[:ns]}  # residuals that are the state: a taped step
+        entry.shared_nbytes = sum(v.nbytes for v in entry.residuals if v.n in state)  # keeps
+        # it, as the sweep would anyway
         known = {t.var.n: t for t in inputs} | trace.keep
         for old, new in entry.alias.items():  # merged by cse: the same value
             if old in known:
@@ -345,17 +361,37 @@ class CompiledStep:
 
     # -- memory model -----------------------------------------------------------------
     def stats(self) -> tuple[int, int, int, int, int]:
-        """For planning, from the most recent program: (bytes a taped step keeps, peak
-        bytes of the forward programs' temporaries, of the backward program's, of the
-        buffers they share, of tracing a step again: its values and the new programs'
-        objects). Temporaries count the programs' own objects (all of them are kept)."""
-        e = self.entries[0]
-        lines = sum(len(p.body) for p in e.programs)
+        """For planning, over every program set traced (a plan must fit each branch): (bytes
+        a taped step keeps, peak bytes of the forward programs' temporaries, of the backward
+        program's, of the buffers they share, of tracing a step again: its values and the
+        new programs' objects). Temporaries count the programs' own objects (all of them
+        are kept)."""
+        lines = max(sum(len(p.body) for p in e.programs) for e in self.entries)
         objects = (_ENTRY_BYTES + _LINE_BYTES * lines) * len(self.entries)
         pool = 0 if self.pool is None else sum(a.nbytes for row in self.pool.values()
                                                for a in row)
-        return (e.kept_nbytes, e.forward_peak + objects, e.backward_peak + objects, pool,
-                max(self.trace_peak, e.trace_peak) + _tracing_bytes(lines))
+        most = lambda key: max(getattr(e, key) for e in self.entries)  # noqa: E731
+        return (most("kept_nbytes"), most("forward_peak") + objects,
+                most("backward_peak") + objects, pool,
+                max(self.trace_peak, most("trace_peak")) + _tracing_bytes(lines))
+
+    @property
+    def shared_nbytes(self) -> int:
+        """Bytes of a taped step's residuals that are its input state (the least over the
+        program sets): the tape holds them where the sweep would hold the state anyway."""
+        return min(e.shared_nbytes for e in self.entries)
+
+    def fuse_for_memory(self) -> bool:
+        """Under fuse_steps('auto'), fuse the programs now (forgetting those traced) because
+        the budget needs their smaller working set; False when they are fused already, or
+        fusion is off or unavailable. The step is then traced again."""
+        if self.fuse_now or not fuse.plan(self.n_steps, for_memory=True)[0]:
+            return False
+        self.fuse_now = True
+        self.entries.clear()
+        if self.pool:
+            self.pool = {}
+        return True
 
     def drop_buffers(self) -> None:
         """Run every program without preallocated outputs, and free them: for a budget

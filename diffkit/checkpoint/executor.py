@@ -7,6 +7,7 @@ the bytes of the snapshots and tapes it holds against the budget.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from typing import NamedTuple
 
@@ -139,6 +140,7 @@ class Executor:
         self.progress_enabled = progress
         self.used, self.cond = False, None
         self.tape_floor, self.replans, self.replanning = 0, 0, False
+        self.grown_what = ""  # why the last re-plan happened, when not a larger tape
         self.trace_room = False  # whether the plan keeps room to trace the step again
         self.checks, self.owned = checks, owned_tensors(self.state0)
         self.fp = None
@@ -166,6 +168,7 @@ class Executor:
                                 insist=compile is True)
         compiled.on_trace = self._check_outputs
         compiled.before_retrace = self._before_retrace
+        compiled.on_give_up = self._compiled_gave_up
         compiled.accepts = lambda leaves: self._diff_pos(leaves) == compiled.diff_pos
         return compiled
 
@@ -173,6 +176,33 @@ class Executor:
         """What every step's outputs must pass (a program's, once, when it is traced)."""
         self._check_closure(outs, i)
         self._check_size(outs[:self.n_state], i)
+        rep = getattr(self, "report", None)
+        if rep is not None and self.replanning and self.compiled.traces > 1:
+            self._check_program_room(rep, i)
+
+    def _compiled_gave_up(self, i: int) -> None:
+        """The step runs eagerly from step i on: a plan made for its programs' working set
+        no longer holds. The forward sweep plans again (eagerly measured); where it cannot,
+        the loop is refused rather than run past its budget."""
+        rep = getattr(self, "report", None)
+        if rep is None:
+            return
+        what = (f" could not be compiled ({self.compiled.reason}), and its eager tape and "
+                f"working set were not planned for")
+        if self.replanning:
+            raise _Replan(self.tape_floor, i, what=what)
+        raise BudgetError(f"the step function of {self.io.name} at step {i}{what}; give a "
+                          f"larger budget.memory, or pass compile=False")
+
+    def _check_program_room(self, rep, i) -> None:
+        """A branch traced mid-sweep whose programs hold more than the plan's working set
+        (or keep a larger tape) asks for a plan that fits every branch (`_Replan`)."""
+        compiled = self.compiled
+        work = self._compiled_working_set(compiled, rep.n_steps, self.fixed_bytes)
+        if work > rep.reverse_bytes - rep.io_bytes or compiled.stats()[0] > rep.work_bytes:
+            raise _Replan(max(compiled.stats()[0], self.tape_floor), i, what=(
+                f" took a new branch whose programs need a {work:,}-byte working set, more "
+                f"than step 0's {rep.reverse_bytes - rep.io_bytes:,}"))
 
 
     def _diff_pos(self, leaves) -> list[int]:
@@ -346,7 +376,7 @@ class Executor:
         (tests/test_loop_memory.py)."""
         self.state_bytes = state_bytes = max(1, tree_nbytes(self.state0))
         self.calls, self.first = 0, None
-        fixed = lambda ys=True: (2 * state_bytes + 2 * tree_nbytes(self.args)  # noqa: E731
+        fixed = lambda ys=True: (state_bytes + 2 * tree_nbytes(self.args)  # noqa: E731
                                  + (self.fp.nbytes if self.fp is not None else 0)
                                  + stream_bytes(n)
                                  + (self.io.nbytes(n) if ys else 0))  # a scan's y_i: known
@@ -355,23 +385,28 @@ class Executor:
         if compiled is not None:  # the programs on step 0 (traced now, or replayed)
             compiled.n_steps = n  # fusing the programs pays on long loops (`fuse.plan`)
             if not compiled.insist:  # a values trace that outgrows the budget stops, and
-                # the step is traced by shapes (while step 0 is traced, the loop has no output
-                # nor cotangent yet; one state is left for what the watchdog does not see: a
+                # the step is traced by shapes (while step 0 is traced, the loop has no
+                # cotangent yet; one state is left for what the watchdog does not see: a
                 # kernel's output in flight, ...)
-                compiled.trace_limit = self.budget.memory - fixed(ys=False) + state_bytes
+                compiled.trace_limit = self.budget.memory - fixed(ys=False)
             flat, tree = pytree.flatten(self.state0)
             na = len(flat) + len(self.flat_args)
-            self.first = self._tape_compiled(flat + self.flat_args + self.io.x_at(0), tree,
-                                             len(flat), na, 0)
-            if self.first is not None:  # programs: sizes from their liveness
-                reverse = self._compiled_working_set(compiled, n, fixed())
+            while True:  # twice when 'auto' fuses the programs for the budget's sake
+                self.first = self._tape_compiled(flat + self.flat_args + self.io.x_at(0),
+                                                 tree, len(flat), na, 0)
+                if self.first is None:
+                    break
+                self.fixed_bytes = fixed()
+                reverse = self._compiled_working_set(compiled, n, self.fixed_bytes)
                 kept = compiled.stats()[0]
-                if state_bytes + max(kept, state_bytes) + reverse <= self.budget.memory \
-                        or compiled.insist:
+                if max(kept, state_bytes) + reverse <= self.budget.memory or compiled.insist:
                     return state_bytes, kept, reverse
-                compiled.give_up(  # small states: the programs' own objects dominate
-                    f"its programs' working set ({human_bytes(reverse)}) leaves no room for "
-                    f"a snapshot in budget.memory = {human_bytes(self.budget.memory)}")
+                self.first, self.calls = None, 0
+                if not compiled.fuse_for_memory():
+                    compiled.give_up(  # small states: the programs' own objects dominate
+                        f"its programs' working set ({human_bytes(reverse)}) leaves no room "
+                        f"for a snapshot in budget.memory = {human_bytes(self.budget.memory)}")
+                    break
             self.first, self.calls = None, 0
         # eagerly: tape step 0 with a trace that measures its values
         self.first = first = self._tape(self.state0, 0, LiveBytesTrace)
@@ -390,17 +425,19 @@ class Executor:
         for a snapshot are dropped (they only save time)."""
         state = self.state_bytes
         kept, forward, backward, pool, traced = compiled.stats()
+        shared = compiled.shared_nbytes  # the tape's part that is the state
         if self.trace_room or n is None:
             self.trace_room = True
-            work = max(state + forward, backward, state + traced)
+            work = max(state + forward - shared, backward, state + traced - shared)
         else:
-            work = max(state + forward, backward)
+            work = max(state + forward - shared, backward)
         io = io_bytes(state) if self.overlap_io and storage_tiers(self.budget) else 0
-        spare = self.budget.memory - (state + max(kept, state) + fixed + work + io)
+        spare = self.budget.memory - (max(kept, state) + fixed + work + io)
         if pool and pool > spare // 4:  # buffers only save time: never much of the room
             compiled.drop_buffers()  # for snapshots (or the disk I/O's)
             kept, forward, backward, pool, traced = compiled.stats()
-            work = max(state + forward, backward, state + traced if self.trace_room else 0)
+            work = max(state + forward - shared, backward,
+                       state + traced - shared if self.trace_room else 0)
         self.trace_bytes, self.retrace_base = traced, fixed + pool
         return fixed + pool + work
 
@@ -409,10 +446,12 @@ class Executor:
         Without room next to what is held, the forward sweep starts again under a plan
         that keeps room for tracing (`_Replan`), or, where it cannot, the loop is refused."""
         rep = getattr(self, "report", None)
-        if self.trace_room or rep is None:
+        if rep is None:
             return
-        need = rep.held_bytes + self.retrace_base + rep.io_bytes + self.state_bytes + nbytes
-        if need <= self.budget.memory:
+        held = rep.held_bytes + self.retrace_base + rep.io_bytes + self.state_bytes
+        if not self.compiled.insist:  # a values trace stops where the room beside what is
+            self.compiled.trace_limit = self.budget.memory - held  # held ends
+        if self.trace_room or held + nbytes <= self.budget.memory:
             return
         if self.replanning:
             raise _Replan(0, i, retrace=True)
@@ -424,12 +463,13 @@ class Executor:
             f"compile=False.")
 
     def _start(self, n):
+        self.report = None  # (a re-plan measures afresh: no mid-sweep checks meanwhile)
         state_bytes, tape, reverse = self._measure(n)
         tape = max(tape, self.tape_floor)
         state_bytes, tape, reverse, self.budget = ranks.agree_plan(  # one plan on every rank
             state_bytes, tape, reverse, self.budget)
-        self.plan, io = plan_with_io(make_plan, n, state_bytes, self.budget, tape, reverse,
-                                     self.overlap_io)
+        self.plan, io = plan_with_io(functools.partial(make_plan, state0_held=True), n,
+                                     state_bytes, self.budget, tape, reverse, self.overlap_io)
         self.report = Report(self.plan, state_bytes, tape or state_bytes, reverse + io,
                              n_steps=n, replans=self.replans, io_bytes=io)
         self.run = (open_run(self, self.resume_request, n)
@@ -467,14 +507,16 @@ class Executor:
                     log_replan(grown.step, self.trace_bytes, self.replans, "tracing")
                     continue
                 self.tape_floor, self.grown_at = grown.nbytes, grown.step
+                self.grown_what = grown.what
                 log_replan(grown.step, grown.nbytes, self.replans)
             except BudgetError as e:
                 if not self.tape_floor:
                     raise
+                what = self.grown_what or f"'s tape keeps {self.tape_floor:,} bytes, more " \
+                    f"than the step tape measured on step 0"
                 raise BudgetError(
-                    f"step {self.grown_at}'s tape keeps {self.tape_floor:,} bytes, more than "
-                    f"the step tape measured on step 0 (the step does more work at some i), "
-                    f"and no plan for tapes of that size fits: {e}") from None
+                    f"step {self.grown_at}{what} (the step does more work at some i), and no "
+                    f"plan for it fits: {e}") from None
             finally:
                 self.replanning = False
 
@@ -554,9 +596,10 @@ class Executor:
                     self.rng.save((tier, step), step)
                 if self.run is not None:
                     self.run.saved(self, step, tier)
-                if tier == RAM:
-                    self.held[RAM, step] = nbytes = tree_nbytes(current)
-                    self._hold(nbytes, step)
+                if tier == RAM:  # (state 0 is the caller's: `plan(state0_held=True)`)
+                    held = 0 if current is self.state0 else tree_nbytes(current)
+                    self.held[RAM, step] = held
+                    self._hold(held, step)
                 return current, at
             case Load(step, tier):
                 current = self.storage.load(step, tier)
@@ -584,16 +627,19 @@ class Executor:
     # -- the tape node and the reverse sweep -------------------------------------------
     def record(self, out):
         """Put the loop on the caller's tape as one node whose VJP is the reverse sweep."""
-        return record_node(self.trace, "checkpoint.loop", self.flat_in, out, self._vjp_all)
+        return record_node(self.trace, "checkpoint.loop", self.flat_in, out, self._vjp_all,
+                           lean=True)
 
-    def _vjp_all(self, g, ans):
+    def _vjp_all(self, given, ans):
+        """The reverse sweep, as the node's VJP: `given` holds the outputs' cotangents,
+        taken over (emptied) so that each one is freed once the sweep has used it."""
         if self.used:  # a second cotangent (jacrev): run the whole schedule again
             if self.cond is None:
                 self.forward_offline(self.n)
             else:
                 self.forward_online(self.cond)
         self.used = True
-        ct = [None if isinstance(c, Zero) else c for c in g]
+        ct = [None if isinstance(c, Zero) else c for c in given.pop()]
         ct = self.io.take_ct(ct)  # a scan keeps its ys' cotangents for the steps
         t0 = time.perf_counter()
         after = RngState() if self.rng is not None else None  # put back when done
@@ -619,8 +665,12 @@ class Executor:
         set_last_report(rep, self.trace.level)
         return ct + ct_args + self.io.ct_x()
 
-    def _reverse_sweep(self, ct):
+    def _reverse_sweep(self, given):
+        """Reverse every step: `given` (the state's cotangents, emptied here) to the
+        cotangents of state0 and of the arguments."""
+        ct, given[:] = list(given), []
         current, at = self.resume
+        self.resume = (None, None)  # the sweep's own reference: freed after its first use
         if current is not None and self.rng is not None:
             self.rng.resume_keep()
         sums, action, done = _Sums(len(self.flat_args)), self.pending, 0
@@ -657,9 +707,9 @@ class _Replan(Exception):
     """A tape kept in the forward sweep outgrew the plan's: plan again for `nbytes`; or
     (`retrace`) a compiled step must be traced again: plan again with room for that."""
 
-    def __init__(self, nbytes: int, step: int, retrace: bool = False):
+    def __init__(self, nbytes: int, step: int, retrace: bool = False, what: str = ""):
         super().__init__(nbytes, step)
-        self.nbytes, self.step, self.retrace = nbytes, step, retrace
+        self.nbytes, self.step, self.retrace, self.what = nbytes, step, retrace, what
 
 
 def _weak_moved(args: tuple, flat: list, tree, state) -> tuple:

@@ -4,8 +4,9 @@ Fusing (NumPy: numba loops, plugins/diffkit_numpy/fusion.py) makes a replayed st
 times faster but compiles each new kernel once per process (~0.5-1 s), so "auto" fuses only
 where that pays: an offline loop tells the backend its length, and a kernel is compiled
 once the steps run with it in this process (over every call: an optimizer's iterations)
-reach the backend's threshold (NumPy: 20,000); a while_loop, whose length is unknown,
-fuses only with True, which compiles every kernel at once.
+reach the backend's threshold (NumPy: 20,000), or at once when the loop's budget needs the
+fused programs' smaller working set (`CompiledStep.fuse_for_memory`); a while_loop, whose
+length is unknown, fuses only with True, which compiles every kernel at once.
 """
 
 from __future__ import annotations
@@ -37,11 +38,15 @@ def _parse(mode, where: str, need: bool = True):
 _default = [_parse(os.environ.get("DIFFKIT_FUSE", "auto"), "$DIFFKIT_FUSE", need=False)]
 
 
-def plan(n_steps: int | None) -> tuple[bool, int | None]:
+def plan(n_steps: int | None, for_memory: bool = False) -> tuple[bool, int | None]:
     """For a compiled step of a loop of `n_steps` steps (None: a while_loop): (whether to
-    lower its programs, the runs to count toward compiling kernels; None: compile now)."""
+    lower its programs, the runs to count toward compiling kernels; None: compile now).
+    `for_memory`: the loop's budget needs the fused programs' smaller working set, so
+    'auto' fuses now, whatever the length."""
     mode = _default[0]
     if mode == "auto":
+        if for_memory:
+            return _numba(), None
         return n_steps is not None and _numba(), n_steps
     return mode, None
 

@@ -129,15 +129,18 @@ def _explain(options: dict[str, Plan], chosen: Plan, forced: bool) -> None:
 
 
 def plan(n_steps: int | None, state_bytes: int, budget: Budget | str | dict | None = None,
-         step_tape_bytes: int = 0, reverse_bytes: int = 0) -> Plan:
+         step_tape_bytes: int = 0, reverse_bytes: int = 0, state0_held: bool = False) -> Plan:
     """Choose and cost a schedule for ``n_steps`` steps (``None``: unknown, Online).
+    ``state0_held``: the caller holds state 0 throughout (a loop keeps its argument), so a
+    RAM snapshot of it, a reference, takes no memory: one RAM slot is free.
 
     >>> p = plan(100_000, 8 * 2**20, {"budget": {"memory": "2GiB"}}, step_tape_bytes=16 * 2**20)
     >>> type(p.schedule).__name__, p.slots
     ('Revolve', {'ram': 254})
     """
     budget = budget if isinstance(budget, Budget) else load_budget(budget)
-    options = candidates(n_steps, state_bytes, budget, step_tape_bytes, reverse_bytes)
+    options = candidates(n_steps, state_bytes, budget, step_tape_bytes, reverse_bytes,
+                         state0_held)
     if budget.schedule != "auto":
         if budget.schedule not in options:
             why = _why_not(budget.schedule, n_steps, state_bytes, budget, step_tape_bytes,
@@ -175,37 +178,40 @@ def _why_not(name: str, n: int | None, state: int, budget: Budget, tape: int,
 
 
 def candidates(n_steps: int | None, state_bytes: int, budget: Budget,
-               step_tape_bytes: int = 0, reverse_bytes: int = 0) -> dict[str, Plan]:
-    """Every schedule that fits the budget, by name, each with its predicted cost."""
+               step_tape_bytes: int = 0, reverse_bytes: int = 0,
+               state0_held: bool = False) -> dict[str, Plan]:
+    """Every schedule that fits the budget, by name, each with its predicted cost
+    (``state0_held``: see `plan`)."""
     if state_bytes <= 0 or step_tape_bytes < 0 or reverse_bytes < 0:
         raise BudgetError(f"state_bytes must be > 0, step_tape_bytes and reverse_bytes >= 0, "
                           f"got {state_bytes}, {step_tape_bytes} and {reverse_bytes}")
     work = step_tape_bytes or state_bytes
+    lower = [Tier(t.name, t.size // state_bytes, t.write, t.read) for t in storage_tiers(budget)
+             if t.size >= state_bytes]
+    free = state_bytes if state0_held and not lower else 0  # state 0's slot: a reference
     memory = budget.memory - reverse_bytes  # what is left for snapshots and tapes
-    ram = (memory - work) // state_bytes
+    ram = (memory + free - work) // state_bytes
     if ram < 1:
-        need = state_bytes + work + reverse_bytes
+        need = state_bytes - free + work + reverse_bytes  # (state 0's: the caller's)
         raise BudgetError(f"{budget.source}: budget.memory = {human_bytes(budget.memory)} "
                           f"cannot hold one saved state plus one step's working set: at least "
                           f"{need:,} bytes ({human_bytes(need)}) are needed")
-    lower = [Tier(t.name, t.size // state_bytes, t.write, t.read) for t in storage_tiers(budget)
-             if t.size >= state_bytes]
     make = _Maker(n_steps, state_bytes, work, budget, lower)
-    spare = memory - work - ram * state_bytes  # what tables held by a schedule may take
+    spare = memory + free - work - ram * state_bytes  # what tables held by a schedule may take
     if n_steps is None:  # a while loop: Online, over RAM and the slowest tier if any
         sched = _online(ram, lower, budget, state_bytes, spare)
-        held = sched.slots[RAM] * state_bytes
+        held = sched.slots[RAM] * state_bytes - free
         return {"online": make(sched, sched.slots, held + work + reverse_bytes + sched.nbytes)}
     out = {}
     if n_steps * work <= memory:
         out["store_all"] = make(StoreAll(n_steps), {RAM: 0}, n_steps * work + reverse_bytes)
-    every = _periodic_every(n_steps, state_bytes, work, memory)
-    if every:
+    every = _periodic_every(n_steps, state_bytes, work, memory)  # (no credit for state 0:
+    if every:  # its first segment may be taped without a snapshot)
         p = Periodic(n_steps, every)
         out["periodic"] = make(p, p.slots, p.slots[RAM] * state_bytes + p.tapes * work
                                + reverse_bytes)
     r = Revolve(n_steps, min(ram, n_steps))
-    out["revolve"] = make(r, r.slots, r.slots[RAM] * state_bytes + work + reverse_bytes)
+    out["revolve"] = make(r, r.slots, r.slots[RAM] * state_bytes - free + work + reverse_bytes)
     forced = budget.schedule == "mixed"  # auto: RAM-only budgets (Mixed keeps no disk copies)
     if forced or (budget.schedule == "auto" and "store_all" not in out and not lower):
         mixed = _mixed(n_steps, state_bytes, work, memory, forced)

@@ -71,7 +71,7 @@ def scan(step: Callable, carry0, xs, args: tuple = (),
                   resume=resume)
     carry = ex.forward_offline(n)
     return record_node(top, "checkpoint.scan", flat_in + x_flat, (carry, io.stack()),
-                       ex._vjp_all)
+                       ex._vjp_all, lean=True)
 
 
 def _inputs(xs):

@@ -6,7 +6,7 @@ from __future__ import annotations
 from diffkit.core.program import Eqn, Guard, Lit, Program, Var
 
 __all__ = ["ref", "prune", "split", "rematerialize", "last_uses", "peak_bytes", "cse",
-           "order_for_memory"]
+           "order_for_memory", "OUTPUTS_ONLY"]
 
 
 def ref(x):
@@ -177,6 +177,10 @@ def last_uses(program: Program) -> list[list[Var]]:
     return frees
 
 
+OUTPUTS_ONLY: set[str] = set()  # primitives whose kernels allocate only their outputs (a
+# backend's fused loops register theirs): `peak_bytes` adds no temporaries for them
+
+
 def peak_bytes(program: Program, held_inputs: bool = False,
                pooled: frozenset = frozenset()) -> int:
     """Most bytes of variables alive at once while the program runs with every variable
@@ -190,7 +194,8 @@ def peak_bytes(program: Program, held_inputs: bool = False,
     for item, dead in zip(program.body, frees, strict=True):
         if type(item) is Eqn:
             made = sum(o.nbytes for o in item.outs if o.n not in pooled)
-            largest = max(largest, made)
+            if item.prim.name not in OUTPUTS_ONLY:
+                largest = max(largest, made)
             live += made
             peak = max(peak, live)
         live -= sum(v.nbytes for v in dead if v.n not in skip)

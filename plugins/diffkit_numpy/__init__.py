@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from diffkit.core.program_passes import OUTPUTS_ONLY
 from diffkit.extend import Backend, hookimpl
 from diffkit_numpy import (
     creation,
@@ -20,8 +21,10 @@ from diffkit_numpy import (
     shape,
     special,
 )
-from diffkit_numpy.fusion import lower_program
+from diffkit_numpy.fusion import FUSED, lower_program
 from diffkit_numpy.programs import program_buffers, stand_in
+
+OUTPUTS_ONLY.add(FUSED.name)  # a fused loop writes into the outputs it allocates, nothing else
 
 FAMILIES = (creation, elementwise, special, reductions, products, shape, indexing, linalg, fft)
 
