@@ -95,6 +95,7 @@ class CompiledStep:
     def __init__(self, io, step, s_tree, a_tree, n_args: int, diff_pos: list[int],
                  insist: bool):
         self.io, self.step, self.s_tree, self.a_tree = io, step, s_tree, a_tree
+        self.n_state = s_tree.num_leaves
         self.n_args, self.diff_pos, self.insist = n_args, diff_pos, insist
         self.entries: list[_Entry] = []  # most recently used first
         self.reason: str | None = None  # why the step runs eagerly (None: compiled)
@@ -303,7 +304,10 @@ class CompiledStep:
     def _trace(self, leaves, i, sig, taped=True, stand_in=None):
         """(entry, outputs, residuals) of a new trace (`taped=False`: its forward body);
         with `stand_in`, of the state's shapes only (outputs and residuals: stand-ins)."""
-        trace = _MeasuredTrace(f"{self.io.name} (compile)", self.trace_limit, stand_in)
+        limit = self.trace_limit
+        if limit is not None and stand_in is None:  # a values trace's watchdog misses a
+            limit -= _data_nbytes(leaves[:self.n_state])  # kernel output in flight
+        trace = _MeasuredTrace(f"{self.io.name} (compile)", limit, stand_in)
         try:
             return self._record(trace, leaves, i, sig, taped)
         finally:  # tracers keep their trace: no cycle may keep its values, even on failure

@@ -384,11 +384,9 @@ class Executor:
         compiled = self.compiled if self.compiled is not None and self.compiled.on else None
         if compiled is not None:  # the programs on step 0 (traced now, or replayed)
             compiled.n_steps = n  # fusing the programs pays on long loops (`fuse.plan`)
-            if not compiled.insist:  # a values trace that outgrows the budget stops, and
-                # the step is traced by shapes (while step 0 is traced, the loop has no
-                # cotangent yet; one state is left for what the watchdog does not see: a
-                # kernel's output in flight, ...)
-                compiled.trace_limit = self.budget.memory - fixed(ys=False)
+            if not compiled.insist:  # a trace that outgrows the budget stops (while step 0
+                # is traced, the loop has no cotangent yet)
+                compiled.trace_limit = self.budget.memory - fixed(ys=False) + state_bytes
             flat, tree = pytree.flatten(self.state0)
             na = len(flat) + len(self.flat_args)
             while True:  # twice when 'auto' fuses the programs for the budget's sake
