@@ -164,8 +164,8 @@ def test_the_diffkit_logger_tells_the_plan_at_info(caplog):
         dk.grad(loss())(np.linspace(0.1, 1, N))
     msg = [r.getMessage() for r in caplog.records if r.name == "diffkit"]
     assert len(msg) == 1 and msg[0].startswith("checkpoint plan: Revolve(n_steps=40")
-    assert "(least predicted time of those that fit: revolve 1.483x)" in msg[0]
-    assert "recomputation factor 2.450" in msg[0] and "memory 40.00 KiB" in msg[0]
+    assert "(least predicted time of those that fit: revolve 1.500x)" in msg[0]
+    assert "recomputation factor 2.500" in msg[0] and "memory 40.00 KiB" in msg[0]
 
 
 @pytest.fixture

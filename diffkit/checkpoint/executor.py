@@ -141,6 +141,7 @@ class Executor:
         self.used, self.cond = False, None
         self.tape_floor, self.replans, self.replanning = 0, 0, False
         self.grown_what = ""  # why the last re-plan happened, when not a larger tape
+        self.exact = False  # whether the plan's sizes come from compiled programs (`_measure`)
         self.trace_room = False  # whether the plan keeps room to trace the step again
         self.checks, self.owned = checks, owned_tensors(self.state0)
         self.fp = None
@@ -370,10 +371,15 @@ class Executor:
         on top of the snapshots and kept tapes (R), from taping step 0 with a trace that
         watches every value the step makes. R covers the worse of taping a step (the
         current state plus the step's measured peak of live values, less K) and reversing
-        it (`cotangent_nbytes`), plus the cotangent coming in, the loop's output, the
-        arguments' cotangents (two: the sum and its new term), the fingerprints and the
-        schedule's own objects. The tracemalloc peak stays within the plan
-        (tests/test_loop_memory.py)."""
+        it (`cotangent_nbytes`), plus the cotangent coming in, the arguments' cotangents
+        (two: the sum and its new term), the fingerprints and the schedule's own objects.
+        The reverse sweep holds neither the loop's output (`record_node(lean=True)`) nor
+        its given cotangent once used, and state 0's snapshot is the caller's state0
+        (`plan(state0_held=True)`): exact for compiled programs (`self.exact`), whose sizes
+        come from their liveness. An eager step's are measured on step 0 only, and its
+        tapes may vary from step to step: its plan keeps a state in reserve and charges
+        state 0's slot. The tracemalloc peak stays within the plan (tests/test_loop_memory.py,
+        tests/test_few_states.py)."""
         self.state_bytes = state_bytes = max(1, tree_nbytes(self.state0))
         self.calls, self.first = 0, None
         fixed = lambda ys=True: (state_bytes + 2 * tree_nbytes(self.args)  # noqa: E731
@@ -398,6 +404,7 @@ class Executor:
                 reverse = self._compiled_working_set(compiled, n, self.fixed_bytes)
                 kept = compiled.stats()[0]
                 if max(kept, state_bytes) + reverse <= self.budget.memory or compiled.insist:
+                    self.exact = True
                     return state_bytes, kept, reverse
                 self.first, self.calls = None, 0
                 if not compiled.fuse_for_memory():
@@ -410,8 +417,8 @@ class Executor:
         self.first = first = self._tape(self.state0, 0, LiveBytesTrace)
         tape = first[1].tape
         kept, live = tape.nbytes(), tape.stop()
-        self.calls = 1
-        return state_bytes, kept, fixed() + max(state_bytes + live - kept,
+        self.calls, self.exact = 1, False  # measured, not derived: a state in reserve
+        return state_bytes, kept, fixed() + state_bytes + max(state_bytes + live - kept,
                                                tape.cotangent_nbytes())
 
     def _compiled_working_set(self, compiled, n, fixed: int) -> int:
@@ -466,7 +473,7 @@ class Executor:
         tape = max(tape, self.tape_floor)
         state_bytes, tape, reverse, self.budget = ranks.agree_plan(  # one plan on every rank
             state_bytes, tape, reverse, self.budget)
-        self.plan, io = plan_with_io(functools.partial(make_plan, state0_held=True), n,
+        self.plan, io = plan_with_io(functools.partial(make_plan, state0_held=self.exact), n,
                                      state_bytes, self.budget, tape, reverse, self.overlap_io)
         self.report = Report(self.plan, state_bytes, tape or state_bytes, reverse + io,
                              n_steps=n, replans=self.replans, io_bytes=io)
@@ -595,7 +602,7 @@ class Executor:
                 if self.run is not None:
                     self.run.saved(self, step, tier)
                 if tier == RAM:  # (state 0 is the caller's: `plan(state0_held=True)`)
-                    held = 0 if current is self.state0 else tree_nbytes(current)
+                    held = 0 if self.exact and current is self.state0 else tree_nbytes(current)
                     self.held[RAM, step] = held
                     self._hold(held, step)
                 return current, at
