@@ -6,6 +6,7 @@ runs eagerly with both reasons."""
 from __future__ import annotations
 
 import re
+import warnings
 
 import numpy as np
 import pytest
@@ -101,3 +102,41 @@ def test_a_random_step_traced_by_shapes_is_still_refused():
     cs = _compiled(noisy, U0, 3 * U0.nbytes)
     assert cs.taped([U0, 0.1], 0) is None
     assert "random numbers" in cs.reason, cs.reason
+
+
+def _tree(s, i, k):
+    return {"u": s["u"] * k + 0.1 * dnp.sin(s["v"]), "v": s["v"] - 0.05 * s["u"] * s["u"]}
+
+
+def _solve(u, i, k):  # a matrix made of stand-ins is singular: the kernel raises, values trace
+    m = dnp.eye(6) * 6.0 + dnp.outer(u[:6], u[:6]) * 0.1
+    return u.at[:6].set(dnp.linalg.solve(m, u[:6]) * k + u[:6] * 0.5)
+
+
+CARELESS = {  # steps as people write them: the shapes trace must not change their gradient
+    "pytree state": (_tree, {"u": np.linspace(0.1, 1, 12), "v": np.linspace(-1, 1, 12)}),
+    "where": (lambda u, i, k: dnp.where(u > 0.2, u * k, u - 0.1 * dnp.exp(u)), None),
+    "solve": (_solve, None),
+    "log of stand-ins": (lambda u, i, k: u + 0.01 * k * dnp.log(dnp.abs(u) + 1.0), None),
+    "division": (lambda u, i, k: u + 0.001 * k / (1.0 + (dnp.roll(u, 1) - u) ** 2), None),
+    "argmax as index": (lambda u, i, k: u * k + 0.01 * u[dnp.argmax(u)], None),
+    "complex": (lambda u, i, k: u * k + 0.01j * u * u, np.linspace(-1, 1, 12) + 0.3j),
+}
+
+
+@pytest.mark.parametrize("case", CARELESS)
+def test_careless_steps_compile_to_the_eager_gradient_without_warnings(case, to_backend):
+    step, x0 = CARELESS[case]
+    x0 = to_backend(np.linspace(-1, 1, 12) if x0 is None else x0)
+
+    def loss(x, k, compile):
+        out = dk.checkpoint.loop(step, x, 8, (k,), {"budget": {"memory": "64MiB"}},
+                                 compile=compile)
+        return sum(dnp.sum(dnp.abs(v) ** 2) for v in dk.tree.leaves(out))
+
+    want = dk.grad(loss, argnums=(0, 1))(x0, 0.9, False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # stand-ins' dummy values warn nobody
+        got = dk.grad(loss, argnums=(0, 1))(x0, 0.9, True)
+    for a, b in zip(dk.tree.leaves(got), dk.tree.leaves(want), strict=True):
+        np.testing.assert_allclose(to_numpy(a), to_numpy(b), rtol=1e-12, atol=1e-14)
