@@ -17,22 +17,13 @@ import diffkit as dk
 import diffkit.numpy as dnp
 from diffkit.checkpoint.planner import plan
 from diffkit.errors import BudgetError
+from tests.test_compiled_memory import burgers2d  # benchmarks/bench_compiled.py's step
 
 needs_numba = pytest.mark.skipif(importlib.util.find_spec("numba") is None,
                                  reason="fusion needs numba")
-SIZE, STEPS, NU, DT = 256, 16, 0.01, 1e-5
+SIZE, STEPS, NU = 256, 16, 0.01
 G = np.arange(SIZE) / SIZE
 U0 = 0.5 * np.sin(2 * np.pi * G)[:, None] * np.cos(2 * np.pi * G)[None, :] + 0.2
-
-
-def burgers2d(u, i, nu):
-    """benchmarks/bench_compiled.py's 2-D viscous Burgers step."""
-    h = 1.0 / u.shape[0]
-    ux, uy = dnp.roll(u, -1, 0), dnp.roll(u, -1, 1)
-    vx, vy = dnp.roll(u, 1, 0), dnp.roll(u, 1, 1)
-    lap = (ux + vx + uy + vy - 4 * u) / (h * h)
-    adv = u * ((ux - vx) + (uy - vy)) / (2 * h)
-    return u + DT * (nu * lap - adv)
 
 
 def grad(states: float, compile="auto"):
