@@ -7,7 +7,6 @@ u0. Default settings: 'auto' compiles, and fuses because the budget needs it."""
 from __future__ import annotations
 
 import importlib.util
-import tracemalloc
 import weakref
 
 import numpy as np
@@ -18,6 +17,7 @@ import diffkit.numpy as dnp
 from diffkit.checkpoint.planner import plan
 from diffkit.errors import BudgetError
 from tests.test_compiled_memory import burgers2d  # benchmarks/bench_compiled.py's step
+from tests.test_compiled_memory import measured_peak as measured
 
 needs_numba = pytest.mark.skipif(importlib.util.find_spec("numba") is None,
                                  reason="fusion needs numba")
@@ -34,17 +34,6 @@ def grad(states: float, compile="auto"):
                                           compile=compile))
 
     return lambda: dk.grad(J, argnums=(0, 1))(U0, NU)
-
-
-def measured(f):
-    f()  # warm: numba's kernels and Python's caches are not the loop's
-    tracemalloc.start()
-    try:
-        base = tracemalloc.get_traced_memory()[0]
-        got = f()
-        return tracemalloc.get_traced_memory()[1] - base, got
-    finally:
-        tracemalloc.stop()
 
 
 @needs_numba

@@ -1,15 +1,17 @@
 """Compiled steps: a loop's step traced once into programs, replayed at every step.
 
-The first call traces the step (twice, to prove it deterministic) on the current state with
-a `ProgramTrace`, records the backward pass of its VJP rules into the same trace, and cuts
-the result into a forward program (which also returns the residuals), a plain forward
-program (for steps that are not taped) and a backward program (residuals and output
-cotangents to input cotangents). Later steps run these programs: no Python of the step, no
-tracer, no tape. The step index is a program input, so `u * i` or `i % 10 == 0` replay
-correctly; every Python decision on a traced value is a guard, checked on replay, and a
-step whose guards fail gets (and caches) another program. A step that cannot be a program
-(random numbers, float(x), a nested loop or custom rule, too many guard outcomes) runs
-eagerly, and `reason` says why (`compile=True` makes that an error instead).
+The first call traces the step (twice, to prove it deterministic) with a `ProgramTrace`: by
+shapes only where the backend offers stand-ins (a kernel's output at a time), else, or when
+a Python decision needs them, on the current state's values. It records the backward pass
+of its VJP rules into the same trace, and cuts the result into a forward program (which
+also returns the residuals), a plain forward program (for steps that are not taped) and a
+backward program (residuals and output cotangents to input cotangents). Later steps run
+these programs: no Python of the step, no tracer, no tape. The step index is a program
+input, so `u * i` or `i % 10 == 0` replay correctly; every Python decision on a traced
+value is a guard, checked on replay, and a step whose guards fail gets (and caches) another
+program. A step that cannot be a program (random numbers, float(x), a nested loop or custom
+rule, too many guard outcomes) runs eagerly, and `reason` says why (`compile=True` makes
+that an error instead).
 """
 
 from __future__ import annotations
@@ -603,9 +605,8 @@ def _ct_inputs(trace, outs):
     for k, o in enumerate(outs):
         if type(o) is ProgramTracer and o._trace is trace and o.var.n in trace.diff \
                 and _inexact(o):
-            ones = _ones_like(o.primal)
-            ct = slots[k] = trace.new(ones) if trace.stand_in is None else \
-                trace.new(trace.stand_in(ones), True)
+            ct = slots[k] = trace.new(_ones_like(o.primal)) if trace.stand_in is None else \
+                trace.new(trace.stand_in(o.primal), True)  # (shapes only: any value)
             prev = cts.get(o.var.n)
             cts[o.var.n] = ct if prev is None else prev + ct
     return cts, slots

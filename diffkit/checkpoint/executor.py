@@ -198,10 +198,10 @@ class Executor:
     def _check_program_room(self, rep, i) -> None:
         """A branch traced mid-sweep whose programs hold more than the plan's working set
         (or keep a larger tape) asks for a plan that fits every branch (`_Replan`)."""
-        compiled = self.compiled
-        work = self._compiled_working_set(compiled, rep.n_steps, self.fixed_bytes)
-        if work > rep.reverse_bytes - rep.io_bytes or compiled.stats()[0] > rep.work_bytes:
-            raise _Replan(max(compiled.stats()[0], self.tape_floor), i, what=(
+        work = self._compiled_working_set(self.compiled, rep.n_steps, self.fixed_bytes)
+        kept = self.compiled.stats()[0]
+        if work > rep.reverse_bytes - rep.io_bytes or kept > rep.work_bytes:
+            raise _Replan(max(kept, self.tape_floor), i, what=(
                 f" took a new branch whose programs need a {work:,}-byte working set, more "
                 f"than step 0's {rep.reverse_bytes - rep.io_bytes:,}"))
 
@@ -429,20 +429,21 @@ class Executor:
         loop, or after such a re-plan: `trace_room`). Buffers that would leave no room
         for a snapshot are dropped (they only save time)."""
         state = self.state_bytes
-        kept, forward, backward, pool, traced = compiled.stats()
+        self.trace_room = self.trace_room or n is None
         shared = compiled.shared_nbytes  # the tape's part that is the state
-        if self.trace_room or n is None:
-            self.trace_room = True
-            work = max(state + forward - shared, backward, state + traced - shared)
-        else:
-            work = max(state + forward - shared, backward)
+
+        def work_of(forward, backward, traced) -> int:
+            advance = max(forward, traced if self.trace_room else 0)
+            return max(state + advance - shared, backward)
+
+        kept, forward, backward, pool, traced = compiled.stats()
+        work = work_of(forward, backward, traced)
         io = io_bytes(state) if self.overlap_io and storage_tiers(self.budget) else 0
         spare = self.budget.memory - (max(kept, state) + fixed + work + io)
         if pool and pool > spare // 4:  # buffers only save time: never much of the room
             compiled.drop_buffers()  # for snapshots (or the disk I/O's)
             kept, forward, backward, pool, traced = compiled.stats()
-            work = max(state + forward - shared, backward,
-                       state + traced - shared if self.trace_room else 0)
+            work = work_of(forward, backward, traced)
         self.trace_bytes, self.retrace_base = traced, fixed + pool
         return fixed + pool + work
 

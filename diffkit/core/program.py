@@ -11,8 +11,9 @@ Conversions that would bake a float value into the program (`float(x)`) stop tra
 
 A trace may also follow shapes only (`ProgramTrace.stand_in`): inputs marked unknown hold a
 zero-memory stand-in of their shape and dtype, and every value computed from one is unknown
-too. That traces a step whose values would not fit in memory; a Python decision on an
-unknown value cannot be recorded (`NeedsValues`): the caller traces with values instead.
+too, so tracing holds one kernel's output at a time (a compiled loop step is traced so
+first). A Python decision on an unknown value, or a result whose shape values decide,
+cannot be recorded (`NeedsValues`): the caller traces with values instead.
 """
 
 from __future__ import annotations
@@ -274,8 +275,7 @@ class ProgramTrace(Trace):
         outs = tuple(self.new(a, unknown) for a in ans) if prim.multiple_results else \
             (self.new(ans, unknown),)
         self.body.append(Eqn(prim, ins, dict(params), tuple(o.var for o in outs), kernel))
-        shaped = prim.value_shaped
-        if shaped and (shaped is True or shaped(primals)):
+        if _value_shaped(prim, primals):
             for o in outs:  # a replay on other values makes another shape: a new program
                 self.body.append(Guard(o.var, "shape", o.var.shape, f"shape of {prim.name}"))
         if mask and not prim.nondiff:
@@ -284,8 +284,7 @@ class ProgramTrace(Trace):
 
     def _shapes_only(self, prim, primals, params):
         """`prim` on stand-ins: its results as stand-ins, their memory freed at once."""
-        shaped = prim.value_shaped
-        if shaped and (shaped is True or shaped(primals)):
+        if _value_shaped(prim, primals):
             raise NeedsValues(f"the shape of {prim.name}'s result depends on values that "
                               f"tracing by shapes does not compute")
         ans = prim.impl(primals, params)
@@ -303,6 +302,12 @@ class ProgramTrace(Trace):
                 self.keep[a.var.n] = a
         if keep_ans:
             self.keep.update((o.var.n, o) for o in outs)
+
+
+def _value_shaped(prim, primals) -> bool:
+    """Whether this call's results have shapes that its arguments' values decide."""
+    shaped = prim.value_shaped
+    return bool(shaped) and (shaped is True or shaped(primals))
 
 
 def _kernel_of(prim, primals):

@@ -49,9 +49,9 @@ class Backend:
             (it may skip work that would not pay), None: lower fully now. None: programs
             run as traced.
         stand_in: `stand_in(x) -> array` of x's shape, dtype and device taking no memory (a
-            broadcast view of one element), for tracing a compiled step's shapes only when
-            tracing its values would not fit the loop's budget (`checkpoint.compiled`).
-            None: such a step is traced with its values, or not compiled.
+            broadcast view of one element), for tracing a compiled step by shapes only, a
+            kernel's output at a time (`checkpoint.compiled`), and for a loop's tape node,
+            which need not keep its outputs. None: steps are traced with their values.
     """
 
     name: str
